@@ -1,0 +1,2 @@
+//! Futures bridge for gvthread (work in progress).
+#![warn(missing_docs)]

@@ -1,0 +1,70 @@
+//! # gvthread: Go-style green threads for Rust, inside the async ecosystem
+//!
+//! gvthread runs millions of stackful GVThreads on a handful of OS threads.
+//! GVThreads are written as plain blocking code (no `async`, no function
+//! colouring); when one blocks on a channel, a mutex, a join, a sleep or a
+//! future, only that GVThread waits and its worker thread runs others.
+//!
+//! ```
+//! use gvthread::{Runtime, SchedulerConfig};
+//! use std::time::Duration;
+//!
+//! let mut rt = Runtime::new(SchedulerConfig::default().num_workers(2));
+//! let answer = rt.block_on(|| {
+//!     let workers: Vec<_> = (0..1000u64)
+//!         .map(|i| {
+//!             gvthread::spawn(move |_token| {
+//!                 gvthread::sleep(Duration::from_millis(1)); // parks only this GVThread
+//!                 i
+//!             })
+//!         })
+//!         .collect();
+//!     workers.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(answer, 499_500);
+//! ```
+//!
+//! ## Architecture
+//!
+//! | module | holds |
+//! |---|---|
+//! | `arch` | the hand-written x86_64 context switch |
+//! | `memory` | 16 MiB slots in chunked reservations, guard pages, reuse |
+//! | `task` | GVThread state word, header, spawn, join, GVThread-locals |
+//! | `sched` | worker roles and machines, run queues, stealing, park/wake |
+//! | `timer` | the sleep queue and timer thread |
+//! | `sync` | cancellation tokens |
+//! | `runtime` | configuration, `Runtime`, `Handle`, shutdown |
+//!
+//! See `docs/architecture.md` for the life of a GVThread and the designs that
+//! were rejected, and `docs/safety.md` for what stays the user's
+//! responsibility (thread-locals and std locks held across blocking calls).
+//!
+//! ## Platform
+//!
+//! Linux on x86_64. Guard pages use guard markers on Linux 6.13+ and fall back
+//! to `mprotect` (bounded by `vm.max_map_count`) on older kernels.
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod arch;
+mod memory;
+mod runtime;
+mod sched;
+mod sync;
+mod task;
+mod timer;
+mod util;
+
+pub use runtime::config::{DEFAULT_MAX_GVTHREADS, MAX_WORKERS, SchedulerConfig};
+pub use runtime::error::{RuntimeError, SpawnError};
+pub use runtime::handle::{Handle, current_id, current_token, spawn, spawn_with_priority, try_spawn};
+pub use runtime::runtime::Runtime;
+pub use sched::park::{sleep, yield_now};
+pub use sync::cancel::CancellationToken;
+pub use task::id::GVThreadId;
+pub use task::join::{JoinError, JoinHandle};
+pub use task::local::LocalKey;
+pub use task::priority::Priority;
+
+pub use gvthread_macros::{main, test};

@@ -1,0 +1,278 @@
+//! The slot pool: chunked reservations, per-slot state words, LIFO free list.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::ptr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use super::os::{self, GuardScheme};
+use super::{GUARD_SIZE, SLOT_SIZE, SLOTS_PER_CHUNK};
+
+/// Chunk bases sit 1 MiB past a 2 MiB boundary (see the module docs).
+const CHUNK_ALIGN: usize = 2 * 1024 * 1024;
+const CHUNK_OFFSET: usize = 1024 * 1024;
+const CHUNK_BYTES: usize = SLOT_SIZE * SLOTS_PER_CHUNK;
+
+/// Why a slot could not be had.
+#[derive(Debug)]
+pub(crate) enum AllocError {
+    /// The OS refused to reserve address space or install a guard.
+    Os(io::Error),
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllocError::Os(e) => write!(f, "the OS refused GVThread stack memory: {e}"),
+        }
+    }
+}
+
+/// One reservation of `SLOTS_PER_CHUNK` slots plus their side tables.
+struct Chunk {
+    base: *mut u8,
+    /// Per-slot state words (see `task::state`). They live outside the slots so
+    /// that stale wakers never touch slot memory, and so they survive
+    /// `MADV_DONTNEED`.
+    states: Box<[AtomicU64]>,
+    /// Per-slot pointer to the join state of the GVThread in it (type-erased
+    /// `JoinCore`); whoever swaps it out completes the join.
+    completions: Box<[AtomicPtr<()>]>,
+}
+
+/// The free list. `hot` slots keep their pages; `cold` ones were discarded.
+struct FreeList {
+    hot: VecDeque<u32>,
+    cold: Vec<u32>,
+}
+
+/// Owner of every slot of one runtime.
+pub(crate) struct SlotPool {
+    chunks: Box<[AtomicPtr<Chunk>]>,
+    grow: Mutex<()>,
+    /// Slots handed out at least once; slots `>= fresh` were never used.
+    fresh: AtomicU32,
+    free: Mutex<FreeList>,
+    hot_len: AtomicUsize,
+    guard: GuardScheme,
+    /// Set when GVThreads were abandoned at shutdown: their memory may still be
+    /// referenced, so the reservations are never unmapped.
+    leak: AtomicBool,
+}
+
+// SAFETY: the raw chunk pointers are only dereferenced while the pool lives and
+// chunks are never freed before the pool; all shared fields are atomics or
+// behind mutexes.
+unsafe impl Send for SlotPool {}
+// SAFETY: as above.
+unsafe impl Sync for SlotPool {}
+
+impl SlotPool {
+    /// Free slots kept with their pages before the timer thread trims the rest.
+    pub(crate) const RETAIN_HOT: usize = 1024;
+    /// Slots discarded per trim step (bounds the time the free list is locked).
+    const TRIM_BATCH: usize = 64;
+
+    /// Creates a pool able to hold `max` slots and reserves the first chunk, so
+    /// that an OS refusal surfaces when the runtime is built.
+    pub(crate) fn new(max: usize, guard: GuardScheme) -> io::Result<SlotPool> {
+        let nchunks = max.div_ceil(SLOTS_PER_CHUNK);
+        let chunks = (0..nchunks).map(|_| AtomicPtr::new(ptr::null_mut())).collect();
+        let pool = SlotPool {
+            chunks,
+            grow: Mutex::new(()),
+            fresh: AtomicU32::new(0),
+            free: Mutex::new(FreeList { hot: VecDeque::new(), cold: Vec::new() }),
+            hot_len: AtomicUsize::new(0),
+            guard,
+            leak: AtomicBool::new(false),
+        };
+        pool.ensure_chunk(0)?;
+        Ok(pool)
+    }
+
+    /// The guard scheme in use.
+    pub(crate) fn guard_scheme(&self) -> GuardScheme {
+        self.guard
+    }
+
+    fn chunk(&self, slot: u32) -> &Chunk {
+        let p = self.chunks[slot as usize / SLOTS_PER_CHUNK].load(Ordering::Acquire);
+        debug_assert!(!p.is_null(), "slot {slot} in an unreserved chunk");
+        // SAFETY: a slot id is only ever used after `allocate` returned it (or
+        // a slot below `fresh`), which made its chunk non-null; chunks live as
+        // long as the pool.
+        unsafe { &*p }
+    }
+
+    fn ensure_chunk(&self, index: usize) -> io::Result<()> {
+        if !self.chunks[index].load(Ordering::Acquire).is_null() {
+            return Ok(());
+        }
+        let _g = self.grow.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.chunks[index].load(Ordering::Acquire).is_null() {
+            return Ok(());
+        }
+        let base = os::reserve(CHUNK_BYTES, CHUNK_ALIGN, CHUNK_OFFSET)?;
+        let chunk = Box::new(Chunk {
+            base,
+            states: (0..SLOTS_PER_CHUNK).map(|_| AtomicU64::new(0)).collect(),
+            completions: (0..SLOTS_PER_CHUNK).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
+        });
+        self.chunks[index].store(Box::into_raw(chunk), Ordering::Release);
+        Ok(())
+    }
+
+    /// Lowest address of `slot`.
+    pub(crate) fn base(&self, slot: u32) -> *mut u8 {
+        let c = self.chunk(slot);
+        c.base.wrapping_add((slot as usize % SLOTS_PER_CHUNK) * SLOT_SIZE)
+    }
+
+    /// One past the highest address of `slot`.
+    pub(crate) fn top(&self, slot: u32) -> *mut u8 {
+        self.base(slot).wrapping_add(SLOT_SIZE)
+    }
+
+    /// The state word of `slot`.
+    pub(crate) fn state(&self, slot: u32) -> &AtomicU64 {
+        &self.chunk(slot).states[slot as usize % SLOTS_PER_CHUNK]
+    }
+
+    /// The completion pointer of `slot`.
+    pub(crate) fn completion(&self, slot: u32) -> &AtomicPtr<()> {
+        &self.chunk(slot).completions[slot as usize % SLOTS_PER_CHUNK]
+    }
+
+    /// Number of slots ever handed out (live ones are among `0..used()`).
+    pub(crate) fn used(&self) -> u32 {
+        self.fresh.load(Ordering::Acquire)
+    }
+
+    /// Takes a free slot: the most recently freed one first (its pages are
+    /// likely still cached), else a never-used one.
+    ///
+    /// The caller enforces the live limit, so at most `max` slots are ever
+    /// taken at once and a never-used slot always exists when the lists are
+    /// empty.
+    pub(crate) fn allocate(&self) -> Result<u32, AllocError> {
+        {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(s) = free.hot.pop_back() {
+                self.hot_len.store(free.hot.len(), Ordering::Relaxed);
+                return Ok(s);
+            }
+            if let Some(s) = free.cold.pop() {
+                return Ok(s);
+            }
+        }
+        let slot = {
+            let _g = self.grow.lock().unwrap_or_else(|e| e.into_inner());
+            let s = self.fresh.load(Ordering::Relaxed);
+            assert!((s as usize) < self.chunks.len() * SLOTS_PER_CHUNK, "slot pool overrun");
+            s
+        };
+        self.ensure_chunk(slot as usize / SLOTS_PER_CHUNK).map_err(AllocError::Os)?;
+        // SAFETY: the guard page of a never-used slot holds nothing.
+        unsafe { os::install_guard(self.guard, self.base(slot), GUARD_SIZE) }.map_err(AllocError::Os)?;
+        // Publish only once the slot is usable: `used()` readers may inspect it.
+        self.fresh.store(slot + 1, Ordering::Release);
+        Ok(slot)
+    }
+
+    /// Returns a slot whose GVThread has ended and whose stack nobody runs on.
+    /// Returns true when this release made trimming necessary.
+    pub(crate) fn release(&self, slot: u32) -> bool {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        free.hot.push_back(slot);
+        let len = free.hot.len();
+        self.hot_len.store(len, Ordering::Relaxed);
+        len == Self::RETAIN_HOT + 1
+    }
+
+    /// Whether [`trim`](Self::trim) has work to do.
+    pub(crate) fn needs_trim(&self) -> bool {
+        self.hot_len.load(Ordering::Relaxed) > Self::RETAIN_HOT
+    }
+
+    /// Gives back the pages of the coldest free slots beyond
+    /// [`RETAIN_HOT`](Self::RETAIN_HOT), at most `budget` slots per call.
+    /// Returns the number of slots trimmed.
+    pub(crate) fn trim(&self, budget: usize) -> usize {
+        let mut done = 0;
+        while done < budget {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            let excess = free.hot.len().saturating_sub(Self::RETAIN_HOT);
+            if excess == 0 {
+                break;
+            }
+            let n = excess.min(Self::TRIM_BATCH).min(budget - done);
+            for _ in 0..n {
+                let slot = free.hot.pop_front().expect("excess counted above");
+                // SAFETY: the slot is free (its GVThread ended and it is on the
+                // free list, which we hold locked); nothing lives in it.
+                unsafe {
+                    os::discard(self.base(slot).add(GUARD_SIZE), SLOT_SIZE - GUARD_SIZE);
+                }
+                free.cold.push(slot);
+            }
+            self.hot_len.store(free.hot.len(), Ordering::Relaxed);
+            done += n;
+        }
+        done
+    }
+
+    /// Never unmap the reservations (abandoned GVThreads may still be referenced).
+    pub(crate) fn leak_on_drop(&self) {
+        self.leak.store(true, Ordering::Relaxed);
+    }
+
+    /// Address-space bytes reserved so far.
+    pub(crate) fn reserved_bytes(&self) -> usize {
+        self.chunks.iter().filter(|c| !c.load(Ordering::Relaxed).is_null()).count() * CHUNK_BYTES
+    }
+
+    /// Whether `addr` lies in the guard page of a slot of this pool; returns the slot.
+    pub(crate) fn guard_slot_of(&self, addr: usize) -> Option<u32> {
+        for (i, c) in self.chunks.iter().enumerate() {
+            let p = c.load(Ordering::Acquire);
+            if p.is_null() {
+                continue;
+            }
+            // SAFETY: non-null chunk pointers stay valid for the pool's life.
+            let base = unsafe { (*p).base } as usize;
+            if addr >= base && addr < base + CHUNK_BYTES {
+                let off = addr - base;
+                if off % SLOT_SIZE < GUARD_SIZE {
+                    return Some((i * SLOTS_PER_CHUNK + off / SLOT_SIZE) as u32);
+                }
+                return None;
+            }
+        }
+        None
+    }
+}
+
+impl Drop for SlotPool {
+    fn drop(&mut self) {
+        let leak = self.leak.load(Ordering::Relaxed);
+        for c in self.chunks.iter() {
+            let p = c.swap(ptr::null_mut(), Ordering::AcqRel);
+            if p.is_null() {
+                continue;
+            }
+            // SAFETY: `p` came from `Box::into_raw` in `ensure_chunk` and was
+            // swapped out above, so it is freed exactly once.
+            let chunk = unsafe { Box::from_raw(p) };
+            if !leak {
+                // SAFETY: the pool is being dropped and no GVThread was
+                // abandoned, so no stack in the chunk is referenced any more.
+                unsafe { os::unreserve(chunk.base, CHUNK_BYTES) };
+            } else {
+                std::mem::forget(chunk);
+            }
+        }
+    }
+}

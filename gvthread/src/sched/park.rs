@@ -1,0 +1,170 @@
+//! The one park/wake mechanism every blocking primitive uses.
+//!
+//! A blocking primitive:
+//!
+//! 1. takes a [`Waiter::current`] for the caller and stores it where its
+//!    waker will find it (a wait queue, a join state, a timer);
+//! 2. re-checks its condition (so a wake that raced in is not missed);
+//! 3. calls [`park`] (or [`park_until`]) and loops back to 2 when it returns.
+//!
+//! `park` may return spuriously (a wake left over from an earlier wait, or a
+//! timer that raced), exactly like `std::thread::park`; primitives loop on
+//! their condition. Inside a GVThread only the GVThread parks and its worker
+//! runs others; on any other thread the OS thread parks.
+
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use super::machine::{self, Pending};
+use crate::runtime::shared::Shared;
+use crate::task::state;
+
+/// A reference to one incarnation of a GVThread: waking it after it ended or
+/// after its slot was reused is a no-op.
+#[derive(Clone)]
+pub(crate) struct GvRef {
+    shared: Arc<Shared>,
+    slot: u32,
+    generation: u32,
+}
+
+impl GvRef {
+    /// Wakes the GVThread if it is still the same incarnation.
+    pub(crate) fn wake(&self) -> bool {
+        self.shared.wake(self.slot, self.generation)
+    }
+
+    /// Whether both refer to the same GVThread incarnation.
+    pub(crate) fn same(&self, other: &GvRef) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared) && self.slot == other.slot && self.generation == other.generation
+    }
+}
+
+/// Whoever waits: a GVThread, an OS thread, or an async task.
+#[derive(Clone)]
+pub(crate) enum Waiter {
+    GvThread(GvRef),
+    Thread(std::thread::Thread),
+    Task(Waker),
+}
+
+impl Waiter {
+    /// The caller: its GVThread if it runs in one, else its OS thread.
+    pub(crate) fn current() -> Waiter {
+        match current_gvref() {
+            Some(r) => Waiter::GvThread(r),
+            None => Waiter::Thread(std::thread::current()),
+        }
+    }
+
+    /// Wakes the waiter.
+    pub(crate) fn wake(&self) {
+        match self {
+            Waiter::GvThread(r) => {
+                r.wake();
+            }
+            Waiter::Thread(t) => t.unpark(),
+            Waiter::Task(w) => w.wake_by_ref(),
+        }
+    }
+
+    /// Whether waking `self` would wake the same party as `other`.
+    pub(crate) fn same(&self, other: &Waiter) -> bool {
+        match (self, other) {
+            (Waiter::GvThread(a), Waiter::GvThread(b)) => a.same(b),
+            (Waiter::Thread(a), Waiter::Thread(b)) => a.id() == b.id(),
+            (Waiter::Task(a), Waiter::Task(b)) => a.will_wake(b),
+            _ => false,
+        }
+    }
+}
+
+/// A reference to the calling GVThread, if the caller is one.
+pub(crate) fn current_gvref() -> Option<GvRef> {
+    let (m, slot) = machine::current_gvthread()?;
+    let generation = state::generation(m.shared.slots.state(slot).load(std::sync::atomic::Ordering::Relaxed));
+    Some(GvRef { shared: m.shared.clone(), slot, generation })
+}
+
+/// Parks the caller until woken. May return spuriously.
+pub(crate) fn park() {
+    match machine::current_gvthread() {
+        Some((m, slot)) => park_gvthread(m, slot),
+        None => std::thread::park(),
+    }
+}
+
+/// Parks the caller until woken or `deadline` passes. May return spuriously.
+pub(crate) fn park_until(deadline: Instant) {
+    let now = Instant::now();
+    if now >= deadline {
+        return;
+    }
+    match machine::current_gvthread() {
+        Some((m, slot)) => {
+            let generation = state::generation(m.shared.slots.state(slot).load(std::sync::atomic::Ordering::Relaxed));
+            let shared = m.shared.clone();
+            let key = shared.timers.add(deadline, slot, generation);
+            park_gvthread(m, slot);
+            shared.timers.cancel(key);
+        }
+        None => std::thread::park_timeout(deadline - now),
+    }
+}
+
+fn park_gvthread(m: &machine::Machine, slot: u32) {
+    let st = m.shared.slots.state(slot);
+    // Fast path: a wake already arrived; consume it without switching.
+    if st.load(std::sync::atomic::Ordering::Acquire) & state::NOTIFIED != 0 {
+        st.fetch_and(!state::NOTIFIED, std::sync::atomic::Ordering::Acquire);
+        return;
+    }
+    machine::switch_away(m, slot, Pending::Park(slot));
+}
+
+/// Lets other GVThreads run; returns at once when nothing else is runnable.
+/// Outside a GVThread it yields the OS thread.
+///
+/// ```
+/// let mut rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(1));
+/// rt.block_on(|| {
+///     let h = gvthread::spawn(|_| 1 + 1);
+///     gvthread::yield_now(); // the spawned GVThread runs meanwhile
+///     assert!(h.is_finished());
+/// });
+/// ```
+pub fn yield_now() {
+    match machine::current_gvthread() {
+        Some((m, slot)) => machine::yield_gvthread(m, slot),
+        None => std::thread::yield_now(),
+    }
+}
+
+/// Sleeps for at least `d`. Inside a GVThread only the GVThread sleeps (the
+/// timer thread wakes it); elsewhere the OS thread sleeps.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let mut rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(1));
+/// let slept = rt.block_on(|| {
+///     let t = Instant::now();
+///     gvthread::sleep(Duration::from_millis(5));
+///     t.elapsed()
+/// });
+/// assert!(slept >= Duration::from_millis(5));
+/// ```
+pub fn sleep(d: Duration) {
+    if machine::current_gvthread().is_none() {
+        std::thread::sleep(d);
+        return;
+    }
+    if d.is_zero() {
+        yield_now();
+        return;
+    }
+    let deadline = Instant::now() + d;
+    while Instant::now() < deadline {
+        park_until(deadline);
+    }
+}

@@ -1,0 +1,235 @@
+//! Per-worker local run queue: a fixed ring owned by one worker role.
+//!
+//! The design is Go's `runq`: the owner pushes at `tail` (plain store, it is
+//! the only writer of `tail`); the owner pops and thieves steal at `head` with
+//! a compare-and-swap, so the owner's push/pop take no lock. A thief copies
+//! up to half of the victim's entries into its *own* ring beyond its `tail`
+//! (invisible to anyone else until it publishes its `tail`) and then claims
+//! them with one CAS on the victim's `head`; if the CAS fails somebody else
+//! took them first and it retries.
+//!
+//! Entries are `AtomicU32` slot ids, so a thief reading an entry the owner is
+//! overwriting concurrently is a benign race (its CAS then fails) rather than
+//! undefined behaviour.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Ring capacity (a power of two).
+pub(crate) const CAPACITY: u32 = 256;
+const MASK: u32 = CAPACITY - 1;
+
+/// A worker's local run queue of slot ids.
+pub(crate) struct LocalQueue {
+    head: AtomicU32,
+    tail: AtomicU32,
+    buf: Box<[AtomicU32]>,
+}
+
+impl LocalQueue {
+    pub(crate) fn new() -> LocalQueue {
+        LocalQueue {
+            head: AtomicU32::new(0),
+            tail: AtomicU32::new(0),
+            buf: (0..CAPACITY).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    /// Pushes `slot`; when the ring is full, moves half of it plus `slot` into
+    /// `overflow` (the global queue). Owner only.
+    pub(crate) fn push(&self, slot: u32, mut overflow: impl FnMut(u32)) {
+        loop {
+            // Acquire: pairs with thieves' CAS on head, so we do not overwrite
+            // entries they are still copying.
+            let head = self.head.load(Ordering::Acquire);
+            let tail = self.tail.load(Ordering::Relaxed); // only we write it
+            if tail.wrapping_sub(head) < CAPACITY {
+                self.buf[(tail & MASK) as usize].store(slot, Ordering::Relaxed);
+                // Release: publishes the entry to thieves and to our own pops.
+                self.tail.store(tail.wrapping_add(1), Ordering::Release);
+                return;
+            }
+            // Full: take half from the head and spill it with `slot`.
+            let n = CAPACITY / 2;
+            let mut batch = [0u32; (CAPACITY / 2) as usize];
+            for (i, b) in batch.iter_mut().enumerate() {
+                *b = self.buf[(head.wrapping_add(i as u32) & MASK) as usize].load(Ordering::Relaxed);
+            }
+            if self
+                .head
+                .compare_exchange(head, head.wrapping_add(n), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                for b in batch {
+                    overflow(b);
+                }
+                overflow(slot);
+                return;
+            }
+            // A thief made room meanwhile; retry the fast path.
+        }
+    }
+
+    /// Pops the oldest entry. Owner only (thieves use `steal_into`).
+    pub(crate) fn pop(&self) -> Option<u32> {
+        loop {
+            let head = self.head.load(Ordering::Acquire);
+            let tail = self.tail.load(Ordering::Relaxed);
+            if head == tail {
+                return None;
+            }
+            let slot = self.buf[(head & MASK) as usize].load(Ordering::Relaxed);
+            // AcqRel: claims the entry against thieves.
+            if self
+                .head
+                .compare_exchange(head, head.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(slot);
+            }
+        }
+    }
+
+    /// Number of queued entries (a racy snapshot).
+    pub(crate) fn len(&self) -> u32 {
+        let tail = self.tail.load(Ordering::Acquire);
+        let head = self.head.load(Ordering::Acquire);
+        tail.wrapping_sub(head).min(CAPACITY)
+    }
+
+    /// Whether the queue looks empty (a racy snapshot).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Steals about half of `self` into `dst` (which must be empty and owned by
+    /// the caller) and returns one stolen entry to run now.
+    pub(crate) fn steal_into(&self, dst: &LocalQueue) -> Option<u32> {
+        let dst_tail = dst.tail.load(Ordering::Relaxed); // caller owns dst
+        loop {
+            let head = self.head.load(Ordering::Acquire);
+            // Acquire: entries up to tail were written before tail was published.
+            let tail = self.tail.load(Ordering::Acquire);
+            let avail = tail.wrapping_sub(head);
+            if avail == 0 {
+                return None;
+            }
+            if avail > CAPACITY {
+                // Inconsistent snapshot (head moved past our tail read); retry.
+                continue;
+            }
+            let n = avail - avail / 2;
+            for i in 0..n {
+                let v = self.buf[(head.wrapping_add(i) & MASK) as usize].load(Ordering::Relaxed);
+                dst.buf[(dst_tail.wrapping_add(i) & MASK) as usize].store(v, Ordering::Relaxed);
+            }
+            if self
+                .head
+                .compare_exchange(head, head.wrapping_add(n), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                // Keep the last stolen entry to run; publish the rest.
+                let run = dst.buf[(dst_tail.wrapping_add(n - 1) & MASK) as usize].load(Ordering::Relaxed);
+                if n > 1 {
+                    dst.tail.store(dst_tail.wrapping_add(n - 1), Ordering::Release);
+                }
+                return Some(run);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn fifo_push_pop() {
+        let q = LocalQueue::new();
+        for i in 0..10 {
+            q.push(i, |_| panic!("no overflow expected"));
+        }
+        assert_eq!(q.len(), 10);
+        for i in 0..10 {
+            assert_eq!(q.pop(), Some(i));
+        }
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn overflow_spills_half_plus_one() {
+        let q = LocalQueue::new();
+        let mut spilled = Vec::new();
+        for i in 0..CAPACITY + 1 {
+            q.push(i, |s| spilled.push(s));
+        }
+        assert_eq!(spilled.len() as u32, CAPACITY / 2 + 1);
+        assert_eq!(q.len(), CAPACITY / 2);
+        let mut all: Vec<u32> = spilled;
+        while let Some(s) = q.pop() {
+            all.push(s);
+        }
+        all.sort();
+        assert_eq!(all, (0..CAPACITY + 1).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn steal_takes_half() {
+        let a = LocalQueue::new();
+        let b = LocalQueue::new();
+        for i in 0..8 {
+            a.push(i, |_| unreachable!());
+        }
+        let got = a.steal_into(&b);
+        assert!(got.is_some());
+        assert_eq!(a.len() + b.len() + 1, 8);
+    }
+
+    #[test]
+    fn concurrent_steal_loses_nothing() {
+        const N: u32 = 200_000;
+        let owner = Arc::new(LocalQueue::new());
+        let done = Arc::new(AtomicBool::new(false));
+        let mut thieves = Vec::new();
+        for _ in 0..2 {
+            let (owner, done) = (owner.clone(), done.clone());
+            thieves.push(std::thread::spawn(move || {
+                let mine = LocalQueue::new();
+                let mut got = Vec::new();
+                loop {
+                    if let Some(s) = owner.steal_into(&mine) {
+                        got.push(s);
+                        while let Some(s) = mine.pop() {
+                            got.push(s);
+                        }
+                    } else if done.load(Ordering::Acquire) && owner.is_empty() {
+                        return got;
+                    }
+                }
+            }));
+        }
+        let mut got = Vec::new();
+        let mut spilled = Vec::new();
+        for i in 0..N {
+            owner.push(i, |s| spilled.push(s));
+            if i % 3 == 0 {
+                if let Some(s) = owner.pop() {
+                    got.push(s);
+                }
+            }
+        }
+        while let Some(s) = owner.pop() {
+            got.push(s);
+        }
+        done.store(true, Ordering::Release);
+        for t in thieves {
+            got.extend(t.join().unwrap());
+        }
+        got.extend(spilled);
+        let set: HashSet<u32> = got.iter().copied().collect();
+        assert_eq!(got.len(), N as usize, "duplicates or losses");
+        assert_eq!(set.len(), N as usize);
+    }
+}

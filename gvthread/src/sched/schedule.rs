@@ -1,0 +1,226 @@
+//! Run-queue policy and the state transitions of scheduling, as methods of
+//! the runtime's shared state.
+
+use std::sync::atomic::Ordering;
+
+use super::idle::Idle;
+use super::machine;
+use super::worker::Worker;
+use crate::Priority;
+use crate::arch::Context;
+use crate::runtime::shared::Shared;
+use crate::task::state::{self, NOTIFIED, PARKED, RUNNABLE, RUNNING};
+use crate::util::rand::FastRand;
+
+/// Every this many scheduling decisions a worker looks at the global queue
+/// before its local one, so that global work is never starved (Go uses 61).
+const GLOBAL_CHECK_INTERVAL: u32 = 61;
+
+impl Shared {
+    /// The idle bookkeeping of the group `w` belongs to.
+    #[inline]
+    pub(crate) fn idle_for(&self, w: &Worker) -> &Idle {
+        if w.low_priority { &self.idle_low } else { &self.idle }
+    }
+
+    /// Where the saved context of `slot` lives.
+    #[inline]
+    pub(crate) fn context_of(&self, slot: u32) -> *mut Context {
+        // SAFETY: the header of an allocated slot is in mapped memory; we only
+        // form a raw pointer to its `ctx` field here.
+        unsafe { (*self.header(slot)).ctx.get() }
+    }
+
+    /// Next GVThread for `w` without stealing: urgent global work, local
+    /// queue, global queue, then low priority (when no dedicated workers).
+    #[inline]
+    pub(crate) fn next_quick(&self, w: &Worker) -> Option<u32> {
+        if w.low_priority {
+            return self.global.pop(Priority::Low);
+        }
+        if self.global.has_urgent() {
+            if let Some(s) = self.global.pop(Priority::Critical).or_else(|| self.global.pop(Priority::High)) {
+                return Some(s);
+            }
+        }
+        // Only the holding machine touches `ticks`; relaxed is enough.
+        let tick = w.ticks.load(Ordering::Relaxed).wrapping_add(1);
+        w.ticks.store(tick, Ordering::Relaxed);
+        if tick % GLOBAL_CHECK_INTERVAL == 0 {
+            if let Some(s) = self.global.pop(Priority::Normal) {
+                return Some(s);
+            }
+        }
+        if let Some(s) = w.local.pop() {
+            return Some(s);
+        }
+        if let Some(s) = self.global.pop(Priority::Normal) {
+            return Some(s);
+        }
+        if self.num_low_workers == 0 {
+            return self.global.pop(Priority::Low);
+        }
+        None
+    }
+
+    /// Whether `next_quick` would find something (racy hint).
+    #[inline]
+    pub(crate) fn has_quick_work(&self, w: &Worker) -> bool {
+        if w.low_priority {
+            return !self.global.is_empty(Priority::Low);
+        }
+        self.global.has_urgent()
+            || !w.local.is_empty()
+            || !self.global.is_empty(Priority::Normal)
+            || (self.num_low_workers == 0 && !self.global.is_empty(Priority::Low))
+    }
+
+    /// Steals half of another worker's local queue into `w`'s.
+    pub(crate) fn steal(&self, w: &Worker, rand: &FastRand) -> Option<u32> {
+        if w.low_priority {
+            return self.global.pop(Priority::Low);
+        }
+        let n = self.num_normal_workers;
+        if n > 1 {
+            let start = rand.below(n as u32) as usize;
+            for i in 0..n {
+                let v = (start + i) % n;
+                if v != w.index {
+                    if let Some(s) = self.workers[v].local.steal_into(&w.local) {
+                        return Some(s);
+                    }
+                }
+            }
+        }
+        self.next_quick(w)
+    }
+
+    /// Whether any work `w` could run is visible anywhere (the final look
+    /// before sleeping).
+    pub(crate) fn has_work_for(&self, w: &Worker) -> bool {
+        self.has_quick_work(w)
+            || (!w.low_priority
+                && self.workers[..self.num_normal_workers].iter().any(|v| !v.local.is_empty()))
+    }
+
+    /// RUNNABLE -> RUNNING for a slot just taken from a queue.
+    #[inline]
+    pub(crate) fn mark_running(&self, slot: u32) {
+        // Acquire: the context and header were written before it was queued.
+        let prev = self.slots.state(slot).fetch_add(state::kind_delta(RUNNABLE, RUNNING), Ordering::AcqRel);
+        debug_assert_eq!(state::kind(prev), RUNNABLE, "dequeued a GVThread that was not runnable");
+    }
+
+    /// Queues a runnable slot and wakes a worker for it if needed. Callable
+    /// from any thread.
+    pub(crate) fn ready(&self, slot: u32, prio: Priority) {
+        match prio {
+            Priority::Normal => {
+                if let Some(m) = machine::current() {
+                    if std::ptr::eq(&*m.shared, self) && !m.worker().low_priority {
+                        m.worker().local.push(slot, |s| self.global.push(Priority::Normal, s));
+                        self.idle.notify_one(&self.workers);
+                        return;
+                    }
+                }
+                self.global.push(Priority::Normal, slot);
+                self.idle.notify_one(&self.workers);
+            }
+            Priority::Low if self.num_low_workers > 0 => {
+                self.global.push(Priority::Low, slot);
+                self.idle_low.notify_one(&self.workers);
+            }
+            p => {
+                self.global.push(p, slot);
+                self.idle.notify_one(&self.workers);
+            }
+        }
+    }
+
+    /// Pushes a slot the worker itself just made runnable (no wake-ups).
+    fn requeue_local(&self, slot: u32, prio: Priority, w: &Worker) {
+        if prio == Priority::Normal && !w.low_priority {
+            w.local.push(slot, |s| self.global.push(Priority::Normal, s));
+        } else {
+            self.global.push(prio, slot);
+        }
+    }
+
+    /// Wakes the GVThread in `slot` if it still has `generation`; a wake for
+    /// an older generation is ignored. Returns whether it was delivered.
+    pub(crate) fn wake(&self, slot: u32, generation: u32) -> bool {
+        let st = self.slots.state(slot);
+        let mut cur = st.load(Ordering::Acquire);
+        loop {
+            if state::generation(cur) != generation {
+                return false;
+            }
+            let new = match state::kind(cur) {
+                PARKED => state::with_kind(cur, RUNNABLE),
+                RUNNING | RUNNABLE => {
+                    if cur & NOTIFIED != 0 {
+                        return true;
+                    }
+                    cur | NOTIFIED
+                }
+                _ => return false,
+            };
+            // AcqRel: Acquire pairs with the Release in `finish_park` (the
+            // context is saved); Release publishes our wake to the parker.
+            match st.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    if state::kind(cur) == PARKED {
+                        self.ready(slot, Priority::from_u8(state::priority(cur)));
+                    }
+                    return true;
+                }
+                Err(c) => cur = c,
+            }
+        }
+    }
+
+    /// After a yield switched away: RUNNING -> RUNNABLE, back on the queue.
+    pub(crate) fn finish_yield(&self, slot: u32, w: &Worker) {
+        let prev = self.slots.state(slot).fetch_sub(state::kind_delta(RUNNABLE, RUNNING), Ordering::AcqRel);
+        self.requeue_local(slot, Priority::from_u8(state::priority(prev)), w);
+    }
+
+    /// After a park switched away: publish PARKED, unless a wake came in
+    /// meanwhile, in which case the GVThread goes straight back to the queue.
+    pub(crate) fn finish_park(&self, slot: u32, w: &Worker) {
+        let st = self.slots.state(slot);
+        let mut cur = st.load(Ordering::Acquire);
+        loop {
+            debug_assert_eq!(state::kind(cur), RUNNING);
+            let notified = cur & NOTIFIED != 0;
+            let new = if notified {
+                state::with_kind(cur & !NOTIFIED, RUNNABLE)
+            } else {
+                state::with_kind(cur, PARKED)
+            };
+            // Release: the saved context is visible to whoever wakes it.
+            match st.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    if notified {
+                        self.requeue_local(slot, Priority::from_u8(state::priority(cur)), w);
+                    }
+                    return;
+                }
+                Err(c) => cur = c,
+            }
+        }
+    }
+
+    /// After an exit switched away: the slot is free for reuse.
+    pub(crate) fn finish_exit(&self, slot: u32) {
+        let st = self.slots.state(slot);
+        let cur = st.load(Ordering::Acquire);
+        // Release: everything the GVThread did happens-before the slot's reuse.
+        st.store(state::with_kind(cur & !NOTIFIED, state::FREE), Ordering::Release);
+        if self.slots.release(slot) {
+            // Enough free slots pile up: let the timer thread give pages back.
+            self.timers.cv.notify_one();
+        }
+        self.gvthread_exited();
+    }
+}

@@ -1,0 +1,29 @@
+//! The header at the top of every slot: what a GVThread owns besides its stack.
+
+use std::cell::UnsafeCell;
+use std::mem::size_of;
+
+use super::local::LocalMap;
+use crate::arch::Context;
+use crate::sync::cancel::CancellationToken;
+
+/// Per-GVThread data kept in the slot itself, right above the stack, so an
+/// idle GVThread's header and first frames share one page.
+///
+/// Written by the spawner before the GVThread is published (queued), then
+/// owned by the GVThread (and by the scheduler for `ctx` while it is not
+/// running). Cross-thread state lives in the pool's state words instead.
+#[repr(C, align(64))]
+pub(crate) struct Header {
+    /// Saved context while not running.
+    pub(crate) ctx: UnsafeCell<Context>,
+    /// The GVThread's cancellation token (taken at exit).
+    pub(crate) token: UnsafeCell<Option<CancellationToken>>,
+    /// GVThread-local storage (dropped at exit).
+    pub(crate) locals: UnsafeCell<LocalMap>,
+}
+
+/// Bytes reserved for the header at the top of a slot.
+pub(crate) const HEADER_SIZE: usize = size_of::<Header>().next_multiple_of(64);
+
+const _: () = assert!(HEADER_SIZE <= 256, "keep the header small: it shares a page with the first frames");

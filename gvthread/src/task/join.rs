@@ -1,0 +1,295 @@
+//! Join handles: waiting for a GVThread's result.
+//!
+//! A spawn allocates one `JoinState<T>`; the [`JoinHandle`] holds one
+//! reference and the slot's completion pointer (in the slot pool) holds
+//! another. Whoever swaps the completion pointer out of the pool owns that
+//! reference and completes the join exactly once: the GVThread itself when it
+//! ends, or the runtime when it abandons GVThreads at shutdown.
+
+use std::any::Any;
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use super::id::GVThreadId;
+use crate::sched::park::{self, Waiter};
+use crate::sync::cancel::CancellationToken;
+
+const PENDING: u8 = 0;
+const DONE: u8 = 1;
+const TAKEN: u8 = 2;
+
+/// The type-independent prefix of a `JoinState<T>`.
+#[repr(C)]
+pub(crate) struct JoinCore {
+    status: AtomicU8,
+    waiter: Mutex<Option<Waiter>>,
+    token: CancellationToken,
+    abandon_fn: unsafe fn(*const JoinCore),
+}
+
+impl JoinCore {
+    /// Completes the join with `JoinError::Cancelled` and drops the reference.
+    ///
+    /// # Safety
+    /// `p` must be an owned reference obtained from `JoinState::<T>::into_completion`.
+    pub(crate) unsafe fn abandon(p: *const JoinCore) {
+        // SAFETY: `p` points at a live JoinCore by the caller's contract; the
+        // function pointer was set for the right `T` at creation.
+        unsafe { ((*p).abandon_fn)(p) }
+    }
+
+    fn is_done(&self) -> bool {
+        self.status.load(Ordering::Acquire) != PENDING
+    }
+
+    /// Registers `w` to be woken at completion (replacing an older waiter).
+    fn register(&self, w: Waiter) {
+        let mut slot = self.waiter.lock().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            Some(old) if old.same(&w) => {}
+            _ => *slot = Some(w),
+        }
+    }
+}
+
+/// Shared between a [`JoinHandle`] and the GVThread it joins.
+#[repr(C)]
+pub(crate) struct JoinState<T> {
+    core: JoinCore,
+    result: UnsafeCell<Option<Result<T, JoinError>>>,
+}
+
+// SAFETY: `result` is written once by the completer (the unique owner of the
+// completion reference) before `status` is set with Release, and read only by
+// the JoinHandle's owner after observing it with Acquire; T: Send is enough
+// for the value to move between threads that way.
+unsafe impl<T: Send> Sync for JoinState<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for JoinState<T> {}
+
+impl<T> JoinState<T> {
+    pub(crate) fn new(token: CancellationToken) -> Arc<JoinState<T>> {
+        Arc::new(JoinState {
+            core: JoinCore {
+                status: AtomicU8::new(PENDING),
+                waiter: Mutex::new(None),
+                token,
+                abandon_fn: Self::abandon_erased,
+            },
+            result: UnsafeCell::new(None),
+        })
+    }
+
+    /// A type-erased owned reference for the slot's completion pointer.
+    pub(crate) fn into_completion(this: Arc<JoinState<T>>) -> *mut () {
+        Arc::into_raw(this) as *mut ()
+    }
+
+    /// Takes back a reference made by `into_completion`.
+    ///
+    /// # Safety
+    /// `p` must come from `into_completion` for this `T`, and be used once.
+    pub(crate) unsafe fn from_completion(p: *mut ()) -> Arc<JoinState<T>> {
+        // SAFETY: by the caller's contract `p` came from `Arc::into_raw`.
+        unsafe { Arc::from_raw(p as *const JoinState<T>) }
+    }
+
+    /// Stores the result and wakes the joiner. Called once, by the owner of
+    /// the completion reference.
+    pub(crate) fn complete(this: Arc<JoinState<T>>, result: Result<T, JoinError>) {
+        // SAFETY: only the completer writes `result`, once, before publishing
+        // DONE; the reader waits for DONE.
+        unsafe { *this.result.get() = Some(result) };
+        this.core.status.store(DONE, Ordering::Release);
+        let w = this.core.waiter.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    unsafe fn abandon_erased(p: *const JoinCore) {
+        // SAFETY: `p` is the `core` field at offset 0 of a `#[repr(C)]`
+        // JoinState<T> whose reference the caller owns.
+        let this = unsafe { Self::from_completion(p as *mut ()) };
+        Self::complete(this, Err(JoinError::cancelled()));
+    }
+}
+
+/// An owned permission to wait for a GVThread and take its result.
+///
+/// Dropping it detaches the GVThread (it keeps running). `JoinHandle` is also
+/// a [`Future`], so async code on any executor can await a GVThread without
+/// blocking its executor thread.
+///
+/// ```
+/// let mut rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(2));
+/// rt.block_on(|| {
+///     let h = gvthread::spawn(|_token| "hello from a GVThread".len());
+///     assert_eq!(h.join().unwrap(), 21);
+///
+///     let bad = gvthread::spawn(|_| -> u32 { panic!("boom") });
+///     assert!(bad.join().unwrap_err().is_panic());
+/// });
+/// ```
+pub struct JoinHandle<T> {
+    state: Arc<JoinState<T>>,
+    id: GVThreadId,
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(state: Arc<JoinState<T>>, id: GVThreadId) -> JoinHandle<T> {
+        JoinHandle { state, id }
+    }
+
+    /// Waits for the GVThread to end and returns its result; `Err` if it
+    /// panicked or was abandoned at runtime shutdown. Parks: inside a
+    /// GVThread only that GVThread waits.
+    pub fn join(mut self) -> Result<T, JoinError> {
+        assert!(
+            self.state.core.status.load(Ordering::Acquire) != TAKEN,
+            "JoinHandle::join called after the JoinHandle was awaited to completion"
+        );
+        loop {
+            if let Some(r) = self.try_take() {
+                return r;
+            }
+            self.state.core.register(Waiter::current());
+            if self.state.core.is_done() {
+                continue;
+            }
+            park::park();
+        }
+    }
+
+    /// The id of the GVThread.
+    pub fn id(&self) -> GVThreadId {
+        self.id
+    }
+
+    /// Cancels the GVThread's [`CancellationToken`] (and so its descendants').
+    /// Cancellation is cooperative: the GVThread sees it through its token.
+    pub fn cancel(&self) {
+        self.state.core.token.cancel();
+    }
+
+    /// Whether the GVThread has ended (its result is ready).
+    pub fn is_finished(&self) -> bool {
+        self.state.core.is_done()
+    }
+
+    fn try_take(&mut self) -> Option<Result<T, JoinError>> {
+        let core = &self.state.core;
+        if core.status.load(Ordering::Acquire) != DONE {
+            return None;
+        }
+        core.status.store(TAKEN, Ordering::Relaxed);
+        // SAFETY: DONE was observed with Acquire, so the completer's write is
+        // visible and finished; `&mut self` makes us the only reader, and
+        // TAKEN keeps us from reading twice.
+        unsafe { (*self.state.result.get()).take() }
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.state.core.status.load(Ordering::Acquire) == TAKEN {
+            panic!("JoinHandle polled after it returned Ready");
+        }
+        if let Some(r) = self.try_take() {
+            return Poll::Ready(r);
+        }
+        self.state.core.register(Waiter::Task(cx.waker().clone()));
+        match self.try_take() {
+            Some(r) => Poll::Ready(r),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").field("id", &self.id).field("finished", &self.is_finished()).finish()
+    }
+}
+
+/// Why [`JoinHandle::join`] returned no value.
+pub struct JoinError {
+    repr: Repr,
+}
+
+enum Repr {
+    /// The GVThread panicked; the payload is kept for `into_panic`.
+    Panic { message: Option<String>, payload: Mutex<Box<dyn Any + Send + 'static>> },
+    /// The runtime shut down before the GVThread finished.
+    Cancelled,
+}
+
+impl JoinError {
+    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+        let message = payload
+            .downcast_ref::<&'static str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned());
+        JoinError { repr: Repr::Panic { message, payload: Mutex::new(payload) } }
+    }
+
+    pub(crate) fn cancelled() -> JoinError {
+        JoinError { repr: Repr::Cancelled }
+    }
+
+    /// Whether the GVThread panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panic { .. })
+    }
+
+    /// Whether the GVThread was abandoned because its runtime shut down
+    /// before it finished.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.repr, Repr::Cancelled)
+    }
+
+    /// The panic payload, to pass to `std::panic::resume_unwind`.
+    ///
+    /// # Panics
+    /// If the error is not a panic (check [`is_panic`](Self::is_panic), or use
+    /// [`try_into_panic`](Self::try_into_panic)).
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic().expect("JoinError::into_panic called on an error that is not a panic")
+    }
+
+    /// The panic payload, or the error itself if it is not a panic.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Panic { payload, .. } => Ok(payload.into_inner().unwrap_or_else(|e| e.into_inner())),
+            repr => Err(JoinError { repr }),
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Panic { message, .. } => f.debug_tuple("JoinError::Panic").field(message).finish(),
+            Repr::Cancelled => f.write_str("JoinError::Cancelled"),
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Panic { message: Some(m), .. } => write!(f, "GVThread panicked: {m}"),
+            Repr::Panic { message: None, .. } => write!(f, "GVThread panicked"),
+            Repr::Cancelled => write!(f, "GVThread cancelled: its runtime shut down before it finished"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}

@@ -1,0 +1,167 @@
+//! Spawning: slot, header, spawn payload, first frame; and the entry point
+//! every GVThread starts in.
+
+use std::cell::UnsafeCell;
+use std::mem::{align_of, size_of};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::header::{HEADER_SIZE, Header};
+use super::id::GVThreadId;
+use super::join::{JoinError, JoinHandle, JoinState};
+use super::local::LocalMap;
+use super::priority::Priority;
+use super::state;
+use crate::arch;
+use crate::memory::AllocError;
+use crate::runtime::error::SpawnError;
+use crate::runtime::shared::Shared;
+use crate::sched::machine;
+use crate::sync::cancel::CancellationToken;
+use crate::util::fatal;
+
+/// Closures larger than this are boxed instead of copied onto the new stack,
+/// so the first stack page stays small.
+const MAX_INLINE_PAYLOAD: usize = 1024;
+
+/// The token a GVThread spawned by the caller descends from.
+fn parent_token(shared: &Shared) -> CancellationToken {
+    match machine::current_gvthread() {
+        // SAFETY: the running GVThread's header is valid; only it touches its
+        // token, and it is running this code.
+        Some((m, slot)) => match unsafe { &*(*m.shared.header(slot)).token.get() } {
+            Some(t) => t.child(),
+            None => shared.root_token.child(),
+        },
+        None => shared.root_token.child(),
+    }
+}
+
+/// Spawns `f` as a GVThread of `shared`.
+pub(crate) fn spawn_on<F, T>(shared: &Arc<Shared>, prio: Priority, f: F) -> Result<JoinHandle<T>, SpawnError>
+where
+    F: FnOnce(CancellationToken) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    if size_of::<F>() > MAX_INLINE_PAYLOAD || align_of::<F>() > 64 {
+        let boxed = Box::new(f);
+        return spawn_inline(shared, prio, move |t| boxed(t));
+    }
+    spawn_inline(shared, prio, f)
+}
+
+/// Spawns `f`, copying it onto the new GVThread's stack.
+fn spawn_inline<F, T>(shared: &Arc<Shared>, prio: Priority, f: F) -> Result<JoinHandle<T>, SpawnError>
+where
+    F: FnOnce(CancellationToken) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    if shared.is_shutting_down() {
+        return Err(SpawnError::ShutDown);
+    }
+    if shared.live.fetch_add(1, Ordering::AcqRel) >= shared.max_gvthreads {
+        shared.gvthread_exited();
+        return Err(SpawnError::AtCapacity { max: shared.max_gvthreads });
+    }
+    let slot = match shared.slots.allocate() {
+        Ok(s) => s,
+        Err(AllocError::Os(e)) => {
+            shared.gvthread_exited();
+            return Err(SpawnError::Memory(e));
+        }
+    };
+    let token = parent_token(shared);
+    let join = JoinState::<T>::new(token.clone());
+    let st = shared.slots.state(slot);
+    let generation = state::generation(st.load(Ordering::Acquire)).wrapping_add(1).max(1);
+
+    let header = shared.header(slot);
+    let payload = (header as usize - size_of::<F>()) & !(align_of::<F>().max(arch::STACK_ALIGNMENT) - 1);
+    // SAFETY: the slot is ours (allocated above, FREE, nobody runs on it);
+    // `payload` lies in its stack below the header and is aligned for F; the
+    // initial frame goes below the payload.
+    let ctx = unsafe {
+        ptr::write(payload as *mut F, f);
+        arch::init_stack(payload, entry::<F, T>, payload as *mut u8)
+    };
+    // SAFETY: as above; the previous occupant's header fields were emptied at
+    // its exit, so overwriting without dropping leaks nothing.
+    unsafe {
+        ptr::write(
+            header,
+            Header {
+                ctx: UnsafeCell::new(ctx),
+                token: UnsafeCell::new(Some(token)),
+                locals: UnsafeCell::new(LocalMap::default()),
+            },
+        );
+    }
+    shared.slots.completion(slot).store(JoinState::into_completion(join.clone()), Ordering::Release);
+    // Release: the header, payload and frame are written before anyone can
+    // see the slot as runnable.
+    st.store(state::spawned(generation, prio as u8), Ordering::Release);
+    shared.ready(slot, prio);
+    Ok(JoinHandle::new(join, GVThreadId::new(slot, generation)))
+}
+
+/// First function run on a GVThread's stack.
+///
+/// # Safety
+/// Only called through the trampoline of a frame made by `spawn_on::<F, T>`,
+/// with `arg` pointing at the payload `F` it wrote.
+unsafe extern "sysv64" fn entry<F, T>(arg: *mut u8) -> !
+where
+    F: FnOnce(CancellationToken) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // Nothing may unwind out of here: there is no frame above to unwind into.
+    let Some(m) = machine::current() else { fatal("GVThread started outside a worker") };
+    m.complete_pending();
+    // SAFETY: `arg` points at the payload written by `spawn_on`, read once.
+    let f = unsafe { ptr::read(arg as *mut F) };
+    let Some((m, slot)) = machine::current_gvthread() else { fatal("GVThread lost its worker") };
+    // SAFETY: our own header; the token is set at spawn and taken only at exit.
+    let token = unsafe { (*(*m.shared.header(slot)).token.get()).clone() }.unwrap_or_default();
+    let result = catch_unwind(AssertUnwindSafe(move || f(token)));
+    finish::<T>(result.map_err(JoinError::panic))
+}
+
+/// Tears the GVThread down, completes its join, and exits.
+fn finish<T: Send + 'static>(result: Result<T, JoinError>) -> ! {
+    // GVThread-locals and the token first: their destructors are user code
+    // that may block (so re-fetch the machine after) or panic.
+    let teardown = catch_unwind(|| {
+        let Some((m, slot)) = machine::current_gvthread() else { fatal("GVThread lost its worker") };
+        let header = m.shared.header(slot);
+        // SAFETY: our own header; nothing else touches these fields.
+        unsafe {
+            (*(*header).locals.get()).clear();
+            drop((*(*header).token.get()).take());
+        }
+    });
+    if teardown.is_err() {
+        fatal("a GVThread-local destructor panicked");
+    }
+    let Some((m, slot)) = machine::current_gvthread() else { fatal("GVThread lost its worker") };
+    let completion = m.shared.slots.completion(slot).swap(ptr::null_mut(), Ordering::AcqRel);
+    // Dropping the result or the last join reference runs user Drop code.
+    let done = catch_unwind(AssertUnwindSafe(move || {
+        if completion.is_null() {
+            // Abandoned at shutdown: nobody will take the result.
+            drop(result);
+        } else {
+            // SAFETY: swapped out of the pool just now, so we own it.
+            let join = unsafe { JoinState::<T>::from_completion(completion) };
+            JoinState::complete(join, result);
+        }
+    }));
+    if done.is_err() {
+        fatal("dropping a GVThread's result panicked");
+    }
+    let Some((m, slot)) = machine::current_gvthread() else { fatal("GVThread lost its worker") };
+    machine::exit_gvthread(m, slot)
+}
+
+const _: () = assert!(HEADER_SIZE + MAX_INLINE_PAYLOAD + 512 <= 4096 * 2);

@@ -1,0 +1,93 @@
+//! The per-slot state word.
+//!
+//! ```text
+//!  63      46 45 44 43  41 40      39  32 31                0
+//! +----------+-----+------+--------+------+------------------+
+//! |  unused  | prio|unused|NOTIFIED| kind |    generation    |
+//! +----------+-----+------+--------+------+------------------+
+//! ```
+//!
+//! | kind       | who owns the stack                | queued? |
+//! |------------|-----------------------------------|---------|
+//! | `FREE`     | nobody (slot on the free list)    | no      |
+//! | `RUNNABLE` | the run queue holding it          | yes     |
+//! | `RUNNING`  | the worker running it             | no      |
+//! | `PARKED`   | nobody; the next waker re-queues  | no      |
+//!
+//! `NOTIFIED` records a wake that arrived while the GVThread was not parked;
+//! its next park consumes it and returns at once (no lost wakeup). Every wake
+//! names a generation and is a no-op when it differs (no stale wakeup).
+//! Transitions are compare-and-swap on the whole word; see `sched::park`.
+
+/// Slot on the free list.
+pub(crate) const FREE: u64 = 0;
+/// In a run queue (or being pushed to one).
+pub(crate) const RUNNABLE: u64 = 1;
+/// Running on a worker.
+pub(crate) const RUNNING: u64 = 2;
+/// Parked: registers saved, waiting for a wake.
+pub(crate) const PARKED: u64 = 3;
+
+const KIND_SHIFT: u32 = 32;
+const KIND_MASK: u64 = 0xff << KIND_SHIFT;
+/// A wake arrived while not parked.
+pub(crate) const NOTIFIED: u64 = 1 << 40;
+const PRIO_SHIFT: u32 = 44;
+const PRIO_MASK: u64 = 0b11 << PRIO_SHIFT;
+
+/// Generation part of a state word.
+#[inline]
+pub(crate) fn generation(word: u64) -> u32 {
+    word as u32
+}
+
+/// Kind part of a state word.
+#[inline]
+pub(crate) fn kind(word: u64) -> u64 {
+    (word & KIND_MASK) >> KIND_SHIFT
+}
+
+/// Priority part of a state word.
+#[inline]
+pub(crate) fn priority(word: u64) -> u8 {
+    ((word & PRIO_MASK) >> PRIO_SHIFT) as u8
+}
+
+/// `word` with its kind replaced.
+#[inline]
+#[must_use]
+pub(crate) fn with_kind(word: u64, kind: u64) -> u64 {
+    (word & !KIND_MASK) | (kind << KIND_SHIFT)
+}
+
+/// A fresh word for a newly spawned GVThread.
+#[inline]
+#[must_use]
+pub(crate) fn spawned(generation: u32, priority: u8) -> u64 {
+    generation as u64 | (RUNNABLE << KIND_SHIFT) | ((priority as u64) << PRIO_SHIFT)
+}
+
+/// The difference to add to go from `from` kind to `to` kind (wrapping).
+#[inline]
+pub(crate) fn kind_delta(from: u64, to: u64) -> u64 {
+    (to << KIND_SHIFT).wrapping_sub(from << KIND_SHIFT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_round_trip() {
+        let w = spawned(7, 3);
+        assert_eq!(generation(w), 7);
+        assert_eq!(kind(w), RUNNABLE);
+        assert_eq!(priority(w), 3);
+        let r = w.wrapping_add(kind_delta(RUNNABLE, RUNNING)) | NOTIFIED;
+        assert_eq!(kind(r), RUNNING);
+        assert_eq!(generation(r), 7);
+        assert_eq!(priority(r), 3);
+        assert_eq!(kind(with_kind(r, PARKED)), PARKED);
+        assert!(with_kind(r, PARKED) & NOTIFIED != 0);
+    }
+}

@@ -1,0 +1,52 @@
+//! The timer thread's loop.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::runtime::shared::Shared;
+
+/// How often housekeeping runs while there is some to do.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(50);
+/// Free slots whose pages are given back per housekeeping round.
+const TRIM_PER_ROUND: usize = 4096;
+
+/// Runs until the runtime stops.
+pub(crate) fn run(shared: Arc<Shared>) {
+    let timers = &shared.timers;
+    let mut due: Vec<(u32, u32)> = Vec::new();
+    let mut q = timers.queue.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if shared.is_stopped() {
+            return;
+        }
+        let now = Instant::now();
+        while let Some(entry) = q.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            due.push(entry.remove());
+        }
+        let next = q.first_key_value().map(|(k, _)| k.0);
+        if !due.is_empty() {
+            drop(q);
+            for (slot, generation) in due.drain(..) {
+                shared.wake(slot, generation);
+            }
+            q = timers.queue.lock().unwrap_or_else(|e| e.into_inner());
+            continue;
+        }
+        let mut wait = next.map(|t| t.saturating_duration_since(now));
+        if shared.slots.needs_trim() {
+            drop(q);
+            shared.slots.trim(TRIM_PER_ROUND);
+            q = timers.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if shared.slots.needs_trim() {
+                wait = Some(wait.map_or(HOUSEKEEPING_INTERVAL, |w| w.min(HOUSEKEEPING_INTERVAL)));
+            }
+        }
+        q = match wait {
+            Some(d) => timers.cv.wait_timeout(q, d).unwrap_or_else(|e| e.into_inner()).0,
+            None => timers.cv.wait(q).unwrap_or_else(|e| e.into_inner()),
+        };
+    }
+}

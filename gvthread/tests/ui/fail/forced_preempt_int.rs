@@ -1,0 +1,2 @@
+#[gvthread::main(forced_preempt = 1)]
+fn main() {}

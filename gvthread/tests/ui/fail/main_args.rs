@@ -1,0 +1,4 @@
+#[gvthread::main]
+fn main(x: i32) {
+    let _ = x;
+}

@@ -1,0 +1,9 @@
+#[gvthread::main]
+struct Config {
+    workers: usize,
+}
+
+#[gvthread::test]
+mod tests {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[gvthread::test]
+fn takes_an_argument(n: u32) {
+    assert_eq!(n, 0);
+}
+
+fn main() {}

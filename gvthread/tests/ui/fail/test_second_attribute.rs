@@ -1,0 +1,5 @@
+#[gvthread::test]
+#[test]
+fn tested_twice() {}
+
+fn main() {}

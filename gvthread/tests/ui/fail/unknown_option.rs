@@ -1,0 +1,2 @@
+#[gvthread::main(foo = 1)]
+fn main() {}

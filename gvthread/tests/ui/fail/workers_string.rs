@@ -1,0 +1,2 @@
+#[gvthread::main(workers = "4")]
+fn main() {}

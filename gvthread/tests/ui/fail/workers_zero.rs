@@ -1,0 +1,2 @@
+#[gvthread::main(workers = 0)]
+fn main() {}

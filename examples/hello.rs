@@ -1,1 +1,136 @@
-fn main() {}
+//! 100,000 GVThreads counting the primes below 1,000,000 together.
+//!
+//! Each GVThread takes ten consecutive numbers, tests each by trial division,
+//! yields half-way through (so the GVThreads interleave on every worker), and
+//! one in a hundred also sleeps for a millisecond in the middle (parking only
+//! itself; the timer thread wakes it). The main GVThread spawns them all,
+//! joins them all, and checks the total against a sieve.
+//!
+//! ```text
+//! cargo run --release --example hello
+//! ```
+
+use std::time::{Duration, Instant};
+
+use gvthread::{Runtime, SchedulerConfig};
+
+/// GVThreads to spawn.
+const GVTHREADS: u64 = 100_000;
+/// Numbers each GVThread tests.
+const PER_GVTHREAD: u64 = 10;
+/// Every this many GVThreads, one also sleeps.
+const SLEEP_EVERY: u64 = 100;
+
+/// What one GVThread reports back.
+struct Report {
+    primes: u64,
+    /// Worker thread it started on and the one it finished on.
+    started_on: usize,
+    finished_on: usize,
+}
+
+fn main() {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(workers));
+
+    let start = Instant::now();
+    let (primes, per_worker, migrated) = rt.block_on(move || {
+        let handles: Vec<_> = (0..GVTHREADS)
+            .map(|i| {
+                gvthread::spawn(move |_token| {
+                    let started_on = worker_index();
+                    let lo = i * PER_GVTHREAD;
+                    let mid = lo + PER_GVTHREAD / 2;
+                    let mut primes = (lo..mid).filter(|&n| is_prime(n)).count() as u64;
+                    // Let other GVThreads run; this one may resume on another worker.
+                    gvthread::yield_now();
+                    if i % SLEEP_EVERY == 0 {
+                        gvthread::sleep(Duration::from_millis(1));
+                    }
+                    primes += (mid..lo + PER_GVTHREAD).filter(|&n| is_prime(n)).count() as u64;
+                    Report { primes, started_on, finished_on: worker_index() }
+                })
+            })
+            .collect();
+
+        let mut primes = 0;
+        let mut per_worker = vec![0u64; workers];
+        let mut migrated = 0u64;
+        for h in handles {
+            let r = h.join().expect("a GVThread panicked");
+            primes += r.primes;
+            per_worker[r.finished_on] += 1;
+            migrated += u64::from(r.started_on != r.finished_on);
+        }
+        (primes, per_worker, migrated)
+    });
+    let elapsed = start.elapsed();
+
+    let limit = GVTHREADS * PER_GVTHREAD;
+    let expected = sieve_count(limit);
+    println!("spawned {GVTHREADS} GVThreads on {workers} worker threads");
+    println!("  each tested {PER_GVTHREAD} numbers, yielded once; 1 in {SLEEP_EVERY} also slept 1 ms");
+    println!("  GVThreads finished per worker: {per_worker:?}");
+    println!("  GVThreads that resumed on a different worker than they started on: {migrated}");
+    println!("primes below {limit}: {primes} (sieve says {expected})");
+    println!("took {:.1} ms", elapsed.as_secs_f64() * 1e3);
+    if let Some(kib) = peak_rss_kib() {
+        println!("peak resident memory of the process: {} MiB", kib / 1024);
+    }
+    assert_eq!(primes, expected, "the GVThreads miscounted");
+}
+
+/// Index of the worker thread running the caller, from its thread name
+/// (`gvthread-worker-N`).
+///
+/// `#[inline(never)]`: a GVThread may resume on another OS thread after
+/// `yield_now`, and a thread-local address computed before the switch must not
+/// be reused after it. Reading it in a separate, non-inlined call each time
+/// makes the compiler compute it afresh (see docs/safety.md).
+#[inline(never)]
+fn worker_index() -> usize {
+    let t = std::thread::current();
+    t.name().and_then(|n| n.rsplit('-').next()).and_then(|n| n.parse().ok()).expect("runs on a gvthread worker thread")
+}
+
+fn is_prime(n: u64) -> bool {
+    if n < 4 {
+        return n >= 2;
+    }
+    if n % 2 == 0 {
+        return false;
+    }
+    let mut d = 3;
+    while d * d <= n {
+        if n % d == 0 {
+            return false;
+        }
+        d += 2;
+    }
+    true
+}
+
+/// Number of primes below `limit`, by the sieve of Eratosthenes.
+fn sieve_count(limit: u64) -> u64 {
+    let n = limit as usize;
+    let mut composite = vec![false; n];
+    let mut count = 0;
+    for i in 2..n {
+        if !composite[i] {
+            count += 1;
+            let mut j = i * i;
+            while j < n {
+                composite[j] = true;
+                j += i;
+            }
+        }
+    }
+    count
+}
+
+/// Peak resident set size of this process (Linux), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

@@ -114,10 +114,7 @@ fn parse_function(kind: Kind, item: TokenStream) -> syn::Result<ItemFn> {
     let not_a_function = |tokens: &dyn ToTokens, what: &str| {
         syn::Error::new_spanned(
             tokens,
-            format!(
-                "{} can only be applied to a function, not to {what}",
-                kind.attribute()
-            ),
+            format!("{} can only be applied to a function, not to {what}", kind.attribute()),
         )
     };
     let parsed = match syn::parse2::<Item>(item.clone()) {
@@ -214,9 +211,7 @@ fn is_test_attribute(path: &Path) -> bool {
     let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
     match segments.as_slice() {
         [only] => only == "test",
-        [first, .., last] => {
-            last == "test" && ["core", "std", "gvthread", "tokio"].contains(&first.as_str())
-        }
+        [first, .., last] => last == "test" && ["core", "std", "gvthread", "tokio"].contains(&first.as_str()),
         [] => false,
     }
 }
@@ -274,10 +269,7 @@ impl Knob {
         match self {
             Knob::Workers => Some((1, "the body needs a worker thread to run on")),
             Knob::MaxGvthreads => Some((1, "the body itself runs as a GVThread")),
-            Knob::TimeSliceMs => Some((
-                1,
-                "to turn off forced preemption use `forced_preempt = false` instead",
-            )),
+            Knob::TimeSliceMs => Some((1, "to turn off forced preemption use `forced_preempt = false` instead")),
             Knob::LowPriorityWorkers | Knob::ForcedPreempt | Knob::Crate => None,
         }
     }
@@ -294,21 +286,11 @@ impl Knob {
             return Some(knob);
         }
         match name.as_str() {
-            "worker_threads" | "num_workers" | "worker" | "threads" | "num_threads" => {
-                Some(Knob::Workers)
-            }
-            "num_low_priority_workers" | "low_priority_worker" | "low_workers" => {
-                Some(Knob::LowPriorityWorkers)
-            }
-            "max_gvthread" | "max_threads" | "max_green_threads" | "gvthreads" => {
-                Some(Knob::MaxGvthreads)
-            }
-            "time_slice" | "timeslice" | "timeslice_ms" | "time_slice_millis" => {
-                Some(Knob::TimeSliceMs)
-            }
-            "enable_forced_preempt" | "forced_preemption" | "preempt" | "preemption" => {
-                Some(Knob::ForcedPreempt)
-            }
+            "worker_threads" | "num_workers" | "worker" | "threads" | "num_threads" => Some(Knob::Workers),
+            "num_low_priority_workers" | "low_priority_worker" | "low_workers" => Some(Knob::LowPriorityWorkers),
+            "max_gvthread" | "max_threads" | "max_green_threads" | "gvthreads" => Some(Knob::MaxGvthreads),
+            "time_slice" | "timeslice" | "timeslice_ms" | "time_slice_millis" => Some(Knob::TimeSliceMs),
+            "enable_forced_preempt" | "forced_preemption" | "preempt" | "preemption" => Some(Knob::ForcedPreempt),
             "crate_path" | "krate" => Some(Knob::Crate),
             _ => None,
         }
@@ -351,10 +333,7 @@ impl Options {
         if seen.contains(&knob) {
             return Err(syn::Error::new_spanned(
                 meta,
-                format!(
-                    "duplicate option `{}`: each option may be given only once; remove one of them",
-                    knob.name()
-                ),
+                format!("duplicate option `{}`: each option may be given only once; remove one of them", knob.name()),
             ));
         }
         seen.push(knob);
@@ -364,20 +343,13 @@ impl Options {
             Meta::Path(path) => {
                 return Err(syn::Error::new_spanned(
                     path,
-                    format!(
-                        "option `{}` needs a value, e.g. {}",
-                        knob.name(),
-                        knob.example()
-                    ),
+                    format!("option `{}` needs a value, e.g. {}", knob.name(), knob.example()),
                 ));
             }
             Meta::List(list) => {
                 return Err(syn::Error::new_spanned(
                     list,
-                    format!(
-                        "options are written `name = value`, e.g. {}",
-                        knob.example()
-                    ),
+                    format!("options are written `name = value`, e.g. {}", knob.example()),
                 ));
             }
         };
@@ -398,14 +370,8 @@ impl Options {
     /// The path through which the generated code reaches the gvthread crate.
     fn crate_path(&self) -> CratePath {
         match &self.krate {
-            Some(path) => CratePath {
-                span: path.span(),
-                path: path.to_token_stream(),
-            },
-            None => CratePath {
-                span: Span::call_site(),
-                path: quote!(::gvthread),
-            },
+            Some(path) => CratePath { span: path.span(), path: path.to_token_stream() },
+            None => CratePath { span: Span::call_site(), path: quote!(::gvthread) },
         }
     }
 
@@ -429,9 +395,7 @@ impl Options {
         if let Some((ms, span)) = self.time_slice_ms {
             let mut ms = Literal::u64_suffixed(ms);
             ms.set_span(span);
-            config.extend(
-                quote_spanned!(span=> .time_slice(::std::time::Duration::from_millis(#ms))),
-            );
+            config.extend(quote_spanned!(span=> .time_slice(::std::time::Duration::from_millis(#ms))));
         }
         if let Some((on, span)) = self.forced_preempt {
             let on = LitBool::new(on, span);
@@ -459,18 +423,12 @@ impl CratePath {
 
 /// Resolves an option name, or explains which names exist.
 fn knob_of(path: &Path) -> syn::Result<Knob> {
-    if let Some(knob) = path
-        .get_ident()
-        .and_then(|i| Knob::from_name(&i.to_string()))
-    {
+    if let Some(knob) = path.get_ident().and_then(|i| Knob::from_name(&i.to_string())) {
         return Ok(knob);
     }
     let written = path.to_token_stream().to_string().replace(' ', "");
     let expected: Vec<&str> = Knob::ALL.iter().map(|knob| knob.name()).collect();
-    let mut message = format!(
-        "unknown option `{written}`; expected one of: {}",
-        expected.join(", ")
-    );
+    let mut message = format!("unknown option `{written}`; expected one of: {}", expected.join(", "));
     if let Some(knob) = Knob::suggestion(&written) {
         message.push_str(&format!(" (did you mean `{}`?)", knob.name()));
     }
@@ -486,11 +444,7 @@ fn ungroup(mut expr: &Expr) -> &Expr {
 }
 
 fn value_span(value: &Expr) -> Span {
-    value
-        .to_token_stream()
-        .into_iter()
-        .next()
-        .map_or_else(Span::call_site, |token| token.span())
+    value.to_token_stream().into_iter().next().map_or_else(Span::call_site, |token| token.span())
 }
 
 /// Names the kind of a value that was not the one expected.
@@ -517,21 +471,15 @@ fn int_value(knob: Knob, value: &Expr) -> syn::Result<u64> {
     let negative = |value: &Expr| {
         syn::Error::new_spanned(
             value,
-            format!(
-                "`{}` cannot be negative; use a value such as {}",
-                knob.name(),
-                knob.example()
-            ),
+            format!("`{}` cannot be negative; use a value such as {}", knob.name(), knob.example()),
         )
     };
     let lit = match value {
         // syn folds `-1` into one negative literal.
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(lit), ..
-        }) if lit.base10_digits().starts_with('-') => return Err(negative(value)),
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(lit), ..
-        }) => lit,
+        Expr::Lit(ExprLit { lit: Lit::Int(lit), .. }) if lit.base10_digits().starts_with('-') => {
+            return Err(negative(value));
+        }
+        Expr::Lit(ExprLit { lit: Lit::Int(lit), .. }) => lit,
         Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => return Err(negative(value)),
         other => {
             let mut message = format!(
@@ -540,10 +488,7 @@ fn int_value(knob: Knob, value: &Expr) -> syn::Result<u64> {
                 knob.example(),
                 describe(other)
             );
-            if let Expr::Lit(ExprLit {
-                lit: Lit::Str(text),
-                ..
-            }) = other
+            if let Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) = other
                 && text.value().trim().parse::<u64>().is_ok()
             {
                 message.push_str("; remove the quotes");
@@ -551,19 +496,13 @@ fn int_value(knob: Knob, value: &Expr) -> syn::Result<u64> {
             return Err(syn::Error::new_spanned(other, message));
         }
     };
-    let n = lit.base10_parse::<u64>().map_err(|error| {
-        syn::Error::new(
-            lit.span(),
-            format!("`{}` is out of range: {error}", knob.name()),
-        )
-    })?;
+    let n = lit
+        .base10_parse::<u64>()
+        .map_err(|error| syn::Error::new(lit.span(), format!("`{}` is out of range: {error}", knob.name())))?;
     if let Some((minimum, reason)) = knob.minimum()
         && n < minimum
     {
-        return Err(syn::Error::new(
-            lit.span(),
-            format!("`{}` must be at least {minimum}: {reason}", knob.name()),
-        ));
+        return Err(syn::Error::new(lit.span(), format!("`{}` must be at least {minimum}: {reason}", knob.name())));
     }
     Ok(n)
 }
@@ -571,28 +510,16 @@ fn int_value(knob: Knob, value: &Expr) -> syn::Result<u64> {
 /// An integer literal that fits a `usize` on the machine running the compiler.
 fn count_value(knob: Knob, value: &Expr) -> syn::Result<usize> {
     let n = int_value(knob, value)?;
-    usize::try_from(n)
-        .map_err(|_| syn::Error::new_spanned(value, format!("`{}` is too large: {n}", knob.name())))
+    usize::try_from(n).map_err(|_| syn::Error::new_spanned(value, format!("`{}` is too large: {n}", knob.name())))
 }
 
 /// `true` or `false`.
 fn bool_value(knob: Knob, value: &Expr) -> syn::Result<bool> {
-    if let Expr::Lit(ExprLit {
-        lit: Lit::Bool(lit),
-        ..
-    }) = value
-    {
+    if let Expr::Lit(ExprLit { lit: Lit::Bool(lit), .. }) = value {
         return Ok(lit.value);
     }
-    let mut message = format!(
-        "`{}` expects `true` or `false`, found {}",
-        knob.name(),
-        describe(value)
-    );
-    if let Expr::Lit(ExprLit {
-        lit: Lit::Str(text),
-        ..
-    }) = value
+    let mut message = format!("`{}` expects `true` or `false`, found {}", knob.name(), describe(value));
+    if let Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) = value
         && matches!(text.value().trim(), "true" | "false")
     {
         message.push_str("; remove the quotes");
@@ -603,10 +530,7 @@ fn bool_value(knob: Knob, value: &Expr) -> syn::Result<bool> {
 /// A string literal holding a path, such as `"gvthread"` or `"my_framework::gvthread"`.
 fn crate_value(value: &Expr) -> syn::Result<Path> {
     match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(text),
-            ..
-        }) => text.parse_with(Path::parse_mod_style).map_err(|_| {
+        Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) => text.parse_with(Path::parse_mod_style).map_err(|_| {
             syn::Error::new(
                 text.span(),
                 format!(
@@ -768,9 +692,7 @@ fn generate(kind: Kind, mut function: ItemFn, options: &Options) -> TokenStream 
     function.sig.constness = None;
     let test_attribute = match kind {
         Kind::Test => {
-            function
-                .attrs
-                .retain(|attr| !is_test_attribute(attr.path()));
+            function.attrs.retain(|attr| !is_test_attribute(attr.path()));
             Some(quote!(#[::core::prelude::v1::test]))
         }
         Kind::Main => None,
@@ -795,20 +717,14 @@ mod tests {
     fn option_errors(args: TokenStream) -> Vec<String> {
         let mut errors = Errors::default();
         Options::parse(args, &mut errors);
-        errors
-            .finish()
-            .map(|error| error.into_iter().map(|e| e.to_string()).collect())
-            .unwrap_or_default()
+        errors.finish().map(|error| error.into_iter().map(|e| e.to_string()).collect()).unwrap_or_default()
     }
 
     fn signature_errors(kind: Kind, item: TokenStream) -> Vec<String> {
         let function = parse_function(kind, item).expect("a function");
         let mut errors = Errors::default();
         check_signature(kind, &function, &mut errors);
-        errors
-            .finish()
-            .map(|error| error.into_iter().map(|e| e.to_string()).collect())
-            .unwrap_or_default()
+        errors.finish().map(|error| error.into_iter().map(|e| e.to_string()).collect()).unwrap_or_default()
     }
 
     #[test]
@@ -848,12 +764,7 @@ mod tests {
 
     #[test]
     fn crate_keyword_paths_are_accepted() {
-        for path in [
-            "crate::rt",
-            "self::gvthread",
-            "super::gvthread",
-            "::gvthread",
-        ] {
+        for path in ["crate::rt", "self::gvthread", "super::gvthread", "::gvthread"] {
             let mut errors = Errors::default();
             let options = Options::parse(quote!(crate = #path), &mut errors);
             assert!(errors.finish().is_none(), "{path}");
@@ -865,26 +776,19 @@ mod tests {
     fn unknown_option_lists_the_known_ones() {
         assert_eq!(
             option_errors(quote!(foo = 1)),
-            [
-                "unknown option `foo`; expected one of: workers, low_priority_workers, \
-              max_gvthreads, time_slice_ms, forced_preempt, crate"
-            ]
+            ["unknown option `foo`; expected one of: workers, low_priority_workers, \
+              max_gvthreads, time_slice_ms, forced_preempt, crate"]
         );
         let errors = option_errors(quote!(worker_threads = 4));
-        assert!(
-            errors[0].ends_with("(did you mean `workers`?)"),
-            "{errors:?}"
-        );
+        assert!(errors[0].ends_with("(did you mean `workers`?)"), "{errors:?}");
     }
 
     #[test]
     fn wrong_values_are_explained() {
         assert_eq!(
             option_errors(quote!(workers = "4")),
-            [
-                "`workers` expects an integer literal such as `workers = 4`, \
-              found a string literal; remove the quotes"
-            ]
+            ["`workers` expects an integer literal such as `workers = 4`, \
+              found a string literal; remove the quotes"]
         );
         assert_eq!(
             option_errors(quote!(forced_preempt = 1)),
@@ -902,20 +806,12 @@ mod tests {
             option_errors(quote!(crate = gvthread)),
             ["`crate` expects a string literal; write `crate = \"gvthread\"`"]
         );
-        assert_eq!(
-            option_errors(quote!(workers)),
-            ["option `workers` needs a value, e.g. `workers = 4`"]
-        );
+        assert_eq!(option_errors(quote!(workers)), ["option `workers` needs a value, e.g. `workers = 4`"]);
     }
 
     #[test]
     fn every_bad_option_is_reported() {
-        let errors = option_errors(quote!(
-            workers = 1,
-            workers = 2,
-            foo = 3,
-            forced_preempt = "no"
-        ));
+        let errors = option_errors(quote!(workers = 1, workers = 2, foo = 3, forced_preempt = "no"));
         assert_eq!(errors.len(), 3, "{errors:?}");
         assert!(errors[0].starts_with("duplicate option `workers`"));
         assert!(errors[1].starts_with("unknown option `foo`"));
@@ -978,10 +874,7 @@ mod tests {
         ) else {
             panic!("a struct was accepted as a function");
         };
-        assert_eq!(
-            error.to_string(),
-            "`#[gvthread::main]` can only be applied to a function, not to a struct"
-        );
+        assert_eq!(error.to_string(), "`#[gvthread::main]` can only be applied to a function, not to a struct");
     }
 
     #[test]
@@ -1020,40 +913,19 @@ mod tests {
             ),
         )
         .to_string();
-        assert!(
-            expanded.starts_with("# [:: core :: prelude :: v1 :: test]"),
-            "{expanded}"
-        );
-        assert!(
-            expanded.contains(":: gvthread :: __private :: block_on_future"),
-            "{expanded}"
-        );
+        assert!(expanded.starts_with("# [:: core :: prelude :: v1 :: test]"), "{expanded}");
+        assert!(expanded.contains(":: gvthread :: __private :: block_on_future"), "{expanded}");
         assert!(!expanded.contains("async fn"), "{expanded}");
         assert!(!expanded.contains("gvthread_futures"), "{expanded}");
     }
 
     #[test]
     fn impl_trait_outputs_are_not_annotated() {
-        assert!(matches!(
-            Output::of(&syn::parse_quote!(-> impl Sized)),
-            Output::Opaque
-        ));
-        assert!(matches!(
-            Output::of(&syn::parse_quote!(-> Box<impl Sized>)),
-            Output::Opaque
-        ));
-        assert!(matches!(
-            Output::of(&syn::parse_quote!(-> !)),
-            Output::Never
-        ));
-        assert!(matches!(
-            Output::of(&syn::parse_quote!(-> ())),
-            Output::Unit
-        ));
-        assert!(matches!(
-            Output::of(&syn::parse_quote!(-> Result<(), E>)),
-            Output::Named(_)
-        ));
+        assert!(matches!(Output::of(&syn::parse_quote!(-> impl Sized)), Output::Opaque));
+        assert!(matches!(Output::of(&syn::parse_quote!(-> Box<impl Sized>)), Output::Opaque));
+        assert!(matches!(Output::of(&syn::parse_quote!(-> !)), Output::Never));
+        assert!(matches!(Output::of(&syn::parse_quote!(-> ())), Output::Unit));
+        assert!(matches!(Output::of(&syn::parse_quote!(-> Result<(), E>)), Output::Named(_)));
     }
 
     fn expanded_signature(kind: Kind, item: TokenStream) -> String {

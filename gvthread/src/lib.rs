@@ -48,6 +48,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod arch;
+mod future;
 mod memory;
 mod runtime;
 mod sched;
@@ -67,4 +68,11 @@ pub use task::join::{JoinError, JoinHandle};
 pub use task::local::LocalKey;
 pub use task::priority::Priority;
 
+pub use future::unblock;
 pub use gvthread_macros::{main, test};
+
+/// Items used by macro expansions and sibling crates; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::future::block_on as block_on_future;
+}

@@ -32,13 +32,7 @@ fn options_are_accepted() {
     assert_eq!(total, 56);
 }
 
-#[gvthread::test(
-    workers = 2,
-    low_priority_workers = 1,
-    max_gvthreads = 64,
-    time_slice_ms = 5,
-    forced_preempt = false
-)]
+#[gvthread::test(workers = 2, low_priority_workers = 1, max_gvthreads = 64, time_slice_ms = 5, forced_preempt = false)]
 async fn every_option_together() {
     assert_eq!(gvthread::spawn(|_token| "done").await.ok(), Some("done"));
 }

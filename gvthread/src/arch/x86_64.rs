@@ -76,7 +76,7 @@ const _: () = {
     assert!(offset_of!(SwitchFrame, rbp) == 48);
     assert!(offset_of!(SwitchFrame, ret) == 56);
     assert!(size_of::<SwitchFrame>() == 64);
-    assert!(size_of::<SwitchFrame>() % STACK_ALIGNMENT == 0);
+    assert!(size_of::<SwitchFrame>().is_multiple_of(STACK_ALIGNMENT));
 };
 
 /// Default MXCSR: all exceptions masked, round to nearest.

@@ -89,13 +89,8 @@ impl SlotPool {
             guard,
             leak: AtomicBool::new(false),
         };
-        pool.ensure_chunk(0)?;
+        pool.ensure_chunk_locked(0)?;
         Ok(pool)
-    }
-
-    /// The guard scheme in use.
-    pub(crate) fn guard_scheme(&self) -> GuardScheme {
-        self.guard
     }
 
     fn chunk(&self, slot: u32) -> &Chunk {
@@ -107,11 +102,8 @@ impl SlotPool {
         unsafe { &*p }
     }
 
-    fn ensure_chunk(&self, index: usize) -> io::Result<()> {
-        if !self.chunks[index].load(Ordering::Acquire).is_null() {
-            return Ok(());
-        }
-        let _g = self.grow.lock().unwrap_or_else(|e| e.into_inner());
+    /// Reserves chunk `index` if needed. The caller holds the grow lock.
+    fn ensure_chunk_locked(&self, index: usize) -> io::Result<()> {
         if !self.chunks[index].load(Ordering::Acquire).is_null() {
             return Ok(());
         }
@@ -168,16 +160,15 @@ impl SlotPool {
                 return Ok(s);
             }
         }
-        let slot = {
-            let _g = self.grow.lock().unwrap_or_else(|e| e.into_inner());
-            let s = self.fresh.load(Ordering::Relaxed);
-            assert!((s as usize) < self.chunks.len() * SLOTS_PER_CHUNK, "slot pool overrun");
-            s
-        };
-        self.ensure_chunk(slot as usize / SLOTS_PER_CHUNK).map_err(AllocError::Os)?;
+        // Never-used slots are handed out one at a time under the grow lock
+        // (rare after warm-up), so the id, its chunk and its guard are ready
+        // before `used()` admits the slot to scans.
+        let _g = self.grow.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = self.fresh.load(Ordering::Relaxed);
+        assert!((slot as usize) < self.chunks.len() * SLOTS_PER_CHUNK, "slot pool overrun");
+        self.ensure_chunk_locked(slot as usize / SLOTS_PER_CHUNK).map_err(AllocError::Os)?;
         // SAFETY: the guard page of a never-used slot holds nothing.
         unsafe { os::install_guard(self.guard, self.base(slot), GUARD_SIZE) }.map_err(AllocError::Os)?;
-        // Publish only once the slot is usable: `used()` readers may inspect it.
         self.fresh.store(slot + 1, Ordering::Release);
         Ok(slot)
     }
@@ -228,31 +219,6 @@ impl SlotPool {
     pub(crate) fn leak_on_drop(&self) {
         self.leak.store(true, Ordering::Relaxed);
     }
-
-    /// Address-space bytes reserved so far.
-    pub(crate) fn reserved_bytes(&self) -> usize {
-        self.chunks.iter().filter(|c| !c.load(Ordering::Relaxed).is_null()).count() * CHUNK_BYTES
-    }
-
-    /// Whether `addr` lies in the guard page of a slot of this pool; returns the slot.
-    pub(crate) fn guard_slot_of(&self, addr: usize) -> Option<u32> {
-        for (i, c) in self.chunks.iter().enumerate() {
-            let p = c.load(Ordering::Acquire);
-            if p.is_null() {
-                continue;
-            }
-            // SAFETY: non-null chunk pointers stay valid for the pool's life.
-            let base = unsafe { (*p).base } as usize;
-            if addr >= base && addr < base + CHUNK_BYTES {
-                let off = addr - base;
-                if off % SLOT_SIZE < GUARD_SIZE {
-                    return Some((i * SLOTS_PER_CHUNK + off / SLOT_SIZE) as u32);
-                }
-                return None;
-            }
-        }
-        None
-    }
 }
 
 impl Drop for SlotPool {
@@ -263,7 +229,7 @@ impl Drop for SlotPool {
             if p.is_null() {
                 continue;
             }
-            // SAFETY: `p` came from `Box::into_raw` in `ensure_chunk` and was
+            // SAFETY: `p` came from `Box::into_raw` in `ensure_chunk_locked` and was
             // swapped out above, so it is freed exactly once.
             let chunk = unsafe { Box::from_raw(p) };
             if !leak {

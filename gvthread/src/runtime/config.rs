@@ -160,8 +160,7 @@ impl SchedulerConfig {
 
     /// Number of ordinary workers this configuration resolves to.
     pub(crate) fn resolved_workers(&self) -> usize {
-        self.num_workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        self.num_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
     /// Checks every knob; the error names the knob and the accepted range.

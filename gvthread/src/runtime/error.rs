@@ -36,7 +36,10 @@ impl fmt::Display for RuntimeError {
                 write!(f, "invalid gvthread configuration: {field} {reason}")
             }
             RuntimeError::AddressSpace(e) => {
-                write!(f, "could not reserve address space for GVThread stacks: {e} (lower max_gvthreads or free address space)")
+                write!(
+                    f,
+                    "could not reserve address space for GVThread stacks: {e} (lower max_gvthreads or free address space)"
+                )
             }
             RuntimeError::MapCountTooLow { needed, limit } => write!(
                 f,
@@ -44,7 +47,9 @@ impl fmt::Display for RuntimeError {
                  max_gvthreads needs about {needed} but vm.max_map_count is {limit}; raise it \
                  (sysctl -w vm.max_map_count={needed}) or lower max_gvthreads"
             ),
-            RuntimeError::ThreadSpawn(e) => write!(f, "could not start a gvthread runtime thread: {e}"),
+            RuntimeError::ThreadSpawn(e) => {
+                write!(f, "could not start a gvthread runtime thread: {e}")
+            }
         }
     }
 }
@@ -81,12 +86,16 @@ impl fmt::Display for SpawnError {
             SpawnError::AtCapacity { max } => {
                 write!(f, "cannot spawn: {max} GVThreads are alive (raise SchedulerConfig::max_gvthreads)")
             }
-            SpawnError::ShutDown => write!(f, "cannot spawn: the gvthread runtime is shutting down"),
+            SpawnError::ShutDown => {
+                write!(f, "cannot spawn: the gvthread runtime is shutting down")
+            }
             SpawnError::NoRuntime => write!(
                 f,
                 "cannot spawn: not inside a GVThread; use Runtime::block_on, or Handle::spawn from other threads"
             ),
-            SpawnError::Memory(e) => write!(f, "cannot spawn: the OS refused GVThread stack memory: {e}"),
+            SpawnError::Memory(e) => {
+                write!(f, "cannot spawn: the OS refused GVThread stack memory: {e}")
+            }
         }
     }
 }

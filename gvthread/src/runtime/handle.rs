@@ -133,7 +133,8 @@ where
 /// The id of the calling GVThread; `None` outside GVThreads.
 pub fn current_id() -> Option<GVThreadId> {
     let (m, slot) = machine::current_gvthread()?;
-    let generation = crate::task::state::generation(m.shared.slots.state(slot).load(std::sync::atomic::Ordering::Relaxed));
+    let generation =
+        crate::task::state::generation(m.shared.slots.state(slot).load(std::sync::atomic::Ordering::Relaxed));
     Some(GVThreadId::new(slot, generation))
 }
 

@@ -138,7 +138,8 @@ impl Runtime {
         }
         let sh = &self.shared;
         sh.begin_shutdown();
-        let deadline = Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365));
+        let deadline =
+            Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365));
         let live = sh.wait_idle(deadline);
         sh.stop();
         if live > 0 {

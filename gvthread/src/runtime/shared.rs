@@ -93,8 +93,17 @@ impl Shared {
 
     /// Stops accepting spawns and cancels every GVThread's token.
     pub(crate) fn begin_shutdown(&self) {
-        let _ = self.lifecycle.compare_exchange(RUNNING, SHUTTING_DOWN, Ordering::AcqRel, Ordering::Acquire);
+        let _ = self.lifecycle.compare_exchange(RUNNING, SHUTTING_DOWN, Ordering::SeqCst, Ordering::SeqCst);
         self.root_token.cancel();
+        // Wake every GVThread so that parked ones unwind out of `park` (see
+        // `sched::park`). Running ones get NOTIFIED: one that checked the flag
+        // just before we set it returns from its next park at once and sees it.
+        for slot in 0..self.slots.used() {
+            let word = self.slots.state(slot).load(Ordering::SeqCst);
+            if crate::task::state::kind(word) != crate::task::state::FREE {
+                self.wake(slot, crate::task::state::generation(word));
+            }
+        }
     }
 
     /// Waits until no GVThread is alive or `deadline`; returns the live count.

@@ -115,12 +115,6 @@ impl Machine {
         unsafe { &*self.worker.get() }
     }
 
-    /// The slot of the GVThread running on this machine.
-    #[inline]
-    pub(crate) fn current_slot(&self) -> u32 {
-        self.current.get()
-    }
-
     /// The scheduler loop; runs on the machine's own stack.
     fn schedule_loop(&self) {
         let sh = &*self.shared;
@@ -154,13 +148,12 @@ impl Machine {
             // Nothing to do: announce, look once more, then sleep.
             idle.prepare_sleep(w.index, searching);
             searching = false;
-            if sh.is_stopped() || sh.has_work_for(w) {
-                if idle.cancel_sleep(w.index) {
-                    continue;
-                }
-                // A notifier already took us off the list and will unpark us;
-                // consume that token so it does not count us twice later.
+            if (sh.is_stopped() || sh.has_work_for(w)) && idle.cancel_sleep(w.index) {
+                continue;
             }
+            // Either nothing to do, or a notifier already took us off the
+            // sleeper list and will unpark us: consume that token now so it
+            // does not count us twice later.
             w.parker.park(None);
             // Whoever unparked us counted us as searching.
             searching = true;

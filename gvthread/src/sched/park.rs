@@ -7,6 +7,10 @@
 //! 2. re-checks its condition (so a wake that raced in is not missed);
 //! 3. calls [`park`] (or [`park_until`]) and loops back to 2 when it returns.
 //!
+//! At runtime shutdown, a GVThread parked in (or entering) `park` unwinds out
+//! of it with a private payload; its join reports `JoinError::is_cancelled`.
+//! Primitives keep their state consistent under that unwind (RAII guards).
+//!
 //! `park` may return spuriously (a wake left over from an earlier wait, or a
 //! timer that raced), exactly like `std::thread::park`; primitives loop on
 //! their condition. Inside a GVThread only the GVThread parks and its worker
@@ -113,7 +117,27 @@ pub(crate) fn park_until(deadline: Instant) {
     }
 }
 
+/// Payload of the unwind that ends GVThreads parked at runtime shutdown.
+pub(crate) struct ShutdownUnwind;
+
+/// At shutdown, a GVThread in (or entering) a park unwinds out of it, so its
+/// destructors run and shutdown does not wait for a wake that never comes.
+/// Not while already unwinding: a second panic would abort.
+fn unwind_if_shutting_down(shared: &Shared) {
+    if shared.is_shutting_down() && !std::thread::panicking() {
+        std::panic::resume_unwind(Box::new(ShutdownUnwind));
+    }
+}
+
 fn park_gvthread(m: &machine::Machine, slot: u32) {
+    unwind_if_shutting_down(&m.shared);
+    park_gvthread_inner(m, slot);
+    if let Some(m) = machine::current() {
+        unwind_if_shutting_down(&m.shared);
+    }
+}
+
+fn park_gvthread_inner(m: &machine::Machine, slot: u32) {
     let st = m.shared.slots.state(slot);
     // Fast path: a wake already arrived; consume it without switching.
     if st.load(std::sync::atomic::Ordering::Acquire) & state::NOTIFIED != 0 {

@@ -54,11 +54,7 @@ impl LocalQueue {
             for (i, b) in batch.iter_mut().enumerate() {
                 *b = self.buf[(head.wrapping_add(i as u32) & MASK) as usize].load(Ordering::Relaxed);
             }
-            if self
-                .head
-                .compare_exchange(head, head.wrapping_add(n), Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
+            if self.head.compare_exchange(head, head.wrapping_add(n), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 for b in batch {
                     overflow(b);
                 }
@@ -79,11 +75,7 @@ impl LocalQueue {
             }
             let slot = self.buf[(head & MASK) as usize].load(Ordering::Relaxed);
             // AcqRel: claims the entry against thieves.
-            if self
-                .head
-                .compare_exchange(head, head.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
+            if self.head.compare_exchange(head, head.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 return Some(slot);
             }
         }
@@ -122,11 +114,7 @@ impl LocalQueue {
                 let v = self.buf[(head.wrapping_add(i) & MASK) as usize].load(Ordering::Relaxed);
                 dst.buf[(dst_tail.wrapping_add(i) & MASK) as usize].store(v, Ordering::Relaxed);
             }
-            if self
-                .head
-                .compare_exchange(head, head.wrapping_add(n), Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
+            if self.head.compare_exchange(head, head.wrapping_add(n), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 // Keep the last stolen entry to run; publish the rest.
                 let run = dst.buf[(dst_tail.wrapping_add(n - 1) & MASK) as usize].load(Ordering::Relaxed);
                 if n > 1 {
@@ -231,5 +219,63 @@ mod tests {
         let set: HashSet<u32> = got.iter().copied().collect();
         assert_eq!(got.len(), N as usize, "duplicates or losses");
         assert_eq!(set.len(), N as usize);
+    }
+}
+
+#[cfg(test)]
+mod symmetric_tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, AtomicU64};
+
+    /// Two owners that push, pop and steal from each other, as workers do.
+    #[test]
+    fn symmetric_stealing_never_duplicates() {
+        const PER: u32 = 300_000;
+        let qs = Arc::new([LocalQueue::new(), LocalQueue::new()]);
+        let seen: Arc<Vec<AtomicU32>> = Arc::new((0..2 * PER).map(|_| AtomicU32::new(0)).collect());
+        let global = Arc::new(crossbeam_queue::SegQueue::new());
+        let done = Arc::new(AtomicU64::new(0));
+        let ts: Vec<_> = (0..2usize)
+            .map(|me| {
+                let (qs, seen, global, done) = (qs.clone(), seen.clone(), global.clone(), done.clone());
+                std::thread::spawn(move || {
+                    let mine = &qs[me];
+                    let other = &qs[1 - me];
+                    let mut next = me as u32 * PER;
+                    let end = next + PER;
+                    loop {
+                        // Produce a few.
+                        for _ in 0..3 {
+                            if next < end {
+                                mine.push(next, |s| global.push(s));
+                                next += 1;
+                            }
+                        }
+                        // Consume one: local, else global, else steal.
+                        let got = mine.pop().or_else(|| global.pop()).or_else(|| other.steal_into(mine));
+                        match got {
+                            Some(s) => {
+                                assert_eq!(
+                                    seen[s as usize].fetch_add(1, Ordering::SeqCst),
+                                    0,
+                                    "entry {s} consumed twice"
+                                );
+                                done.fetch_add(1, Ordering::SeqCst);
+                            }
+                            None => {
+                                if next >= end && done.load(Ordering::SeqCst) == 2 * PER as u64 {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in ts {
+            t.join().unwrap();
+        }
+        assert!(seen.iter().all(|c| c.load(Ordering::SeqCst) == 1));
     }
 }

@@ -38,18 +38,18 @@ impl Shared {
         if w.low_priority {
             return self.global.pop(Priority::Low);
         }
-        if self.global.has_urgent() {
-            if let Some(s) = self.global.pop(Priority::Critical).or_else(|| self.global.pop(Priority::High)) {
-                return Some(s);
-            }
+        if self.global.has_urgent()
+            && let Some(s) = self.global.pop(Priority::Critical).or_else(|| self.global.pop(Priority::High))
+        {
+            return Some(s);
         }
         // Only the holding machine touches `ticks`; relaxed is enough.
         let tick = w.ticks.load(Ordering::Relaxed).wrapping_add(1);
         w.ticks.store(tick, Ordering::Relaxed);
-        if tick % GLOBAL_CHECK_INTERVAL == 0 {
-            if let Some(s) = self.global.pop(Priority::Normal) {
-                return Some(s);
-            }
+        if tick.is_multiple_of(GLOBAL_CHECK_INTERVAL)
+            && let Some(s) = self.global.pop(Priority::Normal)
+        {
+            return Some(s);
         }
         if let Some(s) = w.local.pop() {
             return Some(s);
@@ -85,10 +85,10 @@ impl Shared {
             let start = rand.below(n as u32) as usize;
             for i in 0..n {
                 let v = (start + i) % n;
-                if v != w.index {
-                    if let Some(s) = self.workers[v].local.steal_into(&w.local) {
-                        return Some(s);
-                    }
+                if v != w.index
+                    && let Some(s) = self.workers[v].local.steal_into(&w.local)
+                {
+                    return Some(s);
                 }
             }
         }
@@ -99,8 +99,7 @@ impl Shared {
     /// before sleeping).
     pub(crate) fn has_work_for(&self, w: &Worker) -> bool {
         self.has_quick_work(w)
-            || (!w.low_priority
-                && self.workers[..self.num_normal_workers].iter().any(|v| !v.local.is_empty()))
+            || (!w.low_priority && self.workers[..self.num_normal_workers].iter().any(|v| !v.local.is_empty()))
     }
 
     /// RUNNABLE -> RUNNING for a slot just taken from a queue.
@@ -114,14 +113,20 @@ impl Shared {
     /// Queues a runnable slot and wakes a worker for it if needed. Callable
     /// from any thread.
     pub(crate) fn ready(&self, slot: u32, prio: Priority) {
+        debug_assert_eq!(
+            state::kind(self.slots.state(slot).load(Ordering::Relaxed)),
+            RUNNABLE,
+            "ready() of a non-runnable GVThread"
+        );
         match prio {
             Priority::Normal => {
-                if let Some(m) = machine::current() {
-                    if std::ptr::eq(&*m.shared, self) && !m.worker().low_priority {
-                        m.worker().local.push(slot, |s| self.global.push(Priority::Normal, s));
-                        self.idle.notify_one(&self.workers);
-                        return;
-                    }
+                if let Some(m) = machine::current()
+                    && std::ptr::eq(&*m.shared, self)
+                    && !m.worker().low_priority
+                {
+                    m.worker().local.push(slot, |s| self.global.push(Priority::Normal, s));
+                    self.idle.notify_one(&self.workers);
+                    return;
                 }
                 self.global.push(Priority::Normal, slot);
                 self.idle.notify_one(&self.workers);
@@ -139,6 +144,11 @@ impl Shared {
 
     /// Pushes a slot the worker itself just made runnable (no wake-ups).
     fn requeue_local(&self, slot: u32, prio: Priority, w: &Worker) {
+        debug_assert_eq!(
+            state::kind(self.slots.state(slot).load(Ordering::Relaxed)),
+            RUNNABLE,
+            "requeue of a non-runnable GVThread"
+        );
         if prio == Priority::Normal && !w.low_priority {
             w.local.push(slot, |s| self.global.push(Priority::Normal, s));
         } else {
@@ -193,11 +203,8 @@ impl Shared {
         loop {
             debug_assert_eq!(state::kind(cur), RUNNING);
             let notified = cur & NOTIFIED != 0;
-            let new = if notified {
-                state::with_kind(cur & !NOTIFIED, RUNNABLE)
-            } else {
-                state::with_kind(cur, PARKED)
-            };
+            let new =
+                if notified { state::with_kind(cur & !NOTIFIED, RUNNABLE) } else { state::with_kind(cur, PARKED) };
             // Release: the saved context is visible to whoever wakes it.
             match st.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {

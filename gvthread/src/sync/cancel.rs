@@ -41,7 +41,9 @@ impl Default for CancellationToken {
 impl CancellationToken {
     /// A new root token.
     pub fn new() -> CancellationToken {
-        CancellationToken { node: Arc::new(Node { cancelled: AtomicBool::new(false), children: Mutex::new(Vec::new()) }) }
+        CancellationToken {
+            node: Arc::new(Node { cancelled: AtomicBool::new(false), children: Mutex::new(Vec::new()) }),
+        }
     }
 
     /// A new token cancelled when `self` is (or already cancelled if `self` is).

@@ -9,7 +9,10 @@ use crate::sched::machine;
 
 /// Values of one GVThread (or one plain OS thread), indexed by key.
 #[derive(Default)]
-pub(crate) struct LocalMap(Option<Box<Vec<Option<Box<dyn Any>>>>>);
+pub(crate) struct LocalMap(Option<Box<Values>>);
+
+/// One optional boxed value per key index.
+type Values = Vec<Option<Box<dyn Any>>>;
 
 impl LocalMap {
     /// Drops every value. Destructors may create new values; repeat a few

@@ -19,6 +19,7 @@ use crate::memory::AllocError;
 use crate::runtime::error::SpawnError;
 use crate::runtime::shared::Shared;
 use crate::sched::machine;
+use crate::sched::park::ShutdownUnwind;
 use crate::sync::cancel::CancellationToken;
 use crate::util::fatal;
 
@@ -47,7 +48,7 @@ where
 {
     if size_of::<F>() > MAX_INLINE_PAYLOAD || align_of::<F>() > 64 {
         let boxed = Box::new(f);
-        return spawn_inline(shared, prio, move |t| boxed(t));
+        return spawn_inline(shared, prio, boxed);
     }
     spawn_inline(shared, prio, f)
 }
@@ -125,7 +126,9 @@ where
     // SAFETY: our own header; the token is set at spawn and taken only at exit.
     let token = unsafe { (*(*m.shared.header(slot)).token.get()).clone() }.unwrap_or_default();
     let result = catch_unwind(AssertUnwindSafe(move || f(token)));
-    finish::<T>(result.map_err(JoinError::panic))
+    finish::<T>(result.map_err(|payload| {
+        if payload.is::<ShutdownUnwind>() { JoinError::cancelled() } else { JoinError::panic(payload) }
+    }))
 }
 
 /// Tears the GVThread down, completes its join, and exits.

@@ -51,9 +51,4 @@ impl Timers {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.remove(&key);
     }
-
-    /// Number of pending timers.
-    pub(crate) fn len(&self) -> usize {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
 }

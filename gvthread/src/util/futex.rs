@@ -19,13 +19,7 @@ pub(crate) fn wait(atom: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     // SAFETY: FUTEX_WAIT only reads `atom`, which is a valid aligned u32 for
     // the duration of the call; `ts_ptr` is null or points at `ts`.
     unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            atom.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            expected,
-            ts_ptr,
-        );
+        libc::syscall(libc::SYS_futex, atom.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, expected, ts_ptr);
     }
 }
 

@@ -18,6 +18,6 @@ impl FastRand {
         x ^= x << 25;
         x ^= x >> 27;
         self.0.set(x);
-        ((x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32 % n.max(1)) as u32
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32 % n.max(1)
     }
 }

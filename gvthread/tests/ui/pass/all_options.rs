@@ -6,7 +6,7 @@
     max_gvthreads = 1_000usize,
     time_slice_ms = 5,
     forced_preempt = true,
-    crate = "::gvthread",
+    crate = "::gvthread"
 )]
 fn main() {
     assert!(gvthread::current_id().is_some());

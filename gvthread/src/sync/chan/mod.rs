@@ -1,0 +1,764 @@
+//! Bounded MPMC channels ([`channel`]) whose blocking operations park.
+//!
+//! # Protocol
+//!
+//! A channel is one `std::sync::Mutex<State>` (critical sections are a few
+//! instructions and never span a park, and no user code, not even a value's
+//! `Drop`, runs under it) holding:
+//!
+//! * `buf`: the queued values;
+//! * `recv_q`: receivers waiting for a value; `send_q`: senders waiting (see
+//!   below), both [`WaitQueue`]s;
+//! * the number of live `Sender`s and `Receiver`s.
+//!
+//! **Bounded (`capacity > 0`)**: a send pushes into `buf` if it holds fewer
+//! than `capacity` values, else it waits in `send_q` for room. A receive pops
+//! from `buf`, else waits in `recv_q`. Every push notifies (pops) one waiting
+//! receiver and every pop one waiting sender: one wake per item or slot, no
+//! thundering herd.
+//!
+//! **Rendezvous (`capacity == 0`)**: a blocking sender *offers* its value: it
+//! appends the value to `buf` together with an offer id (kept in `offer_ids`,
+//! parallel to `buf`), registers in `send_q` under that id, notifies one
+//! receiver and waits until its offer has left `buf`. A receiver takes the
+//! front offer and wakes exactly that sender, so `send` returns only once a
+//! receiver has taken the value. A sender that gives up (timeout,
+//! disconnection, unwinding, a dropped future) withdraws its offer if it is
+//! still there and gets the value back; if it is gone, the send succeeded.
+//! `try_send` succeeds only while some receiver is blocked waiting (in
+//! `recv_q`): it appends a *committed* offer that nobody waits on and
+//! notifies that receiver.
+//!
+//! **Waiting** (one loop shared by the blocking, the timeout and the async
+//! forms, [`Chan::recv_step`] / [`Chan::send_step`]): under the lock, try the
+//! operation; if it cannot proceed, make sure the caller is queued, unlock
+//! and park; repeat. The registration id is owned by a drop guard (or a
+//! future, or a handle), so a waiter that leaves for any reason, unwinding
+//! out of `park` at runtime shutdown included, deregisters.
+//!
+//! **Why no wake is lost**: the check and the enqueue happen under the same
+//! lock as the state change and the dequeue-to-notify, so a waiter is either
+//! satisfied or queued when the state changes in its favour. A notified
+//! waiter (its entry popped) that leaves without using what it was notified
+//! for passes the notification on to the next waiter if the condition still
+//! holds (a value left for receivers, room left for senders). Hence, while
+//! receivers wait, there are always at least as many notified-but-not-yet-
+//! running receivers as queued values (and likewise for senders and free
+//! slots). Disconnection (last `Sender` or last `Receiver` dropped) wakes
+//! every waiter of the other side.
+//!
+//! One consequence of committed offers: if the only waiting receiver that a
+//! `try_send` (on a rendezvous channel) handed its value to is an async
+//! future that is then dropped, or a GVThread that unwinds at shutdown, the
+//! value stays in the channel until the next receive, like a one-slot buffer.
+//!
+//! Dropping the last `Receiver` drops the values still buffered (bounded
+//! channels) or committed (rendezvous); blocked senders get their own values
+//! back in `SendError`.
+
+mod error;
+mod future;
+
+pub use error::{RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+pub use future::{RecvFut, SendFut};
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use super::waitq::{self, WaitId, WaitQueue, Wakeups};
+use crate::sched::park::{self, Waiter};
+
+/// Creates a bounded multi-producer multi-consumer channel.
+///
+/// With `capacity > 0`, up to `capacity` values are buffered and
+/// [`Sender::send`] parks while the buffer is full. With `capacity == 0` the
+/// channel is a *rendezvous* channel: a send completes only once a receiver
+/// has taken the value.
+///
+/// Both ends are `Clone + Send + Sync`; either end may live on a GVThread, a
+/// plain OS thread, or (through [`Receiver::recv_async`] /
+/// [`Sender::send_async`]) an async task. A blocking call parks only the
+/// calling GVThread (its worker keeps running others); on a plain OS thread
+/// it parks the OS thread.
+///
+/// ```
+/// use gvthread::{Runtime, SchedulerConfig};
+///
+/// let mut rt = Runtime::new(SchedulerConfig::default().num_workers(2));
+/// let sum = rt.block_on(|| {
+///     let (tx, rx) = gvthread::channel(16);
+///     for p in 0..4u64 {
+///         let tx = tx.clone();
+///         gvthread::spawn(move |_| {
+///             for i in 0..100 {
+///                 tx.send(p * 100 + i).unwrap();
+///             }
+///         });
+///     }
+///     drop(tx); // the receiver ends once every producer is done
+///     rx.into_iter().sum::<u64>()
+/// });
+/// assert_eq!(sum, (0..400).sum());
+/// ```
+pub fn channel<T: Send>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    let chan = Arc::new(Chan {
+        cap: capacity,
+        state: Mutex::new(State {
+            buf: VecDeque::with_capacity(capacity.min(1024)),
+            offer_ids: VecDeque::new(),
+            recv_q: WaitQueue::new(),
+            send_q: WaitQueue::new(),
+            senders: 1,
+            receivers: 1,
+        }),
+    });
+    (Sender { chan: chan.clone(), reg: None }, Receiver { chan, reg: None })
+}
+
+/// The shared part of a channel.
+pub(crate) struct Chan<T> {
+    cap: usize,
+    state: Mutex<State<T>>,
+}
+
+struct State<T> {
+    buf: VecDeque<T>,
+    /// Rendezvous only: the offer id of each value of `buf` (same order;
+    /// strictly increasing because ids come from `send_q`'s counter).
+    offer_ids: VecDeque<WaitId>,
+    recv_q: WaitQueue,
+    send_q: WaitQueue,
+    senders: usize,
+    receivers: usize,
+}
+
+/// How a step that cannot proceed should wait.
+#[derive(Clone, Copy)]
+pub(crate) enum Wait<'a> {
+    /// Do not wait: leave the queue (passing on any notification).
+    No,
+    /// Queue the calling GVThread or OS thread.
+    Current,
+    /// Queue an async task.
+    Task(&'a Waker),
+}
+
+/// Outcome of one receive step.
+pub(crate) enum RecvStep<T> {
+    Item(T),
+    Disconnected,
+    /// Nothing available; the caller is queued (or, with `Wait::No`, left).
+    Empty,
+}
+
+/// Outcome of one send step.
+pub(crate) enum SendStep<T> {
+    Sent,
+    Disconnected(T),
+    /// Only with `Wait::No`: the value could not be sent and is returned.
+    Full(T),
+    /// The caller is queued; the value is still in the caller's slot
+    /// (bounded) or offered in the channel (rendezvous).
+    Pending,
+}
+
+/// Which side a registration belongs to.
+#[derive(Clone, Copy)]
+pub(crate) enum Side {
+    Recv,
+    Send,
+}
+
+impl<T> State<T> {
+    /// Takes the next value and says whom to wake for it: a sender waiting
+    /// for room (bounded) or the sender whose offer this was (rendezvous).
+    fn take(&mut self, rendezvous: bool) -> Option<(T, Option<Waiter>)> {
+        let v = self.buf.pop_front()?;
+        let w = if rendezvous {
+            let id = self.offer_ids.pop_front().expect("offer ids parallel buf");
+            self.send_q.remove(id)
+        } else {
+            self.send_q.pop()
+        };
+        Some((v, w))
+    }
+
+    fn offered(&self, id: WaitId) -> Option<usize> {
+        self.offer_ids.binary_search(&id).ok()
+    }
+
+    /// Rendezvous: takes back offer `id` if no receiver has taken it yet.
+    fn withdraw(&mut self, id: WaitId) -> Option<T> {
+        self.send_q.remove(id);
+        let i = self.offered(id)?;
+        self.offer_ids.remove(i);
+        self.buf.remove(i)
+    }
+
+    /// A receiver leaves `recv_q` without a value: pass on its notification
+    /// if it had one and values remain.
+    fn leave_recv(&mut self, id: WaitId) -> Option<Waiter> {
+        if self.recv_q.remove(id).is_none() && !self.buf.is_empty() { self.recv_q.pop() } else { None }
+    }
+
+    /// A bounded sender leaves `send_q` without sending: pass on its
+    /// notification if it had one and room remains.
+    fn leave_send(&mut self, id: WaitId, cap: usize) -> Option<Waiter> {
+        if self.send_q.remove(id).is_none() && self.buf.len() < cap { self.send_q.pop() } else { None }
+    }
+}
+
+impl<T> Chan<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // No user code runs under this lock, so it cannot be poisoned by a
+        // user panic; stay robust anyway.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn rendezvous(&self) -> bool {
+        self.cap == 0
+    }
+
+    /// One receive attempt; `reg` is the caller's registration in `recv_q`.
+    pub(crate) fn recv_step(&self, reg: &mut Option<WaitId>, wait: Wait<'_>) -> RecvStep<T> {
+        let mut st = self.lock();
+        if let Some((v, w)) = st.take(self.rendezvous()) {
+            if let Some(id) = reg.take() {
+                // Notified or not, we got a value: just drop the entry.
+                st.recv_q.remove(id);
+            }
+            drop(st);
+            waitq::wake(w);
+            return RecvStep::Item(v);
+        }
+        if st.senders == 0 {
+            if let Some(id) = reg.take() {
+                st.recv_q.remove(id);
+            }
+            return RecvStep::Disconnected;
+        }
+        let pass_on = match (wait, *reg) {
+            (Wait::No, Some(id)) => {
+                *reg = None;
+                st.leave_recv(id)
+            }
+            (Wait::No, None) => None,
+            (Wait::Current, Some(id)) if st.recv_q.contains(id) => None,
+            (Wait::Task(w), Some(id)) if st.recv_q.refresh(id, &Waiter::Task(w.clone())) => None,
+            (Wait::Current, _) => {
+                *reg = Some(st.recv_q.push(Waiter::current()));
+                None
+            }
+            (Wait::Task(w), _) => {
+                *reg = Some(st.recv_q.push(Waiter::Task(w.clone())));
+                None
+            }
+        };
+        drop(st);
+        waitq::wake(pass_on);
+        RecvStep::Empty
+    }
+
+    /// One send attempt. `value` holds the value until the channel takes it;
+    /// `reg` is the caller's registration in `send_q` (bounded: waiting for
+    /// room; rendezvous: its outstanding offer).
+    pub(crate) fn send_step(&self, value: &mut Option<T>, reg: &mut Option<WaitId>, wait: Wait<'_>) -> SendStep<T> {
+        let mut st = self.lock();
+        if self.rendezvous() {
+            if let Some(id) = *reg {
+                if st.offered(id).is_none() {
+                    // A receiver took our offer.
+                    *reg = None;
+                    return SendStep::Sent;
+                }
+                let waiter = match wait {
+                    _ if st.receivers == 0 => None,
+                    Wait::No => None,
+                    Wait::Current => Some(None),
+                    Wait::Task(w) => Some(Some(Waiter::Task(w.clone()))),
+                };
+                return match waiter {
+                    Some(w) => {
+                        if let Some(w) = w {
+                            // Still offered, so still registered under `id`.
+                            st.send_q.refresh(id, &w);
+                        }
+                        SendStep::Pending
+                    }
+                    None => {
+                        *reg = None;
+                        let v = st.withdraw(id).expect("checked offered above");
+                        if st.receivers == 0 { SendStep::Disconnected(v) } else { SendStep::Full(v) }
+                    }
+                };
+            }
+            let Some(v) = value.take() else { return SendStep::Sent };
+            if st.receivers == 0 {
+                return SendStep::Disconnected(v);
+            }
+            let id = match wait {
+                Wait::No if st.recv_q.is_empty() => return SendStep::Full(v),
+                Wait::No => {
+                    // A receiver is blocked waiting: commit the value to it.
+                    st.send_q.alloc_id()
+                }
+                Wait::Current => {
+                    let id = st.send_q.push(Waiter::current());
+                    *reg = Some(id);
+                    id
+                }
+                Wait::Task(w) => {
+                    let id = st.send_q.push(Waiter::Task(w.clone()));
+                    *reg = Some(id);
+                    id
+                }
+            };
+            st.buf.push_back(v);
+            st.offer_ids.push_back(id);
+            let w = st.recv_q.pop();
+            drop(st);
+            waitq::wake(w);
+            return if reg.is_some() { SendStep::Pending } else { SendStep::Sent };
+        }
+
+        // Bounded.
+        let Some(v) = value.take() else {
+            if let Some(id) = reg.take() {
+                let w = st.leave_send(id, self.cap);
+                drop(st);
+                waitq::wake(w);
+            }
+            return SendStep::Sent;
+        };
+        if st.receivers == 0 {
+            if let Some(id) = reg.take() {
+                st.send_q.remove(id);
+            }
+            return SendStep::Disconnected(v);
+        }
+        if st.buf.len() < self.cap {
+            st.buf.push_back(v);
+            if let Some(id) = reg.take() {
+                st.send_q.remove(id);
+            }
+            let w = st.recv_q.pop();
+            drop(st);
+            waitq::wake(w);
+            return SendStep::Sent;
+        }
+        let (step, pass_on) = match (wait, *reg) {
+            (Wait::No, Some(id)) => {
+                *reg = None;
+                (SendStep::Full(v), st.leave_send(id, self.cap))
+            }
+            (Wait::No, None) => (SendStep::Full(v), None),
+            (Wait::Current, Some(id)) if st.send_q.contains(id) => {
+                *value = Some(v);
+                (SendStep::Pending, None)
+            }
+            (Wait::Task(w), Some(id)) if st.send_q.refresh(id, &Waiter::Task(w.clone())) => {
+                *value = Some(v);
+                (SendStep::Pending, None)
+            }
+            (Wait::Current, _) => {
+                *reg = Some(st.send_q.push(Waiter::current()));
+                *value = Some(v);
+                (SendStep::Pending, None)
+            }
+            (Wait::Task(w), _) => {
+                *reg = Some(st.send_q.push(Waiter::Task(w.clone())));
+                *value = Some(v);
+                (SendStep::Pending, None)
+            }
+        };
+        drop(st);
+        waitq::wake(pass_on);
+        step
+    }
+
+    /// Deregisters `id` of `side` for a party that gives up (drop guards,
+    /// dropped futures and handles). A withdrawn rendezvous offer is dropped
+    /// after the lock is released.
+    pub(crate) fn leave(&self, side: Side, id: WaitId) {
+        let mut st = self.lock();
+        let (w, withdrawn) = match side {
+            Side::Recv => (st.leave_recv(id), None),
+            Side::Send if self.rendezvous() => (None, st.withdraw(id)),
+            Side::Send => (st.leave_send(id, self.cap), None),
+        };
+        drop(st);
+        waitq::wake(w);
+        drop(withdrawn);
+    }
+
+    fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let mut reg = Registration { chan: self, side: Side::Recv, id: None };
+        loop {
+            let wait = match deadline {
+                Some(d) if Instant::now() >= d => Wait::No,
+                _ => Wait::Current,
+            };
+            match self.recv_step(&mut reg.id, wait) {
+                RecvStep::Item(v) => return Ok(v),
+                RecvStep::Disconnected => return Err(RecvTimeoutError::Disconnected),
+                RecvStep::Empty if matches!(wait, Wait::No) => return Err(RecvTimeoutError::Timeout),
+                RecvStep::Empty => park_opt(deadline),
+            }
+        }
+    }
+
+    fn send_deadline(&self, value: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        let mut value = Some(value);
+        let mut reg = Registration { chan: self, side: Side::Send, id: None };
+        loop {
+            let wait = match deadline {
+                Some(d) if Instant::now() >= d => Wait::No,
+                _ => Wait::Current,
+            };
+            match self.send_step(&mut value, &mut reg.id, wait) {
+                SendStep::Sent => return Ok(()),
+                SendStep::Disconnected(v) => return Err(SendTimeoutError::Disconnected(v)),
+                SendStep::Full(v) => return Err(SendTimeoutError::Timeout(v)),
+                SendStep::Pending => park_opt(deadline),
+            }
+        }
+    }
+}
+
+fn park_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => park::park_until(d),
+        None => park::park(),
+    }
+}
+
+fn deadline_after(d: Duration) -> Option<Instant> {
+    // An unrepresentable deadline means "never".
+    Instant::now().checked_add(d)
+}
+
+/// Owns a wait-queue registration while a blocking call waits; deregisters
+/// (passing on a notification, withdrawing an offer) if the call leaves
+/// abnormally, e.g. `park` unwinding at runtime shutdown.
+struct Registration<'a, T> {
+    chan: &'a Chan<T>,
+    side: Side,
+    id: Option<WaitId>,
+}
+
+impl<T> Drop for Registration<'_, T> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.chan.leave(self.side, id);
+        }
+    }
+}
+
+/// The sending half of a [`channel`]. Clone it for more producers.
+///
+/// ```
+/// let (tx, rx) = gvthread::channel(2);
+/// let tx2 = tx.clone();
+/// tx.send(1).unwrap();
+/// tx2.try_send(2).unwrap();
+/// assert!(tx.try_send(3).unwrap_err().is_full());
+/// assert_eq!((rx.recv(), rx.recv()), (Ok(1), Ok(2)));
+/// ```
+pub struct Sender<T> {
+    chan: Arc<Chan<T>>,
+    /// Registration of [`Sender::poll_send`] (per handle).
+    reg: Option<WaitId>,
+}
+
+impl<T> Sender<T> {
+    /// Sends `value`, parking while the channel is full (rendezvous: until a
+    /// receiver takes it). Returns the value in `Err` once every receiver is
+    /// gone.
+    ///
+    /// ```
+    /// let (tx, rx) = gvthread::channel(1);
+    /// tx.send("a").unwrap();
+    /// drop(rx);
+    /// assert_eq!(tx.send("b").unwrap_err().0, "b");
+    /// ```
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        self.chan.send_deadline(value, None).map_err(|e| SendError(e.into_inner()))
+    }
+
+    /// Sends `value` if that can be done without waiting: there is room
+    /// (rendezvous: a receiver is blocked waiting for a value).
+    ///
+    /// ```
+    /// use gvthread::TrySendError;
+    /// let (tx, _rx) = gvthread::channel(0);
+    /// assert!(matches!(tx.try_send(1), Err(TrySendError::Full(1))));
+    /// ```
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        match self.chan.send_step(&mut Some(value), &mut None, Wait::No) {
+            SendStep::Sent => Ok(()),
+            SendStep::Full(v) => Err(TrySendError::Full(v)),
+            SendStep::Disconnected(v) => Err(TrySendError::Disconnected(v)),
+            SendStep::Pending => unreachable!("Wait::No never queues"),
+        }
+    }
+
+    /// Like [`send`](Self::send), but gives up after `timeout` and returns
+    /// the value in [`SendTimeoutError::Timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (tx, _rx) = gvthread::channel(1);
+    /// tx.send(1).unwrap();
+    /// assert!(tx.send_timeout(2, Duration::from_millis(2)).unwrap_err().is_timeout());
+    /// ```
+    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.chan.send_deadline(value, deadline_after(timeout))
+    }
+
+    /// Like [`send`](Self::send), but gives up at `deadline`.
+    pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        self.chan.send_deadline(value, Some(deadline))
+    }
+
+    /// The channel's capacity (0 for a rendezvous channel).
+    pub fn capacity(&self) -> usize {
+        self.chan.cap
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.lock().senders += 1;
+        Sender { chan: self.chan.clone(), reg: None }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        if let Some(id) = self.reg.take() {
+            self.chan.leave(Side::Send, id);
+        }
+        let mut st = self.chan.lock();
+        st.senders -= 1;
+        let wake = if st.senders == 0 { Some(st.recv_q.take_all()) } else { None };
+        drop(st);
+        wake.map(Wakeups::wake_all);
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").field("capacity", &self.chan.cap).finish_non_exhaustive()
+    }
+}
+
+/// The receiving half of a [`channel`]. Clone it for more consumers; each
+/// value is received by exactly one of them.
+///
+/// Iterating (`for v in rx` / `for v in &rx` / [`iter`](Self::iter)) receives
+/// until the channel is empty and every sender is gone.
+///
+/// ```
+/// let (tx, rx) = gvthread::channel(4);
+/// for i in 0..3 {
+///     tx.send(i).unwrap();
+/// }
+/// drop(tx);
+/// assert_eq!(rx.iter().collect::<Vec<_>>(), [0, 1, 2]);
+/// ```
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+    /// Registration of [`Receiver::poll_recv`] (per handle).
+    reg: Option<WaitId>,
+}
+
+impl<T> Receiver<T> {
+    /// Receives a value, parking while the channel is empty. `Err` once the
+    /// channel is empty and every sender is gone (values sent before that are
+    /// still delivered).
+    ///
+    /// ```
+    /// let (tx, rx) = gvthread::channel(1);
+    /// std::thread::spawn(move || tx.send(5).unwrap());
+    /// assert_eq!(rx.recv(), Ok(5)); // parks this OS thread until it arrives
+    /// assert!(rx.recv().is_err());
+    /// ```
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.chan.recv_deadline(None).map_err(|_| RecvError)
+    }
+
+    /// Receives a value if one is ready (rendezvous: a sender is offering one).
+    ///
+    /// ```
+    /// use gvthread::TryRecvError;
+    /// let (tx, rx) = gvthread::channel(1);
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    /// tx.send(1).unwrap();
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// ```
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        match self.chan.recv_step(&mut None, Wait::No) {
+            RecvStep::Item(v) => Ok(v),
+            RecvStep::Empty => Err(TryRecvError::Empty),
+            RecvStep::Disconnected => Err(TryRecvError::Disconnected),
+        }
+    }
+
+    /// Like [`recv`](Self::recv), but gives up after `timeout`.
+    ///
+    /// ```
+    /// use gvthread::RecvTimeoutError;
+    /// use std::time::Duration;
+    /// let (_tx, rx) = gvthread::channel::<()>(1);
+    /// assert_eq!(rx.recv_timeout(Duration::from_millis(2)), Err(RecvTimeoutError::Timeout));
+    /// ```
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.chan.recv_deadline(deadline_after(timeout))
+    }
+
+    /// Like [`recv`](Self::recv), but gives up at `deadline`.
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.chan.recv_deadline(Some(deadline))
+    }
+
+    /// A blocking iterator: yields values until the channel is empty and
+    /// every sender is gone.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { rx: self }
+    }
+
+    /// A non-blocking iterator: yields the values ready now.
+    ///
+    /// ```
+    /// let (tx, rx) = gvthread::channel(4);
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]); // tx is still alive
+    /// ```
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { rx: self }
+    }
+
+    /// The channel's capacity (0 for a rendezvous channel).
+    pub fn capacity(&self) -> usize {
+        self.chan.cap
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.chan.lock().receivers += 1;
+        Receiver { chan: self.chan.clone(), reg: None }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        if let Some(id) = self.reg.take() {
+            self.chan.leave(Side::Recv, id);
+        }
+        let mut st = self.chan.lock();
+        st.receivers -= 1;
+        if st.receivers != 0 {
+            return;
+        }
+        // Disconnected: nobody will ever receive what is queued, except the
+        // offers of blocked rendezvous senders, who take theirs back.
+        let discarded: VecDeque<T> = if self.chan.rendezvous() {
+            let st = &mut *st;
+            let mut kept = VecDeque::new();
+            let mut kept_ids = VecDeque::new();
+            let mut discarded = VecDeque::new();
+            for (v, id) in st.buf.drain(..).zip(st.offer_ids.drain(..)) {
+                if st.send_q.contains(id) {
+                    kept.push_back(v);
+                    kept_ids.push_back(id);
+                } else {
+                    discarded.push_back(v);
+                }
+            }
+            st.buf = kept;
+            st.offer_ids = kept_ids;
+            discarded
+        } else {
+            std::mem::take(&mut st.buf)
+        };
+        let wake = st.send_q.take_all();
+        drop(st);
+        wake.wake_all();
+        drop(discarded);
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver").field("capacity", &self.chan.cap).finish_non_exhaustive()
+    }
+}
+
+/// Blocking iterator over a [`Receiver`]'s values; see [`Receiver::iter`].
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+/// Non-blocking iterator over a [`Receiver`]'s ready values; see
+/// [`Receiver::try_iter`].
+#[derive(Debug)]
+pub struct TryIter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Owning blocking iterator over a [`Receiver`]'s values (`for v in rx`).
+#[derive(Debug)]
+pub struct IntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { rx: self }
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests;

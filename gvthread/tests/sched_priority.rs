@@ -1,0 +1,64 @@
+//! Priorities and low-priority workers.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gvthread::{Priority, Runtime, SchedulerConfig};
+
+#[test]
+fn higher_priorities_run_first_on_one_worker() {
+    let _w = common::watchdog("higher_priorities_run_first", Duration::from_secs(60));
+    let mut rt = common::rt(1);
+    let order = rt.block_on(|| {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut hs = Vec::new();
+        // All queued while the spawner holds the only worker.
+        for p in
+            [Priority::Low, Priority::Normal, Priority::High, Priority::Critical, Priority::Low, Priority::Critical]
+        {
+            let order = order.clone();
+            hs.push(gvthread::spawn_with_priority(p, move |_| order.lock().unwrap().push(p)));
+        }
+        for h in hs {
+            h.join().unwrap();
+        }
+        let v = order.lock().unwrap().clone();
+        v
+    });
+    assert_eq!(
+        order,
+        vec![Priority::Critical, Priority::Critical, Priority::High, Priority::Normal, Priority::Low, Priority::Low]
+    );
+}
+
+#[test]
+fn low_priority_workers_run_only_low() {
+    let _w = common::watchdog("low_priority_workers_run_only_low", Duration::from_secs(60));
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1).num_low_priority_workers(1));
+    rt.block_on(|| {
+        let name = || std::thread::current().name().unwrap_or("").to_string();
+        let lows: Vec<_> = (0..20).map(|_| gvthread::spawn_with_priority(Priority::Low, move |_| name())).collect();
+        let normals: Vec<_> = (0..20).map(|_| gvthread::spawn(move |_| name())).collect();
+        for h in lows {
+            assert!(h.join().unwrap().starts_with("gvthread-low"), "Low ran on an ordinary worker");
+        }
+        for h in normals {
+            assert!(h.join().unwrap().starts_with("gvthread-worker"), "Normal ran on a low-priority worker");
+        }
+    });
+}
+
+#[test]
+fn low_runs_on_ordinary_workers_without_dedicated_ones() {
+    let mut rt = common::rt(1);
+    let r = rt.block_on(|| gvthread::spawn_with_priority(Priority::Low, |_| 9).join().unwrap());
+    assert_eq!(r, 9);
+}
+
+#[test]
+fn priority_default_is_normal() {
+    assert_eq!(Priority::default(), Priority::Normal);
+    assert!(Priority::Critical < Priority::Low);
+}

@@ -1,0 +1,147 @@
+//! Join results, panics, cancellation tokens.
+
+mod common;
+
+use std::time::Duration;
+
+#[test]
+fn panic_comes_back_as_join_error() {
+    let mut rt = common::rt(2);
+    rt.block_on(|| {
+        let n = std::hint::black_box(7);
+        let h = gvthread::spawn(move |_| -> u32 { panic!("kaboom {n}") });
+        let e = h.join().unwrap_err();
+        assert!(e.is_panic() && !e.is_cancelled());
+        assert_eq!(e.to_string(), "GVThread panicked: kaboom 7");
+        let payload = e.into_panic();
+        assert_eq!(payload.downcast_ref::<String>().map(String::as_str), Some("kaboom 7"));
+    });
+}
+
+#[test]
+fn panics_do_not_disturb_other_gvthreads() {
+    let mut rt = common::rt(2);
+    let (ok, bad) = rt.block_on(|| {
+        let hs: Vec<_> = (0..200u32)
+            .map(|i| {
+                gvthread::spawn(move |_| {
+                    gvthread::yield_now();
+                    if i % 3 == 0 {
+                        panic!("planned");
+                    }
+                    i
+                })
+            })
+            .collect();
+        let rs: Vec<_> = hs.into_iter().map(|h| h.join()).collect();
+        (rs.iter().filter(|r| r.is_ok()).count(), rs.iter().filter(|r| r.is_err()).count())
+    });
+    assert_eq!((ok, bad), (133, 67));
+}
+
+#[test]
+fn is_finished_and_id() {
+    let mut rt = common::rt(1);
+    rt.block_on(|| {
+        let h = gvthread::spawn(|_| gvthread::current_id().unwrap());
+        let id = h.id();
+        while !h.is_finished() {
+            gvthread::yield_now();
+        }
+        assert_eq!(h.join().unwrap(), id);
+    });
+}
+
+#[test]
+fn cancel_through_the_join_handle() {
+    let _w = common::watchdog("cancel_through_the_join_handle", Duration::from_secs(60));
+    let mut rt = common::rt(2);
+    rt.block_on(|| {
+        let h = gvthread::spawn(|token| {
+            let mut spins = 0u64;
+            while !token.is_cancelled() {
+                spins += 1;
+                gvthread::sleep(Duration::from_millis(1));
+            }
+            spins
+        });
+        gvthread::sleep(Duration::from_millis(10));
+        h.cancel();
+        h.join().unwrap();
+    });
+}
+
+#[test]
+fn tokens_form_a_tree_along_spawns() {
+    let _w = common::watchdog("tokens_form_a_tree_along_spawns", Duration::from_secs(60));
+    let mut rt = common::rt(2);
+    rt.block_on(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let parent = gvthread::spawn(move |token| {
+            let child = gvthread::spawn(|child_token| {
+                let grandchild = gvthread::spawn(|t| {
+                    while !t.is_cancelled() {
+                        gvthread::sleep(Duration::from_millis(1));
+                    }
+                    "grandchild saw it"
+                });
+                while !child_token.is_cancelled() {
+                    gvthread::sleep(Duration::from_millis(1));
+                }
+                grandchild.join().unwrap()
+            });
+            tx.send(()).unwrap();
+            while !token.is_cancelled() {
+                gvthread::sleep(Duration::from_millis(1));
+            }
+            child.join().unwrap()
+        });
+        rx.recv().unwrap();
+        let sibling = gvthread::spawn(|t| {
+            gvthread::sleep(Duration::from_millis(20));
+            t.is_cancelled()
+        });
+        parent.cancel();
+        assert_eq!(parent.join().unwrap(), "grandchild saw it");
+        assert!(!sibling.join().unwrap(), "cancelling one subtree leaves siblings alone");
+    });
+}
+
+#[test]
+fn current_token_is_the_gvthreads() {
+    let mut rt = common::rt(1);
+    rt.block_on(|| {
+        let h = gvthread::spawn(|t| {
+            let mine = gvthread::current_token().unwrap();
+            t.cancel();
+            mine.is_cancelled()
+        });
+        assert!(h.join().unwrap());
+    });
+    assert!(gvthread::current_token().is_none());
+}
+
+#[test]
+fn result_dropped_when_handle_dropped() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut rt = common::rt(2);
+    let d = drops.clone();
+    rt.block_on(move || {
+        for _ in 0..100 {
+            let d = d.clone();
+            drop(gvthread::spawn(move |_| Counted(d)));
+        }
+        while d.load(Ordering::SeqCst) < 100 {
+            gvthread::sleep(Duration::from_millis(1));
+        }
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 100, "detached results are dropped, not leaked");
+}

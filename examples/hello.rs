@@ -10,6 +10,8 @@
 //! cargo run --release --example hello
 //! ```
 
+use std::collections::BTreeMap;
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use gvthread::{Runtime, SchedulerConfig};
@@ -24,9 +26,9 @@ const SLEEP_EVERY: u64 = 100;
 /// What one GVThread reports back.
 struct Report {
     primes: u64,
-    /// Worker thread it started on and the one it finished on.
-    started_on: usize,
-    finished_on: usize,
+    /// OS thread it started on, and the one it finished on (with its name).
+    started_on: ThreadId,
+    finished_on: (ThreadId, String),
 }
 
 fn main() {
@@ -34,11 +36,11 @@ fn main() {
     let mut rt = Runtime::new(SchedulerConfig::default().num_workers(workers));
 
     let start = Instant::now();
-    let (primes, per_worker, migrated) = rt.block_on(move || {
+    let (primes, per_thread, migrated) = rt.block_on(move || {
         let handles: Vec<_> = (0..GVTHREADS)
             .map(|i| {
                 gvthread::spawn(move |_token| {
-                    let started_on = worker_index();
+                    let started_on = os_thread().0;
                     let lo = i * PER_GVTHREAD;
                     let mid = lo + PER_GVTHREAD / 2;
                     let mut primes = (lo..mid).filter(|&n| is_prime(n)).count() as u64;
@@ -48,21 +50,21 @@ fn main() {
                         gvthread::sleep(Duration::from_millis(1));
                     }
                     primes += (mid..lo + PER_GVTHREAD).filter(|&n| is_prime(n)).count() as u64;
-                    Report { primes, started_on, finished_on: worker_index() }
+                    Report { primes, started_on, finished_on: os_thread() }
                 })
             })
             .collect();
 
         let mut primes = 0;
-        let mut per_worker = vec![0u64; workers];
+        let mut per_thread = BTreeMap::<String, u64>::new();
         let mut migrated = 0u64;
         for h in handles {
             let r = h.join().expect("a GVThread panicked");
             primes += r.primes;
-            per_worker[r.finished_on] += 1;
-            migrated += u64::from(r.started_on != r.finished_on);
+            migrated += u64::from(r.started_on != r.finished_on.0);
+            *per_thread.entry(r.finished_on.1).or_default() += 1;
         }
-        (primes, per_worker, migrated)
+        (primes, per_thread, migrated)
     });
     let elapsed = start.elapsed();
 
@@ -70,8 +72,8 @@ fn main() {
     let expected = sieve_count(limit);
     println!("spawned {GVTHREADS} GVThreads on {workers} worker threads");
     println!("  each tested {PER_GVTHREAD} numbers, yielded once; 1 in {SLEEP_EVERY} also slept 1 ms");
-    println!("  GVThreads finished per worker: {per_worker:?}");
-    println!("  GVThreads that resumed on a different worker than they started on: {migrated}");
+    println!("  GVThreads finished per OS thread: {per_thread:?}");
+    println!("  GVThreads that resumed on a different OS thread than they started on: {migrated}");
     println!("primes below {limit}: {primes} (sieve says {expected})");
     println!("took {:.1} ms", elapsed.as_secs_f64() * 1e3);
     if let Some(kib) = peak_rss_kib() {
@@ -80,29 +82,28 @@ fn main() {
     assert_eq!(primes, expected, "the GVThreads miscounted");
 }
 
-/// Index of the worker thread running the caller, from its thread name
-/// (`gvthread-worker-N`).
+/// Id and name of the OS thread running the caller.
 ///
 /// `#[inline(never)]`: a GVThread may resume on another OS thread after
 /// `yield_now`, and a thread-local address computed before the switch must not
 /// be reused after it. Reading it in a separate, non-inlined call each time
 /// makes the compiler compute it afresh (see docs/safety.md).
 #[inline(never)]
-fn worker_index() -> usize {
+fn os_thread() -> (ThreadId, String) {
     let t = std::thread::current();
-    t.name().and_then(|n| n.rsplit('-').next()).and_then(|n| n.parse().ok()).expect("runs on a gvthread worker thread")
+    (t.id(), t.name().unwrap_or("unnamed").to_string())
 }
 
 fn is_prime(n: u64) -> bool {
     if n < 4 {
         return n >= 2;
     }
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         return false;
     }
     let mut d = 3;
     while d * d <= n {
-        if n % d == 0 {
+        if n.is_multiple_of(d) {
             return false;
         }
         d += 2;

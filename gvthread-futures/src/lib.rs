@@ -5,10 +5,12 @@
 //!
 //! | you have | you want | use |
 //! |---|---|---|
-//! | a future, in a GVThread | its output, blocking only this GVThread | [`block_on`] |
+//! | a future, in a GVThread | its output, blocking only this GVThread | [`block_on()`] |
 //! | a future | a GVThread driving it, joinable | [`spawn_future`], [`spawn_future_on`] |
 //! | async code | a GVThread's result | `.await` the [`gvthread::JoinHandle`] (it is a `Future`) |
 //! | a blocking call, in a GVThread | not to stall the worker | [`gvthread::unblock`] |
+//! | a channel, in async code | one value | `rx.recv_async().await`, `tx.send_async(v).await` |
+//! | a channel, in async code | a `Stream` / a `Sink` | [`RecvStream`], [`SendSink`] ([`ReceiverExt`], [`SenderExt`]) |
 //!
 //! ```
 //! use gvthread::{Runtime, SchedulerConfig};
@@ -53,7 +55,9 @@
 #![warn(missing_docs)]
 
 mod block_on;
+mod chan;
 mod spawn;
 
 pub use block_on::block_on;
+pub use chan::{ReceiverExt, RecvStream, SendSink, SenderExt};
 pub use spawn::{spawn_future, spawn_future_on};

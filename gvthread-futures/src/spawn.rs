@@ -7,7 +7,7 @@ use gvthread::{Handle, JoinHandle};
 use crate::block_on;
 
 /// Spawns a GVThread, on the caller's runtime, that drives `future` to
-/// completion with [`block_on`]; the handle joins it (`.join()` from blocking
+/// completion with [`block_on()`]; the handle joins it (`.join()` from blocking
 /// code, `.await` from async code).
 ///
 /// A panic in the future ends that GVThread only; it comes back through the

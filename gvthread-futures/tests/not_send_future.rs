@@ -25,13 +25,13 @@ fn rc_future_in_block_on_inside_a_gvthread() {
                             let (tx, rx) = oneshot::channel();
                             gvthread::spawn(move |_| tx.send(i * 10 + step).unwrap());
                             // The Rc is held across a real park.
-                            log2.borrow_mut().push(rx.await.unwrap());
+                            let v = rx.await.unwrap();
+                            log2.borrow_mut().push(v);
                         }
                         Rc::strong_count(&log2)
                     });
                     assert_eq!(out, 2);
-                    let v = log.borrow().iter().sum::<u64>();
-                    v
+                    log.borrow().iter().sum::<u64>()
                 })
             })
             .collect();

@@ -61,5 +61,5 @@ fn many_unblocks_beyond_the_pool_size() {
 #[test]
 fn unblock_on_a_plain_thread_runs_inline() {
     let me = std::thread::current().id();
-    assert_eq!(gvthread::unblock(move || std::thread::current().id() == me), true);
+    assert!(gvthread::unblock(move || std::thread::current().id() == me));
 }

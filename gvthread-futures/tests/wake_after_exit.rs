@@ -56,7 +56,7 @@ impl Future for Stashing {
         }
         self.polls -= 1;
         self.stash.put(cx.waker());
-        if self.polls % 2 == 0 {
+        if self.polls.is_multiple_of(2) {
             cx.waker().wake_by_ref();
         } else {
             let w = cx.waker().clone();

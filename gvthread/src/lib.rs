@@ -50,6 +50,7 @@
 mod arch;
 mod future;
 mod memory;
+mod preempt;
 mod runtime;
 mod sched;
 mod sync;
@@ -57,12 +58,19 @@ mod task;
 mod timer;
 mod util;
 
-pub use runtime::config::{DEFAULT_MAX_GVTHREADS, MAX_WORKERS, SchedulerConfig};
+pub use preempt::no_preempt;
+pub use runtime::config::{DEFAULT_MAX_GVTHREADS, DEFAULT_MAX_OS_THREADS, MAX_WORKERS, SchedulerConfig};
 pub use runtime::error::{RuntimeError, SpawnError};
 pub use runtime::handle::{Handle, current_id, current_token, spawn, spawn_with_priority, try_spawn};
+pub use runtime::metrics::RuntimeMetrics;
 pub use runtime::runtime::Runtime;
 pub use sched::park::{sleep, yield_now};
 pub use sync::cancel::CancellationToken;
+pub use sync::chan::{
+    IntoIter, Iter, Receiver, RecvError, RecvFut, RecvTimeoutError, SendError, SendFut, SendTimeoutError, Sender,
+    TryIter, TryRecvError, TrySendError, channel,
+};
+pub use sync::mutex::{SchedMutex, SchedMutexGuard};
 pub use task::id::GVThreadId;
 pub use task::join::{JoinError, JoinHandle};
 pub use task::local::LocalKey;
@@ -75,4 +83,30 @@ pub use gvthread_macros::{main, test};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::future::block_on as block_on_future;
+    pub use crate::preempt::safepoint_check;
+}
+
+/// A cooperative preemption point: counts progress for the preemption
+/// monitor and yields if this GVThread has used up its time slice. Costs a
+/// couple of nanoseconds when no preemption is pending. Put it in long loops
+/// that make no blocking gvthread calls; forced preemption (on by default)
+/// covers code without safepoints, at a higher price.
+///
+/// ```
+/// let mut rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(1));
+/// let n = rt.block_on(|| {
+///     let mut acc = 0u64;
+///     for i in 0..100_000u64 {
+///         gvthread::safepoint!();
+///         acc = acc.wrapping_add(i * i);
+///     }
+///     acc
+/// });
+/// assert_eq!(n, 333_328_333_350_000);
+/// ```
+#[macro_export]
+macro_rules! safepoint {
+    () => {
+        $crate::__private::safepoint_check()
+    };
 }

@@ -14,10 +14,10 @@ fn thread_states(prefix: &str) -> Vec<char> {
         }
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
         // Format: pid (comm) S ...; comm may contain spaces, so split after ')'.
-        if let Some(rest) = stat.rsplit_once(')') {
-            if let Some(c) = rest.1.trim_start().chars().next() {
-                states.push(c);
-            }
+        if let Some(rest) = stat.rsplit_once(')')
+            && let Some(c) = rest.1.trim_start().chars().next()
+        {
+            states.push(c);
         }
     }
     states

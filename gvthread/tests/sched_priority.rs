@@ -24,8 +24,7 @@ fn higher_priorities_run_first_on_one_worker() {
         for h in hs {
             h.join().unwrap();
         }
-        let v = order.lock().unwrap().clone();
-        v
+        order.lock().unwrap().clone()
     });
     assert_eq!(
         order,

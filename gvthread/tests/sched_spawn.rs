@@ -64,10 +64,12 @@ fn work_spreads_to_both_workers() {
         for h in hs {
             h.join().unwrap();
         }
-        let n = seen.lock().unwrap().len();
-        n
+        seen.lock().unwrap().len()
     });
-    assert_eq!(threads, 2, "both workers should have run GVThreads");
+    // At least both workers; a spare thread may also appear if the OS
+    // descheduled a worker long enough for the preemption monitor to hand
+    // its role over.
+    assert!(threads >= 2, "both workers should have run GVThreads, saw {threads} thread(s)");
 }
 
 #[test]

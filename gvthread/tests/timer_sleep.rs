@@ -37,8 +37,7 @@ fn sleepers_wake_in_deadline_order() {
         for h in hs {
             h.join().unwrap();
         }
-        let v = order.lock().unwrap().clone();
-        v
+        order.lock().unwrap().clone()
     });
     assert_eq!(order, vec![1, 2, 3, 4, 5]);
 }

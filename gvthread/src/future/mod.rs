@@ -3,9 +3,9 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | [`block_on`] | `block_on`: poll on the caller's own stack, park between polls |
-//! | [`waker`] | the `Waker`s of `block_on`: a borrowed one for the first poll, an `Arc`-backed one after |
-//! | [`unblock`] | `unblock`: a bounded pool of OS threads for blocking calls |
+//! | [`block_on`](mod@block_on) | `block_on`: poll on the caller's own stack, park between polls |
+//! | [`waker`](mod@waker) | the `Waker`s of `block_on`: a borrowed one for the first poll, an `Arc`-backed one after |
+//! | [`unblock`](mod@unblock) | `unblock`: a bounded pool of OS threads for blocking calls |
 //!
 //! # Protocol
 //!
@@ -43,8 +43,8 @@
 //!   early, which every parker tolerates (parks may be spurious).
 //!
 //! Cost: a future that is ready on its first poll allocates nothing and
-//! touches no shared cache line (see [`waker`]); otherwise one allocation per
-//! `block_on` call, reused by every later poll and every clone.
+//! takes no reference count on the runtime (see [`waker`]); otherwise one
+//! allocation per `block_on` call, reused by every later poll and every clone.
 
 pub(crate) mod block_on;
 pub(crate) mod unblock;

@@ -12,6 +12,9 @@ pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
 /// Largest number of worker roles (ordinary plus low-priority).
 pub const MAX_WORKERS: usize = 256;
 
+/// Default for [`SchedulerConfig::max_os_threads`] (Go's limit is 10,000 too).
+pub const DEFAULT_MAX_OS_THREADS: usize = 10_000;
+
 /// Default for [`SchedulerConfig::max_gvthreads`]: 2 Mi GVThreads. Address
 /// space is reserved in 4 GiB chunks as the live count grows, so a large
 /// limit costs nothing until it is used.
@@ -42,6 +45,7 @@ pub struct SchedulerConfig {
     pub(crate) enable_forced_preempt: bool,
     pub(crate) debug_logging: bool,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) max_os_threads: usize,
     pub(crate) on_worker_start: Option<Hook>,
     pub(crate) on_worker_stop: Option<Hook>,
 }
@@ -58,6 +62,7 @@ impl Default for SchedulerConfig {
             enable_forced_preempt: true,
             debug_logging: false,
             shutdown_timeout: Duration::from_secs(1),
+            max_os_threads: DEFAULT_MAX_OS_THREADS,
             on_worker_start: None,
             on_worker_stop: None,
         }
@@ -76,6 +81,7 @@ impl fmt::Debug for SchedulerConfig {
             .field("enable_forced_preempt", &self.enable_forced_preempt)
             .field("debug_logging", &self.debug_logging)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("max_os_threads", &self.max_os_threads)
             .field("on_worker_start", &self.on_worker_start.is_some())
             .field("on_worker_stop", &self.on_worker_stop.is_some())
             .finish()
@@ -145,14 +151,25 @@ impl SchedulerConfig {
         self
     }
 
-    /// Runs `f` on each worker OS thread before it runs any GVThread (for
-    /// example, to enter a tokio runtime's context there).
+    /// Most OS threads the runtime runs GVThreads on (default
+    /// [`DEFAULT_MAX_OS_THREADS`]). Workers come first; the rest are spare
+    /// threads that take over a worker role while its previous thread holds a
+    /// preempted GVThread or is stuck in a blocking call. At the cap, forced
+    /// preemption pauses (counted in `RuntimeMetrics::thread_cap_reached`).
+    pub fn max_os_threads(mut self, n: usize) -> Self {
+        self.max_os_threads = n;
+        self
+    }
+
+    /// Runs `f` on each OS thread that runs GVThreads (workers and spare
+    /// threads) before it runs any (for example, to enter a tokio runtime's
+    /// context there).
     pub fn on_worker_start(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_worker_start = Some(Arc::new(f));
         self
     }
 
-    /// Runs `f` on each worker OS thread when it stops.
+    /// Runs `f` on each OS thread that ran GVThreads when it stops.
     pub fn on_worker_stop(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_worker_stop = Some(Arc::new(f));
         self
@@ -184,6 +201,15 @@ impl SchedulerConfig {
         }
         if self.max_gvthreads > u32::MAX as usize / 2 {
             return bad("max_gvthreads", format!("must be at most {}", u32::MAX / 2));
+        }
+        if self.max_os_threads < workers + self.num_low_priority_workers {
+            return bad(
+                "max_os_threads",
+                format!(
+                    "must be at least num_workers + num_low_priority_workers ({})",
+                    workers + self.num_low_priority_workers
+                ),
+            );
         }
         if self.time_slice.is_zero() {
             return bad("time_slice", "must be greater than zero".into());

@@ -68,6 +68,11 @@ impl Handle {
         self.shared.live.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// A snapshot of the runtime's counters.
+    pub fn metrics(&self) -> crate::RuntimeMetrics {
+        self.shared.metrics_snapshot()
+    }
+
     /// Whether the runtime is shutting down (spawns are refused).
     pub fn is_shutting_down(&self) -> bool {
         self.shared.is_shutting_down()

@@ -3,6 +3,7 @@
 pub(crate) mod config;
 pub(crate) mod error;
 pub(crate) mod handle;
+pub(crate) mod metrics;
 #[allow(clippy::module_inception)]
 pub(crate) mod runtime;
 pub(crate) mod shared;

@@ -23,7 +23,6 @@ use super::error::RuntimeError;
 use super::handle::Handle;
 use super::shared::Shared;
 use crate::memory::{GuardScheme, SlotPool};
-use crate::sched::machine;
 use crate::timer;
 
 /// How long shutdown waits for worker threads to leave after stopping them.
@@ -52,7 +51,8 @@ const THREAD_EXIT_GRACE: Duration = Duration::from_millis(200);
 /// its own GVThreads.
 pub struct Runtime {
     shared: Arc<Shared>,
-    threads: Vec<ThreadHandle<()>>,
+    timer: Option<ThreadHandle<()>>,
+    stopped: bool,
 }
 
 impl Runtime {
@@ -74,27 +74,22 @@ impl Runtime {
         }
         let slots = SlotPool::new(config.max_gvthreads, guard).map_err(RuntimeError::AddressSpace)?;
         let shared = Arc::new(Shared::new(config, slots));
-        let mut rt = Runtime { shared, threads: Vec::new() };
+        let mut rt = Runtime { shared, timer: None, stopped: false };
 
         let sh = rt.shared.clone();
         let timer = std::thread::Builder::new()
             .name("gvthread-timer".into())
             .spawn(move || timer::thread::run(sh))
             .map_err(RuntimeError::ThreadSpawn)?;
-        rt.threads.push(timer);
+        rt.timer = Some(timer);
 
         for index in 0..rt.shared.workers.len() {
-            let sh = rt.shared.clone();
-            let name = if sh.workers[index].low_priority {
-                format!("gvthread-low-{index}")
-            } else {
-                format!("gvthread-worker-{index}")
-            };
-            let t = std::thread::Builder::new()
-                .name(name)
-                .spawn(move || worker_thread(sh, index))
-                .map_err(RuntimeError::ThreadSpawn)?;
-            rt.threads.push(t);
+            rt.shared.start_machine(Some(index)).map_err(RuntimeError::ThreadSpawn)?;
+        }
+        if rt.shared.config.enable_forced_preempt {
+            crate::preempt::signal::install();
+            // One spare ready for the first hand-off; the monitor keeps one.
+            rt.shared.start_machine(None).map_err(RuntimeError::ThreadSpawn)?;
         }
         Ok(rt)
     }
@@ -133,9 +128,10 @@ impl Runtime {
     }
 
     fn shutdown(&mut self, timeout: Duration) {
-        if self.threads.is_empty() {
+        if self.stopped {
             return;
         }
+        self.stopped = true;
         let sh = &self.shared;
         sh.begin_shutdown();
         let deadline =
@@ -149,7 +145,9 @@ impl Runtime {
             }
         }
         let grace = Instant::now() + THREAD_EXIT_GRACE;
-        for t in self.threads.drain(..) {
+        let mut threads: Vec<ThreadHandle<()>> = self.timer.take().into_iter().collect();
+        threads.append(&mut sh.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
             while !t.is_finished() && Instant::now() < grace {
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -158,6 +156,14 @@ impl Runtime {
             }
             // Otherwise the thread is stuck running an abandoned GVThread: detach it.
         }
+        // Threads are gone (or detached with their own references): drop the
+        // machine registry so that `Shared` can be freed.
+        sh.clear_machines();
+    }
+
+    /// A snapshot of the runtime's counters (preemptions, hand-offs, threads).
+    pub fn metrics(&self) -> crate::RuntimeMetrics {
+        self.shared.metrics_snapshot()
     }
 }
 
@@ -174,25 +180,6 @@ impl fmt::Debug for Runtime {
             .field("workers", &self.shared.workers.len())
             .field("live_gvthreads", &self.handle().live_gvthreads())
             .finish()
-    }
-}
-
-/// Body of a worker OS thread.
-fn worker_thread(shared: Arc<Shared>, index: usize) {
-    if let Some(hook) = &shared.config.on_worker_start {
-        hook();
-    }
-    if shared.config.debug_logging {
-        eprintln!("gvthread: worker {index} started");
-    }
-    let stop_hook = shared.config.on_worker_stop.clone();
-    let debug = shared.config.debug_logging;
-    machine::run(shared, index);
-    if debug {
-        eprintln!("gvthread: worker {index} stopped");
-    }
-    if let Some(hook) = stop_hook {
-        hook();
     }
 }
 

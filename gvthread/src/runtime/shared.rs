@@ -1,12 +1,16 @@
 //! State shared by a runtime's threads, handles and wakers.
 
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle as ThreadHandle;
 
 use super::config::SchedulerConfig;
+use super::metrics::{Counters, RuntimeMetrics};
 use crate::memory::SlotPool;
+use crate::preempt::SparePool;
 use crate::sched::idle::Idle;
 use crate::sched::inject::GlobalQueues;
+use crate::sched::machine::{self, Machine};
 use crate::sched::worker::Worker;
 use crate::sync::cancel::CancellationToken;
 use crate::task::header::{HEADER_SIZE, Header};
@@ -19,6 +23,21 @@ const RUNNING: u8 = 0;
 const SHUTTING_DOWN: u8 = 1;
 /// Stopped: workers leave their loops, nothing more runs.
 const STOPPED: u8 = 2;
+
+/// Capacity of the spare pool.
+const MAX_SPARES: usize = 256;
+
+/// Body of every machine OS thread.
+fn machine_thread(shared: Arc<Shared>, role: Option<usize>) {
+    if let Some(hook) = &shared.config.on_worker_start {
+        hook();
+    }
+    let stop_hook = shared.config.on_worker_stop.clone();
+    machine::run(shared, role);
+    if let Some(hook) = stop_hook {
+        hook();
+    }
+}
 
 /// Everything a runtime's threads share.
 pub(crate) struct Shared {
@@ -39,6 +58,16 @@ pub(crate) struct Shared {
     lifecycle: AtomicU8,
     done_lock: Mutex<()>,
     done_cv: Condvar,
+    /// Spare machines waiting for a role (forced preemption hands roles to them).
+    pub(crate) spares: SparePool,
+    /// Every machine started, kept alive until shutdown (raw pointers to them
+    /// live in roles, headers and the spare pool).
+    machines: Mutex<Vec<Arc<Machine>>>,
+    /// OS threads of the machines, joined at shutdown.
+    pub(crate) threads: Mutex<Vec<ThreadHandle<()>>>,
+    /// The monitor sleeps because no role was busy; the next busy role wakes it.
+    pub(crate) monitor_idle: AtomicBool,
+    pub(crate) metrics: Counters,
 }
 
 impl Shared {
@@ -62,6 +91,133 @@ impl Shared {
             lifecycle: AtomicU8::new(RUNNING),
             done_lock: Mutex::new(()),
             done_cv: Condvar::new(),
+            spares: SparePool::new(MAX_SPARES),
+            machines: Mutex::new(Vec::new()),
+            threads: Mutex::new(Vec::new()),
+            monitor_idle: AtomicBool::new(false),
+            metrics: Counters::default(),
+        }
+    }
+
+    /// Keeps `m` alive until shutdown.
+    pub(crate) fn register_machine(&self, m: Arc<Machine>) {
+        self.machines.lock().unwrap_or_else(|e| e.into_inner()).push(m);
+    }
+
+    /// Machines started so far.
+    pub(crate) fn machine_count(&self) -> usize {
+        self.machines.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Drops the registry (after the threads stopped), breaking the cycle
+    /// between machines and this structure.
+    pub(crate) fn clear_machines(&self) {
+        self.machines.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Starts an OS thread running a machine (`role` first, or as a spare).
+    pub(crate) fn start_machine(self: &Arc<Self>, role: Option<usize>) -> std::io::Result<()> {
+        let name = match role {
+            Some(i) if self.workers[i].low_priority => format!("gvthread-low-{i}"),
+            Some(i) => format!("gvthread-worker-{i}"),
+            None => "gvthread-spare".to_string(),
+        };
+        let sh = self.clone();
+        let t = std::thread::Builder::new().name(name).spawn(move || machine_thread(sh, role))?;
+        self.metrics.os_threads_started.fetch_add(1, Ordering::Relaxed);
+        self.threads.lock().unwrap_or_else(|e| e.into_inner()).push(t);
+        Ok(())
+    }
+
+    /// Makes sure a spare machine exists for the next forced preemption,
+    /// within `max_os_threads`. Called by the timer thread.
+    pub(crate) fn ensure_spare(self: &Arc<Self>) {
+        if self.spares.len() > 0 || self.is_shutting_down() {
+            return;
+        }
+        if self.machine_count() >= self.config.max_os_threads {
+            if self.metrics.thread_cap_reached.fetch_add(1, Ordering::Relaxed) == 0 && self.config.debug_logging {
+                eprintln!(
+                    "gvthread: max_os_threads ({}) reached; forced preemption and stuck-worker rescue pause until threads free up",
+                    self.config.max_os_threads
+                );
+            }
+            return;
+        }
+        if let Err(e) = self.start_machine(None)
+            && self.config.debug_logging
+        {
+            eprintln!("gvthread: could not start a spare OS thread: {e}");
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub(crate) fn metrics_snapshot(&self) -> RuntimeMetrics {
+        let c = &self.metrics;
+        RuntimeMetrics {
+            live_gvthreads: self.live.load(Ordering::Relaxed),
+            forced_preemptions: Counters::load(&c.forced_preemptions),
+            cooperative_preemptions: Counters::load(&c.cooperative_preemptions),
+            preempt_requests: Counters::load(&c.preempt_requests),
+            signals_sent: Counters::load(&c.signals_sent),
+            handoffs: Counters::load(&c.handoffs),
+            no_spare: Counters::load(&c.no_spare),
+            thread_cap_reached: Counters::load(&c.thread_cap_reached),
+            os_threads: self.machine_count(),
+            spare_threads: self.spares.len(),
+        }
+    }
+
+    /// Marks `slot` as frozen in the signal handler of `m`. Async-signal-safe.
+    pub(crate) fn bind(&self, slot: u32, m: &Machine) {
+        // SAFETY: the header of a live slot is valid; `bound` is atomic.
+        unsafe { (*self.header(slot)).bound.store(m as *const Machine as *mut Machine, Ordering::Release) };
+    }
+
+    /// Whether `slot` is frozen in some machine's signal handler.
+    #[inline]
+    pub(crate) fn is_bound(&self, slot: u32) -> bool {
+        // SAFETY: the header of a queued slot is valid; `bound` is atomic.
+        unsafe { !(*self.header(slot)).bound.load(Ordering::Acquire).is_null() }
+    }
+
+    /// Takes the machine `slot` is bound to (null if none).
+    pub(crate) fn take_bound_machine(&self, slot: u32) -> *const Machine {
+        // SAFETY: as above.
+        unsafe { (*self.header(slot)).bound.swap(std::ptr::null_mut(), Ordering::AcqRel) }
+    }
+
+    /// `no_preempt` depth of the running GVThread in `slot`.
+    pub(crate) fn no_preempt_depth(&self, slot: u32) -> u32 {
+        // SAFETY: only the GVThread itself (and its own thread's signal
+        // handler) touches this field.
+        unsafe { (*self.header(slot)).no_preempt.get() }
+    }
+
+    pub(crate) fn enter_no_preempt(&self, slot: u32) {
+        // SAFETY: as above.
+        unsafe {
+            let c = &(*self.header(slot)).no_preempt;
+            c.set(c.get() + 1);
+        }
+    }
+
+    /// Returns the remaining depth.
+    pub(crate) fn leave_no_preempt(&self, slot: u32) -> u32 {
+        // SAFETY: as above.
+        unsafe {
+            let c = &(*self.header(slot)).no_preempt;
+            c.set(c.get() - 1);
+            c.get()
+        }
+    }
+
+    /// Wakes the monitor if it sleeps (a role just became busy).
+    #[inline]
+    pub(crate) fn wake_monitor(&self) {
+        if self.monitor_idle.load(Ordering::SeqCst) && self.monitor_idle.swap(false, Ordering::SeqCst) {
+            let _q = self.timers.queue.lock().unwrap_or_else(|e| e.into_inner());
+            self.timers.cv.notify_one();
         }
     }
 
@@ -121,7 +277,10 @@ impl Shared {
 
     /// Stops the workers and the timer thread.
     pub(crate) fn stop(&self) {
-        self.lifecycle.store(STOPPED, Ordering::Release);
+        self.lifecycle.store(STOPPED, Ordering::SeqCst);
+        for m in self.machines.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            m.release_waiter();
+        }
         self.idle.notify_all(&self.workers);
         self.idle_low.notify_all(&self.workers);
         for w in self.workers.iter() {

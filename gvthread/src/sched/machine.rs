@@ -13,6 +13,20 @@
 //! switches; whatever runs next on that machine (the next GVThread, or the
 //! scheduler loop) completes the action first thing (Go's `mcall` + `park_m`).
 //!
+//! # Runtime sections
+//!
+//! `in_runtime` counts how deep the machine is in runtime code that uses its
+//! role (run queue, pending action). A forced preemption never interrupts such
+//! code (see `preempt`). Every switch is bracketed: the switching side enters
+//! a section before choosing a successor, and the resumed side (whatever runs
+//! next on that machine) completes the pending action and leaves it, so the
+//! count stays balanced per machine even though GVThreads migrate.
+//!
+//! # Roles move between machines
+//!
+//! A machine may give its role away (to a machine holding a preempted
+//! GVThread, see `preempt`) and become a *spare*, waiting for another role.
+//!
 //! # Thread-local access
 //!
 //! A GVThread may resume on another machine after any switch, and LLVM may
@@ -24,11 +38,12 @@
 use std::cell::{Cell, UnsafeCell};
 use std::ptr;
 use std::sync::Arc;
-use std::sync::atomic::{Ordering, compiler_fence};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering, compiler_fence};
 
 use super::worker::Worker;
 use crate::arch::{self, Context};
 use crate::runtime::shared::Shared;
+use crate::util::futex;
 use crate::util::rand::FastRand;
 
 /// `current` when the machine runs its scheduler loop.
@@ -50,12 +65,36 @@ pub(crate) enum Pending {
 /// One OS thread running GVThreads for a runtime.
 pub(crate) struct Machine {
     pub(crate) shared: Arc<Shared>,
+    /// The role held, or null while spare (or while waiting in the
+    /// preemption handler).
     worker: Cell<*const Worker>,
     sched_ctx: UnsafeCell<Context>,
     current: Cell<u32>,
     pending: Cell<Pending>,
+    /// Depth of runtime sections (see the module docs).
+    in_runtime: Cell<u32>,
+    /// A GVThread taken from a queue by `successor` that is held by another
+    /// machine (preempted there): handed off from the scheduler loop.
+    deferred: Cell<u32>,
     rand: FastRand,
+    /// The pthread of this machine, for `pthread_kill`.
+    pub(crate) pthread: libc::pthread_t,
+    /// Set by the preemption monitor right before it signals this machine.
+    pub(crate) preempt_request: AtomicBool,
+    /// Set while this machine waits inside the preemption handler.
+    pub(crate) in_handler: Cell<bool>,
+    /// A role handed to this machine while it waits (spare or preempted).
+    handoff: AtomicPtr<Worker>,
+    /// Futex word: 1 when `handoff` (or a stop) is ready to be taken.
+    handoff_ready: AtomicU32,
 }
+
+// SAFETY: the `Cell` fields are only touched by the machine's own OS thread
+// (its scheduler loop, the GVThreads it runs, and its signal handler, which
+// interrupts that same thread); other threads only use the atomics.
+unsafe impl Sync for Machine {}
+// SAFETY: as above; a Machine is created on, and stays with, its thread.
+unsafe impl Send for Machine {}
 
 thread_local! {
     static MACHINE: Cell<*const Machine> = const { Cell::new(ptr::null()) };
@@ -63,6 +102,7 @@ thread_local! {
 
 /// The machine of the calling OS thread, or null. Opaque to the optimizer
 /// (see the module docs); call it again after anything that may switch.
+/// Async-signal-safe (a const-initialised thread-local without destructor).
 #[inline(never)]
 pub(crate) fn current_ptr() -> *const Machine {
     compiler_fence(Ordering::SeqCst);
@@ -77,8 +117,8 @@ pub(crate) fn current_ptr() -> *const Machine {
 pub(crate) fn current() -> Option<&'static Machine> {
     let p = current_ptr();
     // SAFETY: a non-null pointer was installed by `run` for this OS thread and
-    // stays valid until `run` returns, which is after every GVThread this
-    // thread runs has switched away; callers do not keep it across switches.
+    // stays valid (the registry in `Shared` keeps machines alive) until `run`
+    // returns; callers do not keep it across switches.
     unsafe { p.as_ref() }
 }
 
@@ -90,32 +130,142 @@ pub(crate) fn current_gvthread() -> Option<(&'static Machine, u32)> {
     (slot != NO_GVTHREAD).then_some((m, slot))
 }
 
-/// Runs worker role `index` of `shared` on the calling OS thread until the
-/// runtime stops.
-pub(crate) fn run(shared: Arc<Shared>, index: usize) {
-    let m = Machine {
-        worker: Cell::new(&shared.workers[index]),
-        shared,
+/// Runs a machine on the calling OS thread until the runtime stops: with
+/// `role` first if given, otherwise starting as a spare.
+pub(crate) fn run(shared: Arc<Shared>, role: Option<usize>) {
+    let m = Arc::new(Machine {
+        worker: Cell::new(ptr::null()),
         sched_ctx: UnsafeCell::new(Context::default()),
         current: Cell::new(NO_GVTHREAD),
         pending: Cell::new(Pending::None),
-        rand: FastRand::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
-    };
-    MACHINE.with(|c| c.set(&m));
-    m.schedule_loop();
+        in_runtime: Cell::new(0),
+        deferred: Cell::new(NO_GVTHREAD),
+        rand: FastRand::new(0x9E37_79B9_7F4A_7C15 ^ (role.unwrap_or(999) as u64 + 1) ^ (&shared as *const _ as u64)),
+        // SAFETY: pthread_self has no preconditions.
+        pthread: unsafe { libc::pthread_self() },
+        preempt_request: AtomicBool::new(false),
+        in_handler: Cell::new(false),
+        handoff: AtomicPtr::new(ptr::null_mut()),
+        handoff_ready: AtomicU32::new(0),
+        shared,
+    });
+    m.shared.register_machine(m.clone());
+    MACHINE.with(|c| c.set(Arc::as_ptr(&m)));
+    let mut next_role = role.map(|i| &m.shared.workers[i] as *const Worker);
+    loop {
+        let role = match next_role.take() {
+            Some(r) => r,
+            None => match m.wait_as_spare() {
+                Some(r) => r,
+                None => break,
+            },
+        };
+        m.take_role(role);
+        m.schedule_loop();
+        if m.shared.is_stopped() {
+            break;
+        }
+    }
     MACHINE.with(|c| c.set(ptr::null()));
 }
 
 impl Machine {
-    /// The role this machine holds.
+    /// The role this machine holds. Only called while it holds one.
     #[inline]
     pub(crate) fn worker(&self) -> &Worker {
+        let w = self.worker.get();
+        debug_assert!(!w.is_null(), "machine without a role used its role");
         // SAFETY: the pointer targets an element of `shared.workers`, which
         // lives as long as `shared`, which this machine keeps alive.
-        unsafe { &*self.worker.get() }
+        unsafe { &*w }
     }
 
-    /// The scheduler loop; runs on the machine's own stack.
+    /// The role held, if any.
+    pub(crate) fn worker_ptr(&self) -> *const Worker {
+        self.worker.get()
+    }
+
+    /// The slot of the GVThread running on this machine, or `NO_GVTHREAD`.
+    pub(crate) fn current_slot(&self) -> u32 {
+        self.current.get()
+    }
+
+    /// Depth of runtime sections.
+    pub(crate) fn in_runtime(&self) -> u32 {
+        self.in_runtime.get()
+    }
+
+    /// Enters a runtime section (see the module docs).
+    #[inline]
+    pub(crate) fn enter(&self) {
+        self.in_runtime.set(self.in_runtime.get() + 1);
+    }
+
+    /// Leaves a runtime section.
+    #[inline]
+    pub(crate) fn leave(&self) {
+        self.in_runtime.set(self.in_runtime.get() - 1);
+    }
+
+    /// Becomes the holder of `role`.
+    pub(crate) fn take_role(&self, role: *const Worker) {
+        self.worker.set(role);
+        // SAFETY: roles live as long as `shared`.
+        unsafe { (*role).holder.store(self as *const Machine as *mut Machine, Ordering::Release) };
+    }
+
+    /// Gives up the held role (the caller hands it to someone else).
+    pub(crate) fn drop_role(&self) -> *const Worker {
+        self.worker.replace(ptr::null())
+    }
+
+    /// Hands `role` to this machine, which is waiting for one.
+    /// Async-signal-safe.
+    pub(crate) fn give_role(&self, role: *const Worker) {
+        self.handoff.store(role as *mut Worker, Ordering::Release);
+        self.handoff_ready.store(1, Ordering::Release);
+        futex::wake(&self.handoff_ready, 1);
+    }
+
+    /// Wakes this machine from a wait for a role without giving it one
+    /// (shutdown).
+    pub(crate) fn release_waiter(&self) {
+        self.handoff_ready.store(1, Ordering::Release);
+        futex::wake(&self.handoff_ready, 1);
+    }
+
+    /// Waits until a role is handed over; `None` if the runtime stopped
+    /// instead. Async-signal-safe (futex only).
+    pub(crate) fn wait_for_role(&self) -> Option<*const Worker> {
+        loop {
+            if self.handoff_ready.load(Ordering::Acquire) == 1 {
+                self.handoff_ready.store(0, Ordering::Relaxed);
+                let r = self.handoff.swap(ptr::null_mut(), Ordering::Acquire);
+                if !r.is_null() {
+                    return Some(r);
+                }
+                if self.shared.is_stopped() {
+                    return None;
+                }
+                continue;
+            }
+            if self.shared.is_stopped() {
+                return None;
+            }
+            futex::wait(&self.handoff_ready, 0, None);
+        }
+    }
+
+    /// Offers this machine as a spare and waits for a role.
+    fn wait_as_spare(&self) -> Option<*const Worker> {
+        if self.shared.is_stopped() || !self.shared.spares.push(self) {
+            return None;
+        }
+        self.wait_for_role()
+    }
+
+    /// The scheduler loop; runs on the machine's own stack. Returns when the
+    /// runtime stops or when the machine handed its role away.
     fn schedule_loop(&self) {
         let sh = &*self.shared;
         let mut searching = false;
@@ -123,6 +273,13 @@ impl Machine {
             self.complete_pending();
             if sh.is_stopped() {
                 break;
+            }
+            let deferred = self.deferred.replace(NO_GVTHREAD);
+            if deferred != NO_GVTHREAD {
+                if self.run_gvthread(deferred) {
+                    break;
+                }
+                continue;
             }
             let w = self.worker();
             let idle = sh.idle_for(w);
@@ -142,7 +299,9 @@ impl Machine {
                         idle.notify_one(&sh.workers);
                     }
                 }
-                self.run_gvthread(slot);
+                if self.run_gvthread(slot) {
+                    break;
+                }
                 continue;
             }
             // Nothing to do: announce, look once more, then sleep.
@@ -158,23 +317,44 @@ impl Machine {
             // Whoever unparked us counted us as searching.
             searching = true;
         }
-        if searching {
-            self.shared.idle_for(self.worker()).stop_search();
+        if searching && !self.worker.get().is_null() {
+            sh.idle_for(self.worker()).stop_search();
         }
     }
 
-    /// Switches from the scheduler context into `slot`; returns when some
-    /// GVThread switches back to the scheduler context.
-    fn run_gvthread(&self, slot: u32) {
+    /// Runs `slot` from the scheduler context. Returns true if, instead, the
+    /// role was handed to the machine holding `slot` (a preempted GVThread),
+    /// which leaves this machine a spare.
+    fn run_gvthread(&self, slot: u32) -> bool {
         let sh = &*self.shared;
-        sh.mark_running(slot);
+        let holder = sh.take_bound_machine(slot);
+        if !holder.is_null() {
+            let role = self.drop_role();
+            sh.metrics.handoffs.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: a bound machine stays alive (registry) while it waits.
+            unsafe { (*holder).give_role(role) };
+            return true;
+        }
+        let w = self.worker();
         self.current.set(slot);
-        self.worker().activity.fetch_add(1, Ordering::Relaxed);
+        w.note_switch();
+        if !w.busy.load(Ordering::Relaxed) {
+            w.busy.store(true, Ordering::SeqCst);
+            sh.wake_monitor();
+        }
         let to = sh.context_of(slot);
-        // SAFETY: `slot` was taken from a run queue, so it is RUNNABLE with a
+        self.enter();
+        // SAFETY: `slot` was taken from a run queue, so it is ACTIVE with a
         // saved (or fresh) context that nobody else will resume; the scheduler
         // context is ours to save into.
         unsafe { arch::switch(self.sched_ctx.get(), to) };
+        // Back on the scheduler stack: whoever switched here entered a section.
+        self.complete_pending();
+        self.leave();
+        if !self.worker.get().is_null() {
+            self.worker().busy.store(false, Ordering::Relaxed);
+        }
+        false
     }
 
     /// Completes what the GVThread that ran before left to do.
@@ -194,11 +374,17 @@ impl Machine {
         let sh = &*self.shared;
         let next = if sh.is_stopped() { None } else { sh.next_quick(self.worker()) };
         match next {
-            Some(n) => {
-                sh.mark_running(n);
+            Some(n) if !sh.is_bound(n) => {
                 self.current.set(n);
-                self.worker().activity.fetch_add(1, Ordering::Relaxed);
+                self.worker().note_switch();
                 sh.context_of(n)
+            }
+            Some(n) => {
+                // Held by a machine waiting in the preemption handler: the
+                // scheduler loop hands it our role once we are off this stack.
+                self.deferred.set(n);
+                self.current.set(NO_GVTHREAD);
+                self.sched_ctx.get()
             }
             None => {
                 self.current.set(NO_GVTHREAD);
@@ -213,17 +399,26 @@ impl Machine {
 ///
 /// Must be called by a GVThread (`m` is its machine, `slot` its slot).
 pub(crate) fn switch_away(m: &Machine, slot: u32, action: Pending) {
+    m.enter();
     let from = m.shared.context_of(slot);
     let to = m.successor();
     m.pending.set(action);
     // SAFETY: we run on `slot`'s stack, so saving into its context is ours to
-    // do; `to` is a context nobody else resumes (taken from a run queue and
-    // marked RUNNING, or this machine's scheduler context). The action that
+    // do; `to` is a context nobody else resumes (taken from a run queue, or
+    // this machine's scheduler context). The action that
     // makes `slot` resumable by others runs only after the switch saved it.
     unsafe { arch::switch(from, to) };
     // Resumed, possibly on another machine: `m` is stale, fetch it again.
+    resumed();
+}
+
+/// What every resumed context does first: complete the pending action of
+/// the machine it now runs on and leave the switch's runtime section.
+#[inline]
+pub(crate) fn resumed() {
     if let Some(m) = current() {
         m.complete_pending();
+        m.leave();
     }
 }
 
@@ -231,6 +426,7 @@ pub(crate) fn switch_away(m: &Machine, slot: u32, action: Pending) {
 /// re-queues the caller. Must be called by a GVThread.
 pub(crate) fn yield_gvthread(m: &Machine, slot: u32) {
     let sh = &*m.shared;
+    m.worker().clear_preempt_request();
     if sh.is_stopped() || !sh.has_quick_work(m.worker()) {
         return;
     }
@@ -242,4 +438,25 @@ pub(crate) fn exit_gvthread(m: &Machine, slot: u32) -> ! {
     switch_away(m, slot, Pending::Exit(slot));
     // An exited GVThread is never resumed: its slot was freed.
     std::process::abort();
+}
+
+/// Runs `f` in a runtime section of the caller's machine (if any), so a
+/// forced preemption cannot interrupt it. `f` must not switch.
+#[inline]
+pub(crate) fn in_section<R>(f: impl FnOnce() -> R) -> R {
+    struct Leave(*const Machine);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            // SAFETY: the machine outlives the section (no switch inside).
+            unsafe { (*self.0).leave() };
+        }
+    }
+    match current() {
+        Some(m) => {
+            m.enter();
+            let _leave = Leave(m);
+            f()
+        }
+        None => f(),
+    }
 }

@@ -109,9 +109,17 @@ pub(crate) fn park_until(deadline: Instant) {
         Some((m, slot)) => {
             let generation = state::generation(m.shared.slots.state(slot).load(std::sync::atomic::Ordering::Relaxed));
             let shared = m.shared.clone();
-            let key = shared.timers.add(deadline, slot, generation);
+            let key = machine::in_section(|| shared.timers.add(deadline, slot, generation));
+            // Cancel the timer however the park ends (it unwinds at shutdown).
+            struct CancelTimer(Arc<Shared>, crate::timer::TimerKey);
+            impl Drop for CancelTimer {
+                fn drop(&mut self) {
+                    let (shared, key) = (&self.0, self.1);
+                    machine::in_section(|| shared.timers.cancel(key));
+                }
+            }
+            let _cancel = CancelTimer(shared, key);
             park_gvthread(m, slot);
-            shared.timers.cancel(key);
         }
         None => std::thread::park_timeout(deadline - now),
     }

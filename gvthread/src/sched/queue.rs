@@ -65,6 +65,19 @@ impl LocalQueue {
         }
     }
 
+    /// Pushes `slot` if there is room; never spills (async-signal-safe).
+    /// Owner only.
+    pub(crate) fn try_push(&self, slot: u32) -> bool {
+        let head = self.head.load(Ordering::Acquire);
+        let tail = self.tail.load(Ordering::Relaxed);
+        if tail.wrapping_sub(head) >= CAPACITY {
+            return false;
+        }
+        self.buf[(tail & MASK) as usize].store(slot, Ordering::Relaxed);
+        self.tail.store(tail.wrapping_add(1), Ordering::Release);
+        true
+    }
+
     /// Pops the oldest entry. Owner only (thieves use `steal_into`).
     pub(crate) fn pop(&self) -> Option<u32> {
         loop {
@@ -202,10 +215,10 @@ mod tests {
         let mut spilled = Vec::new();
         for i in 0..N {
             owner.push(i, |s| spilled.push(s));
-            if i % 3 == 0 {
-                if let Some(s) = owner.pop() {
-                    got.push(s);
-                }
+            if i % 3 == 0
+                && let Some(s) = owner.pop()
+            {
+                got.push(s);
             }
         }
         while let Some(s) = owner.pop() {

@@ -9,7 +9,7 @@ use super::worker::Worker;
 use crate::Priority;
 use crate::arch::Context;
 use crate::runtime::shared::Shared;
-use crate::task::state::{self, NOTIFIED, PARKED, RUNNABLE, RUNNING};
+use crate::task::state::{self, ACTIVE, NOTIFIED, PARKED};
 use crate::util::rand::FastRand;
 
 /// Every this many scheduling decisions a worker looks at the global queue
@@ -36,7 +36,9 @@ impl Shared {
     #[inline]
     pub(crate) fn next_quick(&self, w: &Worker) -> Option<u32> {
         if w.low_priority {
-            return self.global.pop(Priority::Low);
+            // The ring of a low-priority role only holds GVThreads preempted
+            // on it.
+            return w.local.pop().or_else(|| self.global.pop(Priority::Low));
         }
         if self.global.has_urgent()
             && let Some(s) = self.global.pop(Priority::Critical).or_else(|| self.global.pop(Priority::High))
@@ -67,7 +69,7 @@ impl Shared {
     #[inline]
     pub(crate) fn has_quick_work(&self, w: &Worker) -> bool {
         if w.low_priority {
-            return !self.global.is_empty(Priority::Low);
+            return !w.local.is_empty() || !self.global.is_empty(Priority::Low);
         }
         self.global.has_urgent()
             || !w.local.is_empty()
@@ -102,29 +104,26 @@ impl Shared {
             || (!w.low_priority && self.workers[..self.num_normal_workers].iter().any(|v| !v.local.is_empty()))
     }
 
-    /// RUNNABLE -> RUNNING for a slot just taken from a queue.
-    #[inline]
-    pub(crate) fn mark_running(&self, slot: u32) {
-        // Acquire: the context and header were written before it was queued.
-        let prev = self.slots.state(slot).fetch_add(state::kind_delta(RUNNABLE, RUNNING), Ordering::AcqRel);
-        debug_assert_eq!(state::kind(prev), RUNNABLE, "dequeued a GVThread that was not runnable");
-    }
-
     /// Queues a runnable slot and wakes a worker for it if needed. Callable
     /// from any thread.
     pub(crate) fn ready(&self, slot: u32, prio: Priority) {
         debug_assert_eq!(
             state::kind(self.slots.state(slot).load(Ordering::Relaxed)),
-            RUNNABLE,
+            ACTIVE,
             "ready() of a non-runnable GVThread"
         );
         match prio {
             Priority::Normal => {
                 if let Some(m) = machine::current()
                     && std::ptr::eq(&*m.shared, self)
+                    && !m.worker_ptr().is_null()
                     && !m.worker().low_priority
                 {
+                    // A runtime section: the local ring's owner must not be
+                    // frozen (and its role handed off) mid-push.
+                    m.enter();
                     m.worker().local.push(slot, |s| self.global.push(Priority::Normal, s));
+                    m.leave();
                     self.idle.notify_one(&self.workers);
                     return;
                 }
@@ -146,7 +145,7 @@ impl Shared {
     fn requeue_local(&self, slot: u32, prio: Priority, w: &Worker) {
         debug_assert_eq!(
             state::kind(self.slots.state(slot).load(Ordering::Relaxed)),
-            RUNNABLE,
+            ACTIVE,
             "requeue of a non-runnable GVThread"
         );
         if prio == Priority::Normal && !w.low_priority {
@@ -166,8 +165,8 @@ impl Shared {
                 return false;
             }
             let new = match state::kind(cur) {
-                PARKED => state::with_kind(cur, RUNNABLE),
-                RUNNING | RUNNABLE => {
+                PARKED => state::with_kind(cur, ACTIVE),
+                ACTIVE => {
                     if cur & NOTIFIED != 0 {
                         return true;
                     }
@@ -189,10 +188,10 @@ impl Shared {
         }
     }
 
-    /// After a yield switched away: RUNNING -> RUNNABLE, back on the queue.
+    /// After a yield switched away: back on the queue (the state stays ACTIVE).
     pub(crate) fn finish_yield(&self, slot: u32, w: &Worker) {
-        let prev = self.slots.state(slot).fetch_sub(state::kind_delta(RUNNABLE, RUNNING), Ordering::AcqRel);
-        self.requeue_local(slot, Priority::from_u8(state::priority(prev)), w);
+        let word = self.slots.state(slot).load(Ordering::Relaxed);
+        self.requeue_local(slot, Priority::from_u8(state::priority(word)), w);
     }
 
     /// After a park switched away: publish PARKED, unless a wake came in
@@ -201,10 +200,9 @@ impl Shared {
         let st = self.slots.state(slot);
         let mut cur = st.load(Ordering::Acquire);
         loop {
-            debug_assert_eq!(state::kind(cur), RUNNING);
+            debug_assert_eq!(state::kind(cur), ACTIVE);
             let notified = cur & NOTIFIED != 0;
-            let new =
-                if notified { state::with_kind(cur & !NOTIFIED, RUNNABLE) } else { state::with_kind(cur, PARKED) };
+            let new = if notified { cur & !NOTIFIED } else { state::with_kind(cur, PARKED) };
             // Release: the saved context is visible to whoever wakes it.
             match st.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {

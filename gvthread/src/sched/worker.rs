@@ -7,7 +7,9 @@
 //!
 //! [`Machine`]: super::machine::Machine
 
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+use super::machine::Machine;
 
 use super::queue::LocalQueue;
 use crate::util::futex::Parker;
@@ -26,6 +28,13 @@ pub(crate) struct Worker {
     pub(crate) ticks: AtomicU32,
     /// Bumped at every switch and safepoint; the preemption monitor watches it.
     pub(crate) activity: AtomicU64,
+    /// Running GVThreads (not in the scheduler loop); the monitor watches only
+    /// busy roles.
+    pub(crate) busy: AtomicBool,
+    /// Cooperative preemption requested: the next safepoint yields.
+    pub(crate) preempt: AtomicBool,
+    /// The machine holding this role (for the monitor's signals).
+    pub(crate) holder: AtomicPtr<Machine>,
 }
 
 impl Worker {
@@ -37,6 +46,32 @@ impl Worker {
             parker: Parker::new(),
             ticks: AtomicU32::new(0),
             activity: AtomicU64::new(0),
+            busy: AtomicBool::new(false),
+            preempt: AtomicBool::new(false),
+            holder: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// Counts progress (a safepoint). Only the holder writes `activity`, so a
+    /// plain load and store suffice (no read-modify-write).
+    #[inline]
+    pub(crate) fn note_activity(&self) {
+        self.activity.store(self.activity.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// Counts a switch and drops a cooperative preemption request (the
+    /// switch honours it).
+    #[inline]
+    pub(crate) fn note_switch(&self) {
+        self.note_activity();
+        self.clear_preempt_request();
+    }
+
+    /// Drops a cooperative preemption request.
+    #[inline]
+    pub(crate) fn clear_preempt_request(&self) {
+        if self.preempt.load(Ordering::Relaxed) {
+            self.preempt.store(false, Ordering::Relaxed);
         }
     }
 }

@@ -93,8 +93,7 @@ const QUEUED: u8 = 2;
 ///     for h in handles {
 ///         h.join().unwrap();
 ///     }
-///     let n = *counter.lock();
-///     n
+///     *counter.lock()
 /// });
 /// assert_eq!(total, 10);
 /// ```
@@ -124,7 +123,11 @@ impl<T> SchedMutex<T> {
     /// assert_eq!(m.into_inner(), [1, 2, 3]);
     /// ```
     pub const fn new(value: T) -> SchedMutex<T> {
-        SchedMutex { state: AtomicU8::new(UNLOCKED), waiters: Mutex::new(WaitQueue::new()), data: UnsafeCell::new(value) }
+        SchedMutex {
+            state: AtomicU8::new(UNLOCKED),
+            waiters: Mutex::new(WaitQueue::new()),
+            data: UnsafeCell::new(value),
+        }
     }
 
     /// Consumes the mutex and returns the data (no locking needed: `self` is

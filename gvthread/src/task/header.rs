@@ -1,10 +1,12 @@
 //! The header at the top of every slot: what a GVThread owns besides its stack.
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::mem::size_of;
+use std::sync::atomic::AtomicPtr;
 
 use super::local::LocalMap;
 use crate::arch::Context;
+use crate::sched::machine::Machine;
 use crate::sync::cancel::CancellationToken;
 
 /// Per-GVThread data kept in the slot itself, right above the stack, so an
@@ -21,6 +23,12 @@ pub(crate) struct Header {
     pub(crate) token: UnsafeCell<Option<CancellationToken>>,
     /// GVThread-local storage (dropped at exit).
     pub(crate) locals: UnsafeCell<LocalMap>,
+    /// While preempted by signal: the machine whose handler holds this
+    /// GVThread's registers (only that machine may resume it).
+    pub(crate) bound: AtomicPtr<Machine>,
+    /// Depth of `no_preempt` sections (read by the signal handler on the
+    /// same OS thread).
+    pub(crate) no_preempt: Cell<u32>,
 }
 
 /// Bytes reserved for the header at the top of a slot.

@@ -6,7 +6,7 @@ use std::mem::{align_of, size_of};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use super::header::{HEADER_SIZE, Header};
 use super::id::GVThreadId;
@@ -46,11 +46,15 @@ where
     F: FnOnce(CancellationToken) -> T + Send + 'static,
     T: Send + 'static,
 {
-    if size_of::<F>() > MAX_INLINE_PAYLOAD || align_of::<F>() > 64 {
-        let boxed = Box::new(f);
-        return spawn_inline(shared, prio, boxed);
-    }
-    spawn_inline(shared, prio, f)
+    // Spawning touches the caller's run queue and the slot pool's locks: not
+    // to be interrupted by a forced preemption.
+    machine::in_section(|| {
+        if size_of::<F>() > MAX_INLINE_PAYLOAD || align_of::<F>() > 64 {
+            let boxed = Box::new(f);
+            return spawn_inline(shared, prio, boxed);
+        }
+        spawn_inline(shared, prio, f)
+    })
 }
 
 /// Spawns `f`, copying it onto the new GVThread's stack.
@@ -96,6 +100,8 @@ where
                 ctx: UnsafeCell::new(ctx),
                 token: UnsafeCell::new(Some(token)),
                 locals: UnsafeCell::new(LocalMap::default()),
+                bound: AtomicPtr::new(ptr::null_mut()),
+                no_preempt: std::cell::Cell::new(0),
             },
         );
     }
@@ -118,8 +124,10 @@ where
     T: Send + 'static,
 {
     // Nothing may unwind out of here: there is no frame above to unwind into.
-    let Some(m) = machine::current() else { fatal("GVThread started outside a worker") };
-    m.complete_pending();
+    if machine::current().is_none() {
+        fatal("GVThread started outside a worker");
+    }
+    machine::resumed();
     // SAFETY: `arg` points at the payload written by `spawn_on`, read once.
     let f = unsafe { ptr::read(arg as *mut F) };
     let Some((m, slot)) = machine::current_gvthread() else { fatal("GVThread lost its worker") };

@@ -7,12 +7,16 @@
 //! +----------+-----+------+--------+------+------------------+
 //! ```
 //!
-//! | kind       | who owns the stack                | queued? |
-//! |------------|-----------------------------------|---------|
-//! | `FREE`     | nobody (slot on the free list)    | no      |
-//! | `RUNNABLE` | the run queue holding it          | yes     |
-//! | `RUNNING`  | the worker running it             | no      |
-//! | `PARKED`   | nobody; the next waker re-queues  | no      |
+//! | kind     | who owns the stack                                  | queued?            |
+//! |----------|-----------------------------------------------------|--------------------|
+//! | `FREE`   | nobody (slot on the free list)                      | no                 |
+//! | `ACTIVE` | the run queue holding it, or the worker running it  | queued, or running |
+//! | `PARKED` | nobody; the next waker re-queues it                 | no                 |
+//!
+//! Queued and running are one kind on purpose: nothing needs to tell them
+//! apart (a wake sets `NOTIFIED` on either), and not distinguishing them
+//! saves two atomic read-modify-writes per yield. The run queues themselves
+//! (release on push, acquire on pop) publish the saved context.
 //!
 //! `NOTIFIED` records a wake that arrived while the GVThread was not parked;
 //! its next park consumes it and returns at once (no lost wakeup). Every wake
@@ -21,12 +25,10 @@
 
 /// Slot on the free list.
 pub(crate) const FREE: u64 = 0;
-/// In a run queue (or being pushed to one).
-pub(crate) const RUNNABLE: u64 = 1;
-/// Running on a worker.
-pub(crate) const RUNNING: u64 = 2;
+/// Queued or running.
+pub(crate) const ACTIVE: u64 = 1;
 /// Parked: registers saved, waiting for a wake.
-pub(crate) const PARKED: u64 = 3;
+pub(crate) const PARKED: u64 = 2;
 
 const KIND_SHIFT: u32 = 32;
 const KIND_MASK: u64 = 0xff << KIND_SHIFT;
@@ -64,13 +66,7 @@ pub(crate) fn with_kind(word: u64, kind: u64) -> u64 {
 #[inline]
 #[must_use]
 pub(crate) fn spawned(generation: u32, priority: u8) -> u64 {
-    generation as u64 | (RUNNABLE << KIND_SHIFT) | ((priority as u64) << PRIO_SHIFT)
-}
-
-/// The difference to add to go from `from` kind to `to` kind (wrapping).
-#[inline]
-pub(crate) fn kind_delta(from: u64, to: u64) -> u64 {
-    (to << KIND_SHIFT).wrapping_sub(from << KIND_SHIFT)
+    generation as u64 | (ACTIVE << KIND_SHIFT) | ((priority as u64) << PRIO_SHIFT)
 }
 
 #[cfg(test)]
@@ -81,13 +77,12 @@ mod tests {
     fn fields_round_trip() {
         let w = spawned(7, 3);
         assert_eq!(generation(w), 7);
-        assert_eq!(kind(w), RUNNABLE);
+        assert_eq!(kind(w), ACTIVE);
         assert_eq!(priority(w), 3);
-        let r = w.wrapping_add(kind_delta(RUNNABLE, RUNNING)) | NOTIFIED;
-        assert_eq!(kind(r), RUNNING);
-        assert_eq!(generation(r), 7);
-        assert_eq!(priority(r), 3);
-        assert_eq!(kind(with_kind(r, PARKED)), PARKED);
-        assert!(with_kind(r, PARKED) & NOTIFIED != 0);
+        let p = with_kind(w | NOTIFIED, PARKED);
+        assert_eq!(kind(p), PARKED);
+        assert_eq!(generation(p), 7);
+        assert_eq!(priority(p), 3);
+        assert!(p & NOTIFIED != 0);
     }
 }

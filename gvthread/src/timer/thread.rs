@@ -1,8 +1,10 @@
 //! The timer thread's loop.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::preempt::Monitor;
 use crate::runtime::shared::Shared;
 
 /// How often housekeeping runs while there is some to do.
@@ -14,6 +16,8 @@ const TRIM_PER_ROUND: usize = 4096;
 pub(crate) fn run(shared: Arc<Shared>) {
     let timers = &shared.timers;
     let mut due: Vec<(u32, u32)> = Vec::new();
+    let mut monitor = Monitor::new(&shared);
+    let mut last_tick = Instant::now();
     let mut q = timers.queue.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         if shared.is_stopped() {
@@ -42,6 +46,25 @@ pub(crate) fn run(shared: Arc<Shared>) {
             q = timers.queue.lock().unwrap_or_else(|e| e.into_inner());
             if shared.slots.needs_trim() {
                 wait = Some(wait.map_or(HOUSEKEEPING_INTERVAL, |w| w.min(HOUSEKEEPING_INTERVAL)));
+            }
+        }
+        // Preemption monitor: tick every `timer_interval` while a role is
+        // busy; otherwise sleep until a role becomes busy (`wake_monitor`).
+        let interval = Monitor::interval(&shared);
+        if !shared.monitor_idle.load(Ordering::SeqCst) {
+            if now.duration_since(last_tick) >= interval {
+                last_tick = now;
+                if !monitor.tick(&shared) {
+                    shared.monitor_idle.store(true, Ordering::SeqCst);
+                    // Re-check after publishing (pairs with `wake_monitor`).
+                    if shared.workers.iter().any(|w| w.busy.load(Ordering::SeqCst)) {
+                        shared.monitor_idle.store(false, Ordering::SeqCst);
+                    }
+                }
+            }
+            if !shared.monitor_idle.load(Ordering::SeqCst) {
+                let until_tick = interval.saturating_sub(now.duration_since(last_tick));
+                wait = Some(wait.map_or(until_tick, |w| w.min(until_tick)));
             }
         }
         q = match wait {

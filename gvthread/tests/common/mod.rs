@@ -21,3 +21,54 @@ pub fn watchdog(name: &'static str, limit: Duration) -> Watchdog {
 pub fn rt(workers: usize) -> gvthread::Runtime {
     gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(workers))
 }
+
+/// Runs the calling test in a child process (the test binary re-executed for
+/// just this test), Go's `runTestProg` style, for scenarios that could crash
+/// or hang the whole process. Returns true in the child, which should run
+/// the scenario; in the parent it waits for the child (up to `limit`),
+/// asserts it succeeded, and returns false.
+pub fn isolated(name: &str, limit: Duration) -> bool {
+    const VAR: &str = "GVTHREAD_ISOLATED_TEST";
+    if std::env::var(VAR).as_deref() == Ok(name) {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut child = std::process::Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(VAR, name)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn child test process");
+    // Drain both pipes while the child runs: a child that prints a lot would
+    // otherwise block on a full pipe.
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for child") {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("isolated test `{name}` hung for {limit:?}\nstderr:\n{}", err.join().unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    let tail: String = stdout.chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect();
+    assert!(
+        status.success() && stdout.contains("1 passed"),
+        "isolated test `{name}` failed: {status}\nstdout (tail):\n{tail}\nstderr:\n{stderr}"
+    );
+    false
+}

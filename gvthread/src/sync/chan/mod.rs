@@ -68,7 +68,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use super::waitq::{self, WaitId, WaitQueue, Wakeups};
+use super::waitq::{self, WaitId, WaitQueue};
 use crate::sched::park::{self, Waiter};
 
 /// Creates a bounded multi-producer multi-consumer channel.
@@ -545,7 +545,9 @@ impl<T> Drop for Sender<T> {
         st.senders -= 1;
         let wake = if st.senders == 0 { Some(st.recv_q.take_all()) } else { None };
         drop(st);
-        wake.map(Wakeups::wake_all);
+        if let Some(w) = wake {
+            w.wake_all();
+        }
     }
 }
 

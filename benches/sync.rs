@@ -1,0 +1,258 @@
+//! Synchronisation benchmarks: gvthread channels and `SchedMutex` against the
+//! primitives users would pick instead.
+//!
+//! * `ping_pong`: one round trip (send a value, get it back) between two
+//!   parties over two capacity-1 channels: two GVThreads on a 1-worker and on
+//!   a 2-worker runtime, two tokio tasks with `tokio::sync::mpsc` on a
+//!   current-thread runtime, and two OS threads with crossbeam-channel.
+//! * `mpmc_4x4`: 4 producers and 4 consumers sharing one capacity-64
+//!   channel; one iteration is one message. GVThreads on 2 workers against
+//!   crossbeam-channel on 8 OS threads.
+//! * `mutex_uncontended`: lock + unlock on one thread, `SchedMutex` against
+//!   `std::sync::Mutex`.
+//! * `mutex_contended`: 4 parties each incrementing a shared counter under the
+//!   lock; one iteration is one lock/unlock. 4 GVThreads on 2 workers with
+//!   `SchedMutex` against 4 OS threads with `std::sync::Mutex`.
+//!
+//! Batched benchmarks use `iter_custom`: a batch runs inside one `block_on`
+//! (or one set of threads) and is timed there, so per-batch setup becomes
+//! criterion's intercept, not the reported slope.
+//!
+//! Run with `cargo bench -p benches --bench sync` (about a minute).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use gvthread::{Runtime, SchedMutex, SchedulerConfig};
+
+fn runtime(workers: usize) -> Runtime {
+    Runtime::new(SchedulerConfig::default().num_workers(workers))
+}
+
+fn gvthread_ping_pong(rt: &mut Runtime, iters: u64) -> Duration {
+    rt.block_on(move || {
+        let (ping_tx, ping_rx) = gvthread::channel::<u64>(1);
+        let (pong_tx, pong_rx) = gvthread::channel::<u64>(1);
+        let echo = gvthread::spawn(move |_| {
+            for v in &ping_rx {
+                pong_tx.send(v).unwrap();
+            }
+        });
+        let start = Instant::now();
+        for i in 0..iters {
+            ping_tx.send(i).unwrap();
+            black_box(pong_rx.recv().unwrap());
+        }
+        let t = start.elapsed();
+        drop(ping_tx);
+        echo.join().unwrap();
+        t
+    })
+}
+
+fn tokio_ping_pong(rt: &tokio::runtime::Runtime, iters: u64) -> Duration {
+    rt.block_on(async move {
+        let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(1);
+        let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(1);
+        let echo = tokio::spawn(async move {
+            while let Some(v) = ping_rx.recv().await {
+                pong_tx.send(v).await.unwrap();
+            }
+        });
+        let start = Instant::now();
+        for i in 0..iters {
+            ping_tx.send(i).await.unwrap();
+            black_box(pong_rx.recv().await.unwrap());
+        }
+        let t = start.elapsed();
+        drop(ping_tx);
+        echo.await.unwrap();
+        t
+    })
+}
+
+fn crossbeam_ping_pong(iters: u64) -> Duration {
+    let (ping_tx, ping_rx) = crossbeam_channel::bounded::<u64>(1);
+    let (pong_tx, pong_rx) = crossbeam_channel::bounded::<u64>(1);
+    let echo = std::thread::spawn(move || {
+        for v in ping_rx {
+            pong_tx.send(v).unwrap();
+        }
+    });
+    let start = Instant::now();
+    for i in 0..iters {
+        ping_tx.send(i).unwrap();
+        black_box(pong_rx.recv().unwrap());
+    }
+    let t = start.elapsed();
+    drop(ping_tx);
+    echo.join().unwrap();
+    t
+}
+
+fn ping_pong(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ping_pong");
+    g.sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    let mut rt1 = runtime(1);
+    g.bench_function("gvthread_1_worker", |b| b.iter_custom(|n| gvthread_ping_pong(&mut rt1, n)));
+    let mut rt2 = runtime(2);
+    g.bench_function("gvthread_2_workers", |b| b.iter_custom(|n| gvthread_ping_pong(&mut rt2, n)));
+    let tokio_rt = tokio::runtime::Builder::new_current_thread().build().expect("tokio runtime");
+    g.bench_function("tokio_mpsc_current_thread", |b| b.iter_custom(|n| tokio_ping_pong(&tokio_rt, n)));
+    g.bench_function("crossbeam_os_threads", |b| b.iter_custom(crossbeam_ping_pong));
+    g.finish();
+}
+
+const PARTIES: u64 = 4;
+
+fn gvthread_mpmc(rt: &mut Runtime, iters: u64) -> Duration {
+    let per = iters.div_ceil(PARTIES);
+    rt.block_on(move || {
+        let (tx, rx) = gvthread::channel::<u64>(64);
+        let start = Instant::now();
+        let producers: Vec<_> = (0..PARTIES)
+            .map(|_| {
+                let tx = tx.clone();
+                gvthread::spawn(move |_| {
+                    for i in 0..per {
+                        tx.send(i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let consumers: Vec<_> = (0..PARTIES)
+            .map(|_| {
+                let rx = rx.clone();
+                gvthread::spawn(move |_| rx.iter().fold(0u64, |a, v| a.wrapping_add(v)))
+            })
+            .collect();
+        drop(rx);
+        for p in producers {
+            p.join().unwrap();
+        }
+        for c in consumers {
+            black_box(c.join().unwrap());
+        }
+        start.elapsed()
+    })
+}
+
+fn crossbeam_mpmc(iters: u64) -> Duration {
+    let per = iters.div_ceil(PARTIES);
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(64);
+    let start = Instant::now();
+    let producers: Vec<_> = (0..PARTIES)
+        .map(|_| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for i in 0..per {
+                    tx.send(i).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let consumers: Vec<_> = (0..PARTIES)
+        .map(|_| {
+            let rx = rx.clone();
+            std::thread::spawn(move || rx.iter().fold(0u64, |a, v| a.wrapping_add(v)))
+        })
+        .collect();
+    drop(rx);
+    for p in producers {
+        p.join().unwrap();
+    }
+    for c in consumers {
+        black_box(c.join().unwrap());
+    }
+    start.elapsed()
+}
+
+fn mpmc(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mpmc_4x4");
+    g.sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    g.throughput(Throughput::Elements(1));
+    let mut rt = runtime(2);
+    g.bench_function("gvthread_2_workers", |b| b.iter_custom(|n| gvthread_mpmc(&mut rt, n)));
+    g.bench_function("crossbeam_os_threads", |b| b.iter_custom(crossbeam_mpmc));
+    g.finish();
+}
+
+fn mutex_uncontended(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mutex_uncontended");
+    g.sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    let m = SchedMutex::new(0u64);
+    g.bench_function("sched_mutex", |b| {
+        b.iter(|| {
+            *black_box(&m).lock() += 1;
+        })
+    });
+    let m = std::sync::Mutex::new(0u64);
+    g.bench_function("std_mutex", |b| {
+        b.iter(|| {
+            *black_box(&m).lock().unwrap() += 1;
+        })
+    });
+    g.finish();
+}
+
+fn gvthread_contended(rt: &mut Runtime, iters: u64) -> Duration {
+    let per = iters.div_ceil(PARTIES);
+    rt.block_on(move || {
+        let m = Arc::new(SchedMutex::new(0u64));
+        let start = Instant::now();
+        let hs: Vec<_> = (0..PARTIES)
+            .map(|_| {
+                let m = m.clone();
+                gvthread::spawn(move |_| {
+                    for _ in 0..per {
+                        *m.lock() += 1;
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        let t = start.elapsed();
+        assert_eq!(*m.lock(), per * PARTIES);
+        t
+    })
+}
+
+fn std_contended(iters: u64) -> Duration {
+    let per = iters.div_ceil(PARTIES);
+    let m = Arc::new(std::sync::Mutex::new(0u64));
+    let start = Instant::now();
+    let hs: Vec<_> = (0..PARTIES)
+        .map(|_| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                for _ in 0..per {
+                    *m.lock().unwrap() += 1;
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let t = start.elapsed();
+    assert_eq!(*m.lock().unwrap(), per * PARTIES);
+    t
+}
+
+fn mutex_contended(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mutex_contended");
+    g.sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    let mut rt = runtime(2);
+    g.bench_function("sched_mutex_4_gvthreads_2_workers", |b| b.iter_custom(|n| gvthread_contended(&mut rt, n)));
+    g.bench_function("std_mutex_4_os_threads", |b| b.iter_custom(std_contended));
+    g.finish();
+}
+
+criterion_group!(benches, ping_pong, mpmc, mutex_uncontended, mutex_contended);
+criterion_main!(benches);

@@ -1,0 +1,113 @@
+//! Preemption: cooperative safepoints and forced preemption by hand-off.
+//!
+//! # Model
+//!
+//! A GVThread that runs for a whole `time_slice` without switching is asked
+//! to yield: the preemption monitor (`monitor`, in the timer thread) sets its
+//! worker role's preemption flag, and the next [`safepoint!`](crate::safepoint)
+//! yields. If it is still running `grace_period` later and forced preemption
+//! is on, its OS thread gets SIGURG.
+//!
+//! # Why hand-off, not a switch inside the handler
+//!
+//! The interrupted code may hold anything: a malloc arena lock, std's
+//! reentrant stdout lock (owned by the OS thread), a `std::sync::Mutex`.
+//! Running another GVThread on that OS thread before the interrupted one
+//! resumes could deadlock, or panic inside an already-borrowed `RefCell`.
+//! Rust has no compiler-marked async-safe points (Go does), so the handler
+//! never switches stacks. Instead (Go's syscall hand-off applied to
+//! preemption, see `signal`):
+//!
+//! 1. the handler marks the GVThread runnable but *bound* to its OS thread,
+//!    queues it on its role's run queue, hands the role to a spare OS thread,
+//!    and waits on a futex inside the handler;
+//! 2. the spare runs the role's other GVThreads;
+//! 3. whichever machine later dequeues the bound GVThread gives its own role
+//!    to the waiting thread and becomes a spare itself; the handler returns
+//!    and the GVThread resumes exactly where it was, on the same OS thread.
+//!
+//! The GVThread never changes OS thread mid-instruction-stream, and nothing
+//! else runs on its thread meanwhile, so malloc, std's locks and thread-locals
+//! stay consistent; the kernel saved and restores every register, FPU and SIMD
+//! state included. A forced switch costs a few microseconds, paid at most
+//! once per time slice by a CPU hog.
+//!
+//! # What is never interrupted
+//!
+//! * runtime code that uses the worker role (run queues, the pending action
+//!   of a switch): machines count *runtime sections* and the handler returns
+//!   at once inside one (the monitor retries a time slice later);
+//! * code inside [`no_preempt`];
+//! * anything when no spare thread is available (the thread cap,
+//!   [`SchedulerConfig::max_os_threads`](crate::SchedulerConfig::max_os_threads),
+//!   was reached; counted in [`RuntimeMetrics::no_spare`](crate::RuntimeMetrics)).
+//!
+//! # Signals
+//!
+//! The handler is installed with `SA_ONSTACK | SA_SIGINFO | SA_RESTART` and
+//! passes SIGURG signals that are not ours to the previously installed
+//! handler. With `SA_RESTART` most interrupted system calls restart; those
+//! that never restart after a handler (`nanosleep`, `epoll_wait`, `poll`,
+//! `select`, calls with timeouts set via `setsockopt`, see signal(7)) return
+//! `EINTR`, which std and tokio already retry.
+
+mod monitor;
+pub(crate) mod signal;
+mod spares;
+
+pub(crate) use monitor::Monitor;
+pub(crate) use spares::SparePool;
+
+use std::sync::atomic::Ordering;
+
+use crate::sched::machine;
+
+/// Slow path of [`safepoint!`](crate::safepoint): counts activity and yields
+/// when a preemption was requested. Opaque to the optimizer so that the
+/// thread-local it reads is re-read after a yield.
+#[doc(hidden)]
+#[inline(never)]
+pub fn safepoint_check() {
+    let Some((m, slot)) = machine::current_gvthread() else { return };
+    let w = m.worker();
+    w.note_activity();
+    if w.preempt.load(Ordering::Relaxed) {
+        m.shared.metrics.cooperative_preemptions.fetch_add(1, Ordering::Relaxed);
+        machine::yield_gvthread(m, slot);
+    }
+}
+
+/// Runs `f` with forced preemption disabled for the calling GVThread: the
+/// SIGURG handler will not hand it off while `f` runs (cooperative
+/// preemption through [`safepoint!`](crate::safepoint) still works, and
+/// blocking calls still switch). Use it around code that must not be frozen
+/// mid-way, such as FFI that holds a lock other threads spin on, or a
+/// latency-critical section. Keep it short: a GVThread that never leaves it
+/// starves its worker. Outside a GVThread it just runs `f`.
+///
+/// If a preemption was requested meanwhile, the GVThread yields when `f`
+/// returns.
+///
+/// ```
+/// let mut rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(1));
+/// let sum = rt.block_on(|| gvthread::no_preempt(|| (0..1000u64).sum::<u64>()));
+/// assert_eq!(sum, 499_500);
+/// ```
+pub fn no_preempt<R>(f: impl FnOnce() -> R) -> R {
+    struct Exit {
+        shared: std::sync::Arc<crate::runtime::shared::Shared>,
+        slot: u32,
+    }
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            let depth = self.shared.leave_no_preempt(self.slot);
+            if depth == 0 && !std::thread::panicking() {
+                safepoint_check();
+            }
+        }
+    }
+    let Some((m, slot)) = machine::current_gvthread() else { return f() };
+    m.shared.enter_no_preempt(slot);
+    let _exit = Exit { shared: m.shared.clone(), slot };
+    f()
+}

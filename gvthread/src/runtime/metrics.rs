@@ -1,0 +1,57 @@
+//! Counters users can read.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters, updated with relaxed atomics.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) forced_preemptions: AtomicU64,
+    pub(crate) cooperative_preemptions: AtomicU64,
+    pub(crate) preempt_requests: AtomicU64,
+    pub(crate) signals_sent: AtomicU64,
+    pub(crate) handoffs: AtomicU64,
+    pub(crate) no_spare: AtomicU64,
+    pub(crate) thread_cap_reached: AtomicU64,
+    pub(crate) os_threads_started: AtomicU64,
+}
+
+/// A snapshot of a runtime's counters, from [`Runtime::metrics`](crate::Runtime::metrics)
+/// or [`Handle::metrics`](crate::Handle::metrics).
+///
+/// ```
+/// let mut rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(1));
+/// rt.block_on(|| gvthread::yield_now());
+/// let m = rt.metrics();
+/// assert_eq!(m.live_gvthreads, 0);
+/// assert!(m.os_threads >= 1);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RuntimeMetrics {
+    /// GVThreads alive now.
+    pub live_gvthreads: usize,
+    /// GVThreads frozen by a signal and handed off (forced preemptions).
+    pub forced_preemptions: u64,
+    /// Yields at a `safepoint!()` because a preemption was requested.
+    pub cooperative_preemptions: u64,
+    /// Times the monitor asked a GVThread to yield (time slice exceeded).
+    pub preempt_requests: u64,
+    /// SIGURG signals sent by the monitor.
+    pub signals_sent: u64,
+    /// Worker roles handed back to a machine holding a preempted GVThread.
+    pub handoffs: u64,
+    /// Forced preemptions skipped because no spare OS thread was free.
+    pub no_spare: u64,
+    /// Times a spare OS thread was needed but `max_os_threads` was reached.
+    pub thread_cap_reached: u64,
+    /// OS threads running or waiting as machines now (workers and spares).
+    pub os_threads: usize,
+    /// Spare OS threads waiting for a worker role now.
+    pub spare_threads: usize,
+}
+
+impl Counters {
+    pub(crate) fn load(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}

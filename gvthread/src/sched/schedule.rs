@@ -124,7 +124,11 @@ impl Shared {
                     m.enter();
                     m.worker().local.push(slot, |s| self.global.push(Priority::Normal, s));
                     m.leave();
-                    self.idle.notify_one(&self.workers);
+                    // The pusher is one of this group's workers: with a group of
+                    // one there is nobody else to wake (it is awake itself).
+                    if self.num_normal_workers > 1 {
+                        self.idle.notify_one(&self.workers);
+                    }
                     return;
                 }
                 self.global.push(Priority::Normal, slot);

@@ -44,6 +44,13 @@
 //! There is no poisoning: a panic while holding the guard releases the lock
 //! (the guard's `Drop` runs during unwinding) and the next owner sees the data
 //! as the panicking code left it.
+//!
+//! **Forced preemption**: every hold of the queue lock is a runtime section
+//! ([`SchedMutex::with_queue`]), so the SIGURG handler never freezes a
+//! GVThread holding it (a locker or unlocker on another worker would block on
+//! it in the kernel, stalling that worker). Wakes run after the section. The
+//! `SchedMutex` itself may of course be held across a forced preemption, like
+//! across any switch: its waiters park.
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -52,6 +59,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::waitq::{WaitId, WaitQueue};
+use crate::sched::machine::in_section;
 use crate::sched::park::{self, Waiter};
 
 const UNLOCKED: u8 = 0;
@@ -195,37 +203,45 @@ impl<T: ?Sized> SchedMutex<T> {
         self.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Runs `f` under the queue lock, inside a runtime section (see the
+    /// module docs). `f` must not park or wake anyone.
+    #[inline]
+    fn with_queue<R>(&self, f: impl FnOnce(&mut WaitQueue) -> R) -> R {
+        in_section(|| f(&mut self.queue()))
+    }
+
     #[cold]
     fn lock_slow(&self) {
-        let mut q = self.queue();
-        // Relaxed loads/CAS failures: the decisive CAS below is Acquire, and
-        // QUEUED is only meaningful under the queue lock we hold.
-        let mut s = self.state.load(Ordering::Relaxed);
-        loop {
-            if s & LOCKED == 0 {
-                // Free and (QUEUED ⇒ LOCKED) nobody queued: take it.
-                match self.state.compare_exchange_weak(s, s | LOCKED, Ordering::Acquire, Ordering::Relaxed) {
-                    Ok(_) => return,
-                    Err(cur) => s = cur,
+        let queued = self.with_queue(|q| {
+            // Relaxed loads/CAS failures: the decisive CAS below is Acquire, and
+            // QUEUED is only meaningful under the queue lock we hold.
+            let mut s = self.state.load(Ordering::Relaxed);
+            loop {
+                if s & LOCKED == 0 {
+                    // Free and (QUEUED ⇒ LOCKED) nobody queued: take it.
+                    match self.state.compare_exchange_weak(s, s | LOCKED, Ordering::Acquire, Ordering::Relaxed) {
+                        Ok(_) => return None,
+                        Err(cur) => s = cur,
+                    }
+                } else if s & QUEUED == 0 {
+                    // Held: announce a waiter so the owner's fast unlock fails.
+                    match self.state.compare_exchange_weak(s, s | QUEUED, Ordering::Relaxed, Ordering::Relaxed) {
+                        Ok(_) => break,
+                        Err(cur) => s = cur,
+                    }
+                } else {
+                    break;
                 }
-            } else if s & QUEUED == 0 {
-                // Held: announce a waiter so the owner's fast unlock fails.
-                match self.state.compare_exchange_weak(s, s | QUEUED, Ordering::Relaxed, Ordering::Relaxed) {
-                    Ok(_) => break,
-                    Err(cur) => s = cur,
-                }
-            } else {
-                break;
             }
-        }
-        let id = q.push(Waiter::current());
-        drop(q);
+            Some(q.push(Waiter::current()))
+        });
+        let Some(id) = queued else { return };
         let mut wait = QueuedWaiter { mutex: self, id: Some(id) };
         loop {
             park::park();
             // The queue lock's acquire pairs with the unlocker's release, so
             // the previous owner's writes are visible once we see the pop.
-            if !self.queue().contains(id) {
+            if !self.with_queue(|q| q.contains(id)) {
                 wait.id = None;
                 return;
             }
@@ -243,23 +259,27 @@ impl<T: ?Sized> SchedMutex<T> {
 
     #[cold]
     fn unlock_slow(&self) {
-        let mut q = self.queue();
-        // We own the lock and hold the queue lock: no other party can change
-        // the state byte now (lockers' CASes fail while LOCKED is set, and
-        // QUEUED only changes under the queue lock), so plain stores are fine.
-        match q.pop() {
-            Some(w) => {
-                if q.is_empty() {
-                    self.state.store(LOCKED, Ordering::Relaxed);
+        let next = self.with_queue(|q| {
+            // We own the lock and hold the queue lock: no other party can change
+            // the state byte now (lockers' CASes fail while LOCKED is set, and
+            // QUEUED only changes under the queue lock), so plain stores are fine.
+            match q.pop() {
+                Some(w) => {
+                    if q.is_empty() {
+                        self.state.store(LOCKED, Ordering::Relaxed);
+                    }
+                    Some(w)
                 }
-                drop(q);
-                // Hand-over: LOCKED stays set; `w` owns the lock now.
-                w.wake();
+                None => {
+                    // The last waiter left early (see `QueuedWaiter`).
+                    self.state.store(UNLOCKED, Ordering::Release);
+                    None
+                }
             }
-            None => {
-                // The last waiter left early (see `QueuedWaiter`).
-                self.state.store(UNLOCKED, Ordering::Release);
-            }
+        });
+        if let Some(w) = next {
+            // Hand-over: LOCKED stays set; `w` owns the lock now.
+            w.wake();
         }
     }
 }
@@ -274,15 +294,19 @@ struct QueuedWaiter<'a, T: ?Sized> {
 impl<T: ?Sized> Drop for QueuedWaiter<'_, T> {
     fn drop(&mut self) {
         let Some(id) = self.id else { return };
-        let mut q = self.mutex.queue();
-        if q.remove(id).is_some() {
-            if q.is_empty() {
-                // Under the queue lock: QUEUED is ours to clear.
-                self.mutex.state.fetch_and(!QUEUED, Ordering::Relaxed);
+        let handed_over = self.mutex.with_queue(|q| {
+            if q.remove(id).is_some() {
+                if q.is_empty() {
+                    // Under the queue lock: QUEUED is ours to clear.
+                    self.mutex.state.fetch_and(!QUEUED, Ordering::Relaxed);
+                }
+                false
+            } else {
+                true
             }
-        } else {
+        });
+        if handed_over {
             // Popped: the lock was handed to us. Pass it on.
-            drop(q);
             self.mutex.unlock();
         }
     }

@@ -4,7 +4,11 @@
 //!
 //! A `WaitQueue` is always kept inside some lock owned by the primitive that
 //! uses it (the channel's state mutex, the `SchedMutex`'s queue mutex); it
-//! has no synchronisation of its own. Every entry carries a [`WaitId`] taken
+//! has no synchronisation of its own. That lock is only ever held inside a
+//! runtime section (`sched::machine::in_section`), so a forced preemption
+//! never freezes a GVThread holding it: other workers would otherwise block
+//! on it in the kernel. Hence nothing done under it may park, and wakes
+//! happen after it is released (below). Every entry carries a [`WaitId`] taken
 //! from a per-queue counter that only grows, so the queue is always sorted by
 //! id and lookups are binary searches.
 //!

@@ -55,6 +55,14 @@
 //! Dropping the last `Receiver` drops the values still buffered (bounded
 //! channels) or committed (rendezvous); blocked senders get their own values
 //! back in `SendError`.
+//!
+//! **Forced preemption**: every critical section of the state lock runs in a
+//! runtime section ([`Chan::locked`]), so the SIGURG handler never freezes a
+//! GVThread while it holds the lock; otherwise a peer on another worker
+//! would block on it in the kernel, stalling that worker, until the frozen
+//! GVThread is scheduled again. Wakes and value drops happen after the
+//! section ends, since neither belongs inside one (a `Waker` may run
+//! executor code).
 
 mod error;
 mod future;
@@ -69,6 +77,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::waitq::{self, WaitId, WaitQueue};
+use crate::sched::machine::in_section;
 use crate::sched::park::{self, Waiter};
 
 /// Creates a bounded multi-producer multi-consumer channel.
@@ -218,27 +227,45 @@ impl<T> Chan<T> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Runs `f` under the state lock, inside a runtime section (see the
+    /// module docs): `f` must not park, wake, or drop values of `T`; it
+    /// returns what the caller does once the lock is released.
+    #[inline]
+    fn locked<R>(&self, f: impl FnOnce(&mut State<T>) -> R) -> R {
+        in_section(|| f(&mut self.lock()))
+    }
+
     fn rendezvous(&self) -> bool {
         self.cap == 0
     }
 
     /// One receive attempt; `reg` is the caller's registration in `recv_q`.
     pub(crate) fn recv_step(&self, reg: &mut Option<WaitId>, wait: Wait<'_>) -> RecvStep<T> {
-        let mut st = self.lock();
-        if let Some((v, w)) = st.take(self.rendezvous()) {
+        let (step, w) = self.locked(|st| Self::recv_locked(st, self.rendezvous(), reg, wait));
+        waitq::wake(w);
+        step
+    }
+
+    /// The part of [`recv_step`](Self::recv_step) under the lock; returns
+    /// the outcome and whom to wake.
+    fn recv_locked(
+        st: &mut State<T>,
+        rendezvous: bool,
+        reg: &mut Option<WaitId>,
+        wait: Wait<'_>,
+    ) -> (RecvStep<T>, Option<Waiter>) {
+        if let Some((v, w)) = st.take(rendezvous) {
             if let Some(id) = reg.take() {
                 // Notified or not, we got a value: just drop the entry.
                 st.recv_q.remove(id);
             }
-            drop(st);
-            waitq::wake(w);
-            return RecvStep::Item(v);
+            return (RecvStep::Item(v), w);
         }
         if st.senders == 0 {
             if let Some(id) = reg.take() {
                 st.recv_q.remove(id);
             }
-            return RecvStep::Disconnected;
+            return (RecvStep::Disconnected, None);
         }
         let pass_on = match (wait, *reg) {
             (Wait::No, Some(id)) => {
@@ -257,102 +284,117 @@ impl<T> Chan<T> {
                 None
             }
         };
-        drop(st);
-        waitq::wake(pass_on);
-        RecvStep::Empty
+        (RecvStep::Empty, pass_on)
     }
 
     /// One send attempt. `value` holds the value until the channel takes it;
     /// `reg` is the caller's registration in `send_q` (bounded: waiting for
     /// room; rendezvous: its outstanding offer).
     pub(crate) fn send_step(&self, value: &mut Option<T>, reg: &mut Option<WaitId>, wait: Wait<'_>) -> SendStep<T> {
-        let mut st = self.lock();
-        if self.rendezvous() {
-            if let Some(id) = *reg {
-                if st.offered(id).is_none() {
-                    // A receiver took our offer.
+        let (step, w) = self.locked(|st| {
+            if self.rendezvous() {
+                Self::send_rendezvous_locked(st, value, reg, wait)
+            } else {
+                Self::send_bounded_locked(st, self.cap, value, reg, wait)
+            }
+        });
+        waitq::wake(w);
+        step
+    }
+
+    /// Rendezvous part of [`send_step`](Self::send_step), under the lock;
+    /// returns the outcome and whom to wake.
+    fn send_rendezvous_locked(
+        st: &mut State<T>,
+        value: &mut Option<T>,
+        reg: &mut Option<WaitId>,
+        wait: Wait<'_>,
+    ) -> (SendStep<T>, Option<Waiter>) {
+        if let Some(id) = *reg {
+            if st.offered(id).is_none() {
+                // A receiver took our offer.
+                *reg = None;
+                return (SendStep::Sent, None);
+            }
+            let waiter = match wait {
+                _ if st.receivers == 0 => None,
+                Wait::No => None,
+                Wait::Current => Some(None),
+                Wait::Task(w) => Some(Some(Waiter::Task(w.clone()))),
+            };
+            let step = match waiter {
+                Some(w) => {
+                    if let Some(w) = w {
+                        // Still offered, so still registered under `id`.
+                        st.send_q.refresh(id, &w);
+                    }
+                    SendStep::Pending
+                }
+                None => {
                     *reg = None;
-                    return SendStep::Sent;
-                }
-                let waiter = match wait {
-                    _ if st.receivers == 0 => None,
-                    Wait::No => None,
-                    Wait::Current => Some(None),
-                    Wait::Task(w) => Some(Some(Waiter::Task(w.clone()))),
-                };
-                return match waiter {
-                    Some(w) => {
-                        if let Some(w) = w {
-                            // Still offered, so still registered under `id`.
-                            st.send_q.refresh(id, &w);
-                        }
-                        SendStep::Pending
-                    }
-                    None => {
-                        *reg = None;
-                        let v = st.withdraw(id).expect("checked offered above");
-                        if st.receivers == 0 { SendStep::Disconnected(v) } else { SendStep::Full(v) }
-                    }
-                };
-            }
-            let Some(v) = value.take() else { return SendStep::Sent };
-            if st.receivers == 0 {
-                return SendStep::Disconnected(v);
-            }
-            let id = match wait {
-                Wait::No if st.recv_q.is_empty() => return SendStep::Full(v),
-                Wait::No => {
-                    // A receiver is blocked waiting: commit the value to it.
-                    st.send_q.alloc_id()
-                }
-                Wait::Current => {
-                    let id = st.send_q.push(Waiter::current());
-                    *reg = Some(id);
-                    id
-                }
-                Wait::Task(w) => {
-                    let id = st.send_q.push(Waiter::Task(w.clone()));
-                    *reg = Some(id);
-                    id
+                    let v = st.withdraw(id).expect("checked offered above");
+                    if st.receivers == 0 { SendStep::Disconnected(v) } else { SendStep::Full(v) }
                 }
             };
-            st.buf.push_back(v);
-            st.offer_ids.push_back(id);
-            let w = st.recv_q.pop();
-            drop(st);
-            waitq::wake(w);
-            return if reg.is_some() { SendStep::Pending } else { SendStep::Sent };
+            return (step, None);
         }
-
-        // Bounded.
-        let Some(v) = value.take() else {
-            if let Some(id) = reg.take() {
-                let w = st.leave_send(id, self.cap);
-                drop(st);
-                waitq::wake(w);
+        let Some(v) = value.take() else { return (SendStep::Sent, None) };
+        if st.receivers == 0 {
+            return (SendStep::Disconnected(v), None);
+        }
+        let id = match wait {
+            Wait::No if st.recv_q.is_empty() => return (SendStep::Full(v), None),
+            Wait::No => {
+                // A receiver is blocked waiting: commit the value to it.
+                st.send_q.alloc_id()
             }
-            return SendStep::Sent;
+            Wait::Current => {
+                let id = st.send_q.push(Waiter::current());
+                *reg = Some(id);
+                id
+            }
+            Wait::Task(w) => {
+                let id = st.send_q.push(Waiter::Task(w.clone()));
+                *reg = Some(id);
+                id
+            }
+        };
+        st.buf.push_back(v);
+        st.offer_ids.push_back(id);
+        let w = st.recv_q.pop();
+        (if reg.is_some() { SendStep::Pending } else { SendStep::Sent }, w)
+    }
+
+    /// Bounded part of [`send_step`](Self::send_step), under the lock;
+    /// returns the outcome and whom to wake.
+    fn send_bounded_locked(
+        st: &mut State<T>,
+        cap: usize,
+        value: &mut Option<T>,
+        reg: &mut Option<WaitId>,
+        wait: Wait<'_>,
+    ) -> (SendStep<T>, Option<Waiter>) {
+        let Some(v) = value.take() else {
+            let w = reg.take().and_then(|id| st.leave_send(id, cap));
+            return (SendStep::Sent, w);
         };
         if st.receivers == 0 {
             if let Some(id) = reg.take() {
                 st.send_q.remove(id);
             }
-            return SendStep::Disconnected(v);
+            return (SendStep::Disconnected(v), None);
         }
-        if st.buf.len() < self.cap {
+        if st.buf.len() < cap {
             st.buf.push_back(v);
             if let Some(id) = reg.take() {
                 st.send_q.remove(id);
             }
-            let w = st.recv_q.pop();
-            drop(st);
-            waitq::wake(w);
-            return SendStep::Sent;
+            return (SendStep::Sent, st.recv_q.pop());
         }
-        let (step, pass_on) = match (wait, *reg) {
+        match (wait, *reg) {
             (Wait::No, Some(id)) => {
                 *reg = None;
-                (SendStep::Full(v), st.leave_send(id, self.cap))
+                (SendStep::Full(v), st.leave_send(id, cap))
             }
             (Wait::No, None) => (SendStep::Full(v), None),
             (Wait::Current, Some(id)) if st.send_q.contains(id) => {
@@ -373,23 +415,18 @@ impl<T> Chan<T> {
                 *value = Some(v);
                 (SendStep::Pending, None)
             }
-        };
-        drop(st);
-        waitq::wake(pass_on);
-        step
+        }
     }
 
     /// Deregisters `id` of `side` for a party that gives up (drop guards,
     /// dropped futures and handles). A withdrawn rendezvous offer is dropped
     /// after the lock is released.
     pub(crate) fn leave(&self, side: Side, id: WaitId) {
-        let mut st = self.lock();
-        let (w, withdrawn) = match side {
+        let (w, withdrawn) = self.locked(|st| match side {
             Side::Recv => (st.leave_recv(id), None),
             Side::Send if self.rendezvous() => (None, st.withdraw(id)),
             Side::Send => (st.leave_send(id, self.cap), None),
-        };
-        drop(st);
+        });
         waitq::wake(w);
         drop(withdrawn);
     }
@@ -531,7 +568,7 @@ impl<T> Sender<T> {
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
-        self.chan.lock().senders += 1;
+        self.chan.locked(|st| st.senders += 1);
         Sender { chan: self.chan.clone(), reg: None }
     }
 }
@@ -541,10 +578,10 @@ impl<T> Drop for Sender<T> {
         if let Some(id) = self.reg.take() {
             self.chan.leave(Side::Send, id);
         }
-        let mut st = self.chan.lock();
-        st.senders -= 1;
-        let wake = if st.senders == 0 { Some(st.recv_q.take_all()) } else { None };
-        drop(st);
+        let wake = self.chan.locked(|st| {
+            st.senders -= 1;
+            if st.senders == 0 { Some(st.recv_q.take_all()) } else { None }
+        });
         if let Some(w) = wake {
             w.wake_all();
         }
@@ -652,7 +689,7 @@ impl<T> Receiver<T> {
 
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
-        self.chan.lock().receivers += 1;
+        self.chan.locked(|st| st.receivers += 1);
         Receiver { chan: self.chan.clone(), reg: None }
     }
 }
@@ -662,36 +699,39 @@ impl<T> Drop for Receiver<T> {
         if let Some(id) = self.reg.take() {
             self.chan.leave(Side::Recv, id);
         }
-        let mut st = self.chan.lock();
-        st.receivers -= 1;
-        if st.receivers != 0 {
-            return;
-        }
-        // Disconnected: nobody will ever receive what is queued, except the
-        // offers of blocked rendezvous senders, who take theirs back.
-        let discarded: VecDeque<T> = if self.chan.rendezvous() {
-            let st = &mut *st;
-            let mut kept = VecDeque::new();
-            let mut kept_ids = VecDeque::new();
-            let mut discarded = VecDeque::new();
-            for (v, id) in st.buf.drain(..).zip(st.offer_ids.drain(..)) {
-                if st.send_q.contains(id) {
-                    kept.push_back(v);
-                    kept_ids.push_back(id);
-                } else {
-                    discarded.push_back(v);
-                }
+        let rendezvous = self.chan.rendezvous();
+        let disconnected = self.chan.locked(|st| {
+            st.receivers -= 1;
+            if st.receivers != 0 {
+                return None;
             }
-            st.buf = kept;
-            st.offer_ids = kept_ids;
-            discarded
-        } else {
-            std::mem::take(&mut st.buf)
-        };
-        let wake = st.send_q.take_all();
-        drop(st);
-        wake.wake_all();
-        drop(discarded);
+            // Disconnected: nobody will ever receive what is queued, except the
+            // offers of blocked rendezvous senders, who take theirs back.
+            let discarded: VecDeque<T> = if rendezvous {
+                let mut kept = VecDeque::new();
+                let mut kept_ids = VecDeque::new();
+                let mut discarded = VecDeque::new();
+                for (v, id) in st.buf.drain(..).zip(st.offer_ids.drain(..)) {
+                    if st.send_q.contains(id) {
+                        kept.push_back(v);
+                        kept_ids.push_back(id);
+                    } else {
+                        discarded.push_back(v);
+                    }
+                }
+                st.buf = kept;
+                st.offer_ids = kept_ids;
+                discarded
+            } else {
+                std::mem::take(&mut st.buf)
+            };
+            Some((st.send_q.take_all(), discarded))
+        });
+        // Outside the lock and the runtime section: values' `Drop` is user code.
+        if let Some((wake, discarded)) = disconnected {
+            wake.wake_all();
+            drop(discarded);
+        }
     }
 }
 

@@ -31,6 +31,15 @@
 //! page of slot *i + 1* and the top page of slot *i* share one page-table page:
 //! an idle GVThread costs one data page plus (amortised) one page-table page.
 //!
+//! # Stack overflow
+//!
+//! [`guard`] installs a process-wide `SIGSEGV` handler. Every pool registers
+//! its chunk table with it, so a fault in the guard page of any live runtime's
+//! slot is reported as `gvthread: stack overflow in GVThread
+//! <slot>.<generation> (16 MiB stack)` before the process aborts; other faults
+//! go to the previous handler. Rust frames larger than a page are probed page
+//! by page, so no frame can step over the one-page guard into the slot below.
+//!
 //! # Reuse
 //!
 //! Freed slots go on a LIFO free list and keep their pages: a reused slot
@@ -38,9 +47,11 @@
 //! free, the timer thread gives the pages of the coldest ones back with
 //! `madvise(MADV_DONTNEED)`, in batches, keeping the reservation.
 
+mod guard;
 mod os;
 mod slots;
 
+pub(crate) use guard::ensure_altstack;
 pub(crate) use os::{GuardScheme, current_map_count, max_map_count, probe_guard_scheme};
 pub(crate) use slots::{AllocError, SlotPool};
 

@@ -7,6 +7,7 @@ use std::ptr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use super::guard;
 use super::os::{self, GuardScheme};
 use super::{GUARD_SIZE, SLOT_SIZE, SLOTS_PER_CHUNK};
 
@@ -31,12 +32,12 @@ impl fmt::Display for AllocError {
 }
 
 /// One reservation of `SLOTS_PER_CHUNK` slots plus their side tables.
-struct Chunk {
-    base: *mut u8,
+pub(super) struct Chunk {
+    pub(super) base: *mut u8,
     /// Per-slot state words (see `task::state`). They live outside the slots so
     /// that stale wakers never touch slot memory, and so they survive
     /// `MADV_DONTNEED`.
-    states: Box<[AtomicU64]>,
+    pub(super) states: Box<[AtomicU64]>,
     /// Per-slot pointer to the join state of the GVThread in it (type-erased
     /// `JoinCore`); whoever swaps it out completes the join.
     completions: Box<[AtomicPtr<()>]>,
@@ -48,9 +49,49 @@ struct FreeList {
     cold: Vec<u32>,
 }
 
+/// The chunk pointers of one pool, boxed so that its address is stable for
+/// the overflow handler's registry (see `guard`).
+pub(super) struct ChunkTable {
+    /// Chunk `i` holds slots `i * SLOTS_PER_CHUNK ..`; null until reserved.
+    /// Allocated zeroed (all null), so a huge `max_gvthreads` costs address
+    /// space here, not resident memory.
+    pub(super) chunks: Box<[AtomicPtr<Chunk>]>,
+    /// Chunks are reserved in index order: `chunks[..reserved]` are non-null.
+    pub(super) reserved: AtomicUsize,
+}
+
+impl ChunkTable {
+    fn new(nchunks: usize) -> ChunkTable {
+        let chunks: Box<[AtomicPtr<Chunk>]> = if nchunks == 0 {
+            Box::new([])
+        } else {
+            let layout = std::alloc::Layout::array::<AtomicPtr<Chunk>>(nchunks).expect("chunk table size");
+            // SAFETY: the layout has a non-zero size. Zeroed memory comes
+            // from calloc, which for large sizes maps fresh pages: untouched,
+            // so not resident.
+            let p = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<AtomicPtr<Chunk>>();
+            if p.is_null() {
+                std::alloc::handle_alloc_error(layout);
+            }
+            // SAFETY: `p` holds `nchunks` zeroed elements, allocated by the
+            // global allocator with the layout of a `[AtomicPtr<Chunk>]` of
+            // that length; an all-zero `AtomicPtr` is a valid null pointer.
+            unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(p, nchunks)) }
+        };
+        ChunkTable { chunks, reserved: AtomicUsize::new(0) }
+    }
+
+    /// The chunks reserved so far.
+    pub(super) fn reserved(&self) -> &[AtomicPtr<Chunk>] {
+        &self.chunks[..self.reserved.load(Ordering::Acquire)]
+    }
+}
+
 /// Owner of every slot of one runtime.
 pub(crate) struct SlotPool {
-    chunks: Box<[AtomicPtr<Chunk>]>,
+    table: Box<ChunkTable>,
+    /// Entry in the overflow handler's registry (cleared before chunks are freed).
+    registration: guard::Registration,
     grow: Mutex<()>,
     /// Slots handed out at least once; slots `>= fresh` were never used.
     fresh: AtomicU32,
@@ -79,9 +120,11 @@ impl SlotPool {
     /// that an OS refusal surfaces when the runtime is built.
     pub(crate) fn new(max: usize, guard: GuardScheme) -> io::Result<SlotPool> {
         let nchunks = max.div_ceil(SLOTS_PER_CHUNK);
-        let chunks = (0..nchunks).map(|_| AtomicPtr::new(ptr::null_mut())).collect();
+        let table = Box::new(ChunkTable::new(nchunks));
+        let registration = guard::register(&*table);
         let pool = SlotPool {
-            chunks,
+            table,
+            registration,
             grow: Mutex::new(()),
             fresh: AtomicU32::new(0),
             free: Mutex::new(FreeList { hot: VecDeque::new(), cold: Vec::new() }),
@@ -94,7 +137,7 @@ impl SlotPool {
     }
 
     fn chunk(&self, slot: u32) -> &Chunk {
-        let p = self.chunks[slot as usize / SLOTS_PER_CHUNK].load(Ordering::Acquire);
+        let p = self.table.chunks[slot as usize / SLOTS_PER_CHUNK].load(Ordering::Acquire);
         debug_assert!(!p.is_null(), "slot {slot} in an unreserved chunk");
         // SAFETY: a slot id is only ever used after `allocate` returned it (or
         // a slot below `fresh`), which made its chunk non-null; chunks live as
@@ -104,7 +147,7 @@ impl SlotPool {
 
     /// Reserves chunk `index` if needed. The caller holds the grow lock.
     fn ensure_chunk_locked(&self, index: usize) -> io::Result<()> {
-        if !self.chunks[index].load(Ordering::Acquire).is_null() {
+        if !self.table.chunks[index].load(Ordering::Acquire).is_null() {
             return Ok(());
         }
         let base = os::reserve(CHUNK_BYTES, CHUNK_ALIGN, CHUNK_OFFSET)?;
@@ -113,7 +156,11 @@ impl SlotPool {
             states: (0..SLOTS_PER_CHUNK).map(|_| AtomicU64::new(0)).collect(),
             completions: (0..SLOTS_PER_CHUNK).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
         });
-        self.chunks[index].store(Box::into_raw(chunk), Ordering::Release);
+        self.table.chunks[index].store(Box::into_raw(chunk), Ordering::Release);
+        // Chunks are reserved in order (`fresh` only grows), so this extends
+        // the reserved prefix by one.
+        debug_assert_eq!(self.table.reserved.load(Ordering::Relaxed), index);
+        self.table.reserved.store(index + 1, Ordering::Release);
         Ok(())
     }
 
@@ -165,7 +212,7 @@ impl SlotPool {
         // before `used()` admits the slot to scans.
         let _g = self.grow.lock().unwrap_or_else(|e| e.into_inner());
         let slot = self.fresh.load(Ordering::Relaxed);
-        assert!((slot as usize) < self.chunks.len() * SLOTS_PER_CHUNK, "slot pool overrun");
+        assert!((slot as usize) < self.table.chunks.len() * SLOTS_PER_CHUNK, "slot pool overrun");
         self.ensure_chunk_locked(slot as usize / SLOTS_PER_CHUNK).map_err(AllocError::Os)?;
         // SAFETY: the guard page of a never-used slot holds nothing.
         unsafe { os::install_guard(self.guard, self.base(slot), GUARD_SIZE) }.map_err(AllocError::Os)?;
@@ -224,21 +271,26 @@ impl SlotPool {
 impl Drop for SlotPool {
     fn drop(&mut self) {
         let leak = self.leak.load(Ordering::Relaxed);
-        for c in self.chunks.iter() {
+        if leak {
+            // Abandoned GVThreads may still run (and overflow): keep the table,
+            // its chunks and the registration for the life of the process.
+            let table = std::mem::replace(&mut self.table, Box::new(ChunkTable::new(0)));
+            Box::leak(table);
+            return;
+        }
+        self.registration.unregister();
+        for c in self.table.reserved() {
             let p = c.swap(ptr::null_mut(), Ordering::AcqRel);
             if p.is_null() {
                 continue;
             }
             // SAFETY: `p` came from `Box::into_raw` in `ensure_chunk_locked` and was
-            // swapped out above, so it is freed exactly once.
+            // swapped out above, so it is freed exactly once; no overflow
+            // handler reads it any more (unregistered above).
             let chunk = unsafe { Box::from_raw(p) };
-            if !leak {
-                // SAFETY: the pool is being dropped and no GVThread was
-                // abandoned, so no stack in the chunk is referenced any more.
-                unsafe { os::unreserve(chunk.base, CHUNK_BYTES) };
-            } else {
-                std::mem::forget(chunk);
-            }
+            // SAFETY: the pool is being dropped and no GVThread was
+            // abandoned, so no stack in the chunk is referenced any more.
+            unsafe { os::unreserve(chunk.base, CHUNK_BYTES) };
         }
     }
 }

@@ -19,9 +19,11 @@
 //! preemption, see `signal`):
 //!
 //! 1. the handler marks the GVThread runnable but *bound* to its OS thread,
-//!    queues it on its role's run queue, hands the role to a spare OS thread,
-//!    and waits on a futex inside the handler;
-//! 2. the spare runs the role's other GVThreads;
+//!    leaves it with its role, hands the role to a spare OS thread, and waits
+//!    on a futex inside the handler;
+//! 2. the spare queues the GVThread at the tail of the global queue (behind
+//!    everything already runnable, like a preempted goroutine in Go) and runs
+//!    the role's other GVThreads;
 //! 3. whichever machine later dequeues the bound GVThread gives its own role
 //!    to the waiting thread and becomes a spare itself; the handler returns
 //!    and the GVThread resumes exactly where it was, on the same OS thread.

@@ -106,15 +106,9 @@ unsafe fn preempt_here(m: &Machine) {
     m.in_handler.set(true);
     let role = m.worker();
     // The state word stays ACTIVE: queued-but-bound is still "not parked".
+    // The spare queues it (globally, behind everything runnable) first thing.
     sh.bind(slot, m);
-    if !role.local.try_push(slot) {
-        // Ring full (rare): undo and let the GVThread continue this time.
-        sh.take_bound_machine(slot);
-        // SAFETY: `spare` came from the pool and is waiting for a role.
-        sh.spares.push(unsafe { &*spare });
-        m.in_handler.set(false);
-        return;
-    }
+    role.preempted.store(slot, Ordering::Release);
     sh.metrics.forced_preemptions.fetch_add(1, Ordering::Relaxed);
     let role = m.drop_role();
     // SAFETY: spares stay alive (registry) while they wait.
@@ -130,6 +124,9 @@ unsafe fn preempt_here(m: &Machine) {
     }
     let w = m.worker();
     w.note_switch();
-    w.busy.store(true, Ordering::Relaxed);
+    w.busy.store(true, Ordering::SeqCst);
+    // The monitor may have gone idle while the role sat on a spare's
+    // scheduler stack; it must watch this GVThread again.
+    sh.wake_monitor();
     m.in_handler.set(false);
 }

@@ -29,6 +29,7 @@ const MAX_SPARES: usize = 256;
 
 /// Body of every machine OS thread.
 fn machine_thread(shared: Arc<Shared>, role: Option<usize>) {
+    crate::memory::ensure_altstack(); // the overflow handler runs on it (memory/guard.rs)
     if let Some(hook) = &shared.config.on_worker_start {
         hook();
     }
@@ -213,11 +214,11 @@ impl Shared {
     }
 
     /// Wakes the monitor if it sleeps (a role just became busy).
+    /// Async-signal-safe (atomics and a futex wake).
     #[inline]
     pub(crate) fn wake_monitor(&self) {
         if self.monitor_idle.load(Ordering::SeqCst) && self.monitor_idle.swap(false, Ordering::SeqCst) {
-            let _q = self.timers.queue.lock().unwrap_or_else(|e| e.into_inner());
-            self.timers.cv.notify_one();
+            self.timers.parker.unpark();
         }
     }
 
@@ -286,8 +287,7 @@ impl Shared {
         for w in self.workers.iter() {
             w.parker.unpark();
         }
-        let _q = self.timers.queue.lock().unwrap_or_else(|e| e.into_inner());
-        self.timers.cv.notify_all();
+        self.timers.parker.unpark();
     }
 
     /// Completes the join of every GVThread still alive with

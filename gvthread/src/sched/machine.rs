@@ -269,6 +269,10 @@ impl Machine {
     fn schedule_loop(&self) {
         let sh = &*self.shared;
         let mut searching = false;
+        // On the scheduler stack the role runs no GVThread (a role taken over
+        // from a preempted machine may still say busy).
+        self.worker().busy.store(false, Ordering::Relaxed);
+        sh.requeue_preempted(self.worker());
         loop {
             self.complete_pending();
             if sh.is_stopped() {
@@ -342,6 +346,9 @@ impl Machine {
             return true;
         }
         let w = self.worker();
+        // Enter the section before `current` names the GVThread: the signal
+        // handler must never take the scheduler stack for the GVThread's.
+        self.enter();
         self.current.set(slot);
         w.note_switch();
         if !w.busy.load(Ordering::Relaxed) {
@@ -349,7 +356,6 @@ impl Machine {
             sh.wake_monitor();
         }
         let to = sh.context_of(slot);
-        self.enter();
         // SAFETY: `slot` was taken from a run queue, so it is ACTIVE with a
         // saved (or fresh) context that nobody else will resume; the scheduler
         // context is ours to save into.

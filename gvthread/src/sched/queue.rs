@@ -65,19 +65,6 @@ impl LocalQueue {
         }
     }
 
-    /// Pushes `slot` if there is room; never spills (async-signal-safe).
-    /// Owner only.
-    pub(crate) fn try_push(&self, slot: u32) -> bool {
-        let head = self.head.load(Ordering::Acquire);
-        let tail = self.tail.load(Ordering::Relaxed);
-        if tail.wrapping_sub(head) >= CAPACITY {
-            return false;
-        }
-        self.buf[(tail & MASK) as usize].store(slot, Ordering::Relaxed);
-        self.tail.store(tail.wrapping_add(1), Ordering::Release);
-        true
-    }
-
     /// Pops the oldest entry. Owner only (thieves use `steal_into`).
     pub(crate) fn pop(&self) -> Option<u32> {
         loop {

@@ -36,9 +36,7 @@ impl Shared {
     #[inline]
     pub(crate) fn next_quick(&self, w: &Worker) -> Option<u32> {
         if w.low_priority {
-            // The ring of a low-priority role only holds GVThreads preempted
-            // on it.
-            return w.local.pop().or_else(|| self.global.pop(Priority::Low));
+            return self.global.pop(Priority::Low);
         }
         if self.global.has_urgent()
             && let Some(s) = self.global.pop(Priority::Critical).or_else(|| self.global.pop(Priority::High))
@@ -69,7 +67,7 @@ impl Shared {
     #[inline]
     pub(crate) fn has_quick_work(&self, w: &Worker) -> bool {
         if w.low_priority {
-            return !w.local.is_empty() || !self.global.is_empty(Priority::Low);
+            return !self.global.is_empty(Priority::Low);
         }
         self.global.has_urgent()
             || !w.local.is_empty()
@@ -192,6 +190,22 @@ impl Shared {
         }
     }
 
+    /// Moves a GVThread frozen by the preemption handler of `w`'s previous
+    /// holder to the tail of the global queue (see `Worker::preempted`).
+    pub(crate) fn requeue_preempted(&self, w: &Worker) {
+        let slot = w.preempted.swap(u32::MAX, Ordering::AcqRel);
+        if slot != u32::MAX {
+            let word = self.slots.state(slot).load(Ordering::Relaxed);
+            let prio = Priority::from_u8(state::priority(word));
+            self.global.push(prio, slot);
+            if prio == Priority::Low && self.num_low_workers > 0 {
+                self.idle_low.notify_one(&self.workers);
+            } else {
+                self.idle.notify_one(&self.workers);
+            }
+        }
+    }
+
     /// After a yield switched away: back on the queue (the state stays ACTIVE).
     pub(crate) fn finish_yield(&self, slot: u32, w: &Worker) {
         let word = self.slots.state(slot).load(Ordering::Relaxed);
@@ -228,7 +242,7 @@ impl Shared {
         st.store(state::with_kind(cur & !NOTIFIED, state::FREE), Ordering::Release);
         if self.slots.release(slot) {
             // Enough free slots pile up: let the timer thread give pages back.
-            self.timers.cv.notify_one();
+            self.timers.parker.unpark();
         }
         self.gvthread_exited();
     }

@@ -35,6 +35,12 @@ pub(crate) struct Worker {
     pub(crate) preempt: AtomicBool,
     /// The machine holding this role (for the monitor's signals).
     pub(crate) holder: AtomicPtr<Machine>,
+    /// A GVThread just frozen by the preemption handler of this role's
+    /// previous holder (`u32::MAX` if none). The next holder moves it to the
+    /// tail of the global queue before running anything, so it waits behind
+    /// everything already runnable (as Go does with preempted goroutines);
+    /// the handler itself cannot push there (the global queue allocates).
+    pub(crate) preempted: AtomicU32,
 }
 
 impl Worker {
@@ -49,6 +55,7 @@ impl Worker {
             busy: AtomicBool::new(false),
             preempt: AtomicBool::new(false),
             holder: AtomicPtr::new(std::ptr::null_mut()),
+            preempted: AtomicU32::new(u32::MAX),
         }
     }
 

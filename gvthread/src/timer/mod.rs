@@ -14,9 +14,11 @@
 pub(crate) mod thread;
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
 use std::time::Instant;
+
+use crate::util::futex::Parker;
 
 /// Identifies a registered timer, for cancellation.
 pub(crate) type TimerKey = (Instant, u64);
@@ -24,13 +26,15 @@ pub(crate) type TimerKey = (Instant, u64);
 /// The sleep queue.
 pub(crate) struct Timers {
     pub(crate) queue: Mutex<BTreeMap<TimerKey, (u32, u32)>>,
-    pub(crate) cv: Condvar,
+    /// Where the timer thread sleeps. A futex parker rather than a condvar so
+    /// that the preemption signal handler may wake it (async-signal-safe).
+    pub(crate) parker: Parker,
     seq: AtomicU64,
 }
 
 impl Timers {
     pub(crate) fn new() -> Timers {
-        Timers { queue: Mutex::new(BTreeMap::new()), cv: Condvar::new(), seq: AtomicU64::new(0) }
+        Timers { queue: Mutex::new(BTreeMap::new()), parker: Parker::new(), seq: AtomicU64::new(0) }
     }
 
     /// Wakes (slot, generation) at `deadline`.
@@ -41,7 +45,7 @@ impl Timers {
         q.insert(key, (slot, generation));
         drop(q);
         if earliest {
-            self.cv.notify_one();
+            self.parker.unpark();
         }
         key
     }

@@ -67,9 +67,8 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 wait = Some(wait.map_or(until_tick, |w| w.min(until_tick)));
             }
         }
-        q = match wait {
-            Some(d) => timers.cv.wait_timeout(q, d).unwrap_or_else(|e| e.into_inner()).0,
-            None => timers.cv.wait(q).unwrap_or_else(|e| e.into_inner()),
-        };
+        drop(q);
+        timers.parker.park(wait);
+        q = timers.queue.lock().unwrap_or_else(|e| e.into_inner());
     }
 }

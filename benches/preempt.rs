@@ -1,0 +1,327 @@
+//! Preemption benchmarks.
+//!
+//! * **(a) `safepoint!()` when idle** (criterion): one GVThread runs N
+//!   safepoints in a loop; `iter_custom` times the loop inside the GVThread,
+//!   so one iteration is one `safepoint!()` with no preemption pending (the
+//!   loop body has nothing else in it). Target: ≤ 2 ns.
+//! * **(b) one forced preemption** (timed section, printed): see
+//!   [`forced_preemption`] for the method. On a one-worker runtime with a 1 ms
+//!   time slice and no grace period, a hog with no yield points spins
+//!   writing "I ran at t" into a shared word; a prober GVThread waits in the
+//!   run queue. When the monitor's SIGURG freezes the hog, the spare OS thread
+//!   that takes the worker role runs the prober, which reads the clock: the
+//!   gap between the hog's last write and the prober's first read is the
+//!   latency from the signal to the next GVThread running. Target: ≤ 20 µs.
+//!   The hog also measures how long it stayed frozen (the same plus the
+//!   prober's run and the hand-back of the role).
+//! * **(c) fairness on 2 workers** (timed section, printed): 4 GVThreads that
+//!   spin with no yield points beside one GVThread that sleeps 1 ms in a loop
+//!   (500 times); the table shows p50/p99/max of how late its wake-ups ran.
+//!   Same scenario on tokio (2-worker multi-thread runtime, 4 spinning tasks,
+//!   one `tokio::time::sleep(1ms)` loop): tokio has no preemption, so the
+//!   spinners starve the sleeper; they are bounded to [`SPIN_LIMIT`] so the
+//!   bench ends. If `go` is on `PATH`, `benches/go/fairness.go` runs the same
+//!   scenario on Go (GOMAXPROCS=2; Go preempts goroutines after 10 ms).
+//!   Target (not asserted): gvthread p99 ≤ time_slice + grace_period + 1 ms.
+//!
+//! Criterion cannot report percentiles, so (b) and (c) are plain timed
+//! sections printed after criterion's output. Run with
+//! `cargo bench -p benches --bench preempt` (about 30 s); results are recorded
+//! in `docs/benchmarks.md`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode};
+use gvthread::{Runtime, RuntimeMetrics, SchedulerConfig};
+
+/// Spinners of scenario (c) stop after this long even if the sleeper is not
+/// done (they never would on tokio otherwise).
+const SPIN_LIMIT: Duration = Duration::from_secs(3);
+/// Sleeps of scenario (c).
+const SLEEPS: usize = 500;
+const SPINNERS: usize = 4;
+
+// ---------------------------------------------------------------- (a)
+
+fn safepoint_idle(c: &mut Criterion) {
+    let mut group = c.benchmark_group("safepoint");
+    group.sampling_mode(SamplingMode::Linear);
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1));
+    group.bench_function("idle", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(move || {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    gvthread::safepoint!();
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+    let m = rt.metrics();
+    println!(
+        "safepoint bench metrics: cooperative preemptions {} (a batch longer than the 10 ms time slice \
+         is asked to yield; with nothing else runnable the yield returns at once)",
+        m.cooperative_preemptions
+    );
+}
+
+// ---------------------------------------------------------------- (b)
+
+/// Nanoseconds since `base`.
+#[inline(always)]
+fn ns_since(base: Instant) -> u64 {
+    base.elapsed().as_nanos() as u64
+}
+
+/// Forced preemption latency.
+///
+/// Method: one worker, `time_slice` 1 ms, `grace_period` 0, monitor period
+/// 250 µs. The hog loops with no yield point: each iteration reads the clock
+/// (`clock_gettime` through the vDSO: a call, but not a gvthread yield point,
+/// so only a signal can take the worker from it) and stores it in `last`; a
+/// gap larger than 20 µs between two iterations means it was frozen, and its
+/// length is recorded (`frozen`). The prober GVThread is runnable in the run
+/// queue the whole time the hog runs: it loops `yield_now()`, and each yield
+/// lets the frozen hog be handed its role back while the prober goes back to
+/// the queue, ahead of the hog's next preemption.
+///
+/// So at each forced preemption: the SIGURG handler freezes the hog, queues
+/// it behind the prober and hands the role to a spare OS thread, which wakes
+/// from its futex and switches to the prober. The prober's first clock read
+/// minus the hog's last store is the *preemption latency*: signal delivery,
+/// the handler, the spare's wake-up and the switch (plus at most one hog
+/// iteration, ~25 ns, before the signal). It does not include the monitor's
+/// detection delay (up to one monitor period), which is policy, not cost.
+fn forced_preemption(quick: bool) {
+    let samples_wanted = if quick { 20 } else { 1000 };
+    let mut rt = Runtime::new(
+        SchedulerConfig::default()
+            .num_workers(1)
+            .time_slice(Duration::from_millis(1))
+            .grace_period(Duration::ZERO)
+            .timer_interval(Duration::from_micros(250)),
+    );
+    let (latency, frozen) = rt.block_on(move || {
+        let base = Instant::now();
+        let last = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (l, s) = (last.clone(), stop.clone());
+        let hog = gvthread::spawn(move |_| {
+            let mut frozen = Vec::with_capacity(4 * samples_wanted + 16);
+            let mut prev = ns_since(base);
+            while !s.load(Ordering::Relaxed) {
+                let now = ns_since(base);
+                if now - prev > 20_000 && frozen.len() < frozen.capacity() {
+                    frozen.push(now - prev);
+                }
+                l.store(now, Ordering::Relaxed);
+                prev = now;
+            }
+            frozen
+        });
+        let (l, s) = (last.clone(), stop.clone());
+        let prober = gvthread::spawn(move |_| {
+            let mut latency = Vec::with_capacity(samples_wanted);
+            while latency.len() < samples_wanted {
+                // Runs right after a forced preemption of the hog.
+                let now = ns_since(base);
+                let hog_last = l.load(Ordering::Relaxed);
+                if hog_last != 0 {
+                    latency.push(now.saturating_sub(hog_last));
+                }
+                gvthread::yield_now();
+            }
+            s.store(true, Ordering::Relaxed);
+            latency
+        });
+        let latency = prober.join().unwrap();
+        (latency, hog.join().unwrap())
+    });
+    let m = rt.metrics();
+    println!("\n(b) one forced preemption: 1 worker, time_slice 1 ms, grace_period 0, timer_interval 250 µs");
+    print_header("measure");
+    print_row("signal -> next GVThread runs", &to_durations(latency));
+    print_row("hog frozen (incl. hand-back)", &to_durations(frozen));
+    print_metrics(&m);
+}
+
+fn to_durations(ns: Vec<u64>) -> Vec<Duration> {
+    ns.into_iter().map(Duration::from_nanos).collect()
+}
+
+// ---------------------------------------------------------------- (c)
+
+/// Lateness of each 1 ms sleep while the spinners run (at most `SLEEPS`).
+fn gvthread_fairness(sleeps: usize, spin_limit: Duration) -> (Vec<Duration>, RuntimeMetrics) {
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(2));
+    let lateness = rt.block_on(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let spinners: Vec<_> = (0..SPINNERS)
+            .map(|_| {
+                let stop = stop.clone();
+                gvthread::spawn(move |_| {
+                    let start = Instant::now();
+                    let mut n = 0u64;
+                    // No yield points: only a signal takes the worker away.
+                    while !stop.load(Ordering::Relaxed) && start.elapsed() < spin_limit {
+                        n = n.wrapping_add(1);
+                    }
+                    n
+                })
+            })
+            .collect();
+        let sleeper = gvthread::spawn(move |_| {
+            let mut late = Vec::with_capacity(sleeps);
+            let started = Instant::now();
+            while late.len() < sleeps && started.elapsed() < spin_limit {
+                let due = Instant::now() + Duration::from_millis(1);
+                gvthread::sleep(Duration::from_millis(1));
+                late.push(Instant::now().saturating_duration_since(due));
+            }
+            late
+        });
+        let late = sleeper.join().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        for s in spinners {
+            black_box(s.join().unwrap());
+        }
+        late
+    });
+    (lateness, rt.metrics())
+}
+
+fn tokio_fairness(sleeps: usize, spin_limit: Duration) -> Vec<Duration> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    rt.block_on(async move {
+        let stop = Arc::new(AtomicBool::new(false));
+        // The sleeper first, so it has registered its first timer before the
+        // spinners take both workers.
+        let sleeper = tokio::spawn(async move {
+            let mut late = Vec::with_capacity(sleeps);
+            let started = Instant::now();
+            while late.len() < sleeps && started.elapsed() < spin_limit {
+                let due = Instant::now() + Duration::from_millis(1);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                late.push(Instant::now().saturating_duration_since(due));
+            }
+            late
+        });
+        tokio::task::yield_now().await;
+        let spinners: Vec<_> = (0..SPINNERS)
+            .map(|_| {
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let start = Instant::now();
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) && start.elapsed() < spin_limit {
+                        n = n.wrapping_add(1);
+                    }
+                    n
+                })
+            })
+            .collect();
+        let late = sleeper.await.unwrap();
+        stop.store(true, Ordering::Relaxed);
+        for s in spinners {
+            black_box(s.await.unwrap());
+        }
+        late
+    })
+}
+
+/// Runs `benches/go/fairness.go` if `go` is installed; it prints its own row.
+fn go_fairness() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/go/fairness.go");
+    match std::process::Command::new("go").args(["run", path]).output() {
+        Ok(out) if out.status.success() => print!("{}", String::from_utf8_lossy(&out.stdout)),
+        Ok(out) => println!("go (failed: {})", String::from_utf8_lossy(&out.stderr).trim()),
+        Err(_) => println!("go (not installed: skipped)"),
+    }
+}
+
+fn fairness(quick: bool) {
+    let (sleeps, limit) = if quick { (20, Duration::from_millis(200)) } else { (SLEEPS, SPIN_LIMIT) };
+    println!(
+        "\n(c) fairness, 2 workers: {SPINNERS} spinners without yield points + 1 sleeper doing {sleeps} x 1 ms \
+         (spinners and sleeper give up after {limit:?})"
+    );
+    print_header("runtime");
+    let (late, m) = gvthread_fairness(sleeps, limit);
+    print_row("gvthread (10 ms slice + 1 ms grace)", &late);
+    let late = tokio_fairness(sleeps, limit);
+    print_row("tokio multi-thread", &late);
+    if !quick {
+        go_fairness();
+    }
+    println!("gvthread metrics:");
+    print_metrics(&m);
+}
+
+// ---------------------------------------------------------------- output
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn fmt(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{:.1} µs", d.as_secs_f64() * 1e6)
+    } else {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    }
+}
+
+fn print_header(what: &str) {
+    println!("{what:<36} {:>7} {:>11} {:>11} {:>11}", "samples", "p50", "p99", "max");
+}
+
+fn print_row(name: &str, samples: &[Duration]) {
+    let mut s = samples.to_vec();
+    s.sort();
+    println!(
+        "{name:<36} {:>7} {:>11} {:>11} {:>11}",
+        s.len(),
+        fmt(percentile(&s, 0.5)),
+        fmt(percentile(&s, 0.99)),
+        fmt(s.last().copied().unwrap_or_default())
+    );
+}
+
+fn print_metrics(m: &RuntimeMetrics) {
+    println!(
+        "  forced preemptions {}, signals sent {}, hand-offs {}, preempt requests {}, cooperative {}, \
+         no spare {}, thread cap reached {}, OS threads {} (spare {})",
+        m.forced_preemptions,
+        m.signals_sent,
+        m.handoffs,
+        m.preempt_requests,
+        m.cooperative_preemptions,
+        m.no_spare,
+        m.thread_cap_reached,
+        m.os_threads,
+        m.spare_threads
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs this with `--test`: run everything once,
+    // briefly.
+    let quick = std::env::args().any(|a| a == "--test");
+    let mut c = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    safepoint_idle(&mut c);
+    c.final_summary();
+    forced_preemption(quick);
+    fairness(quick);
+}

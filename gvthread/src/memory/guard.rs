@@ -1,0 +1,425 @@
+//! Stack overflow detection: a process-wide `SIGSEGV` handler that recognises
+//! faults in the guard page of any GVThread slot, says which GVThread
+//! overflowed, and aborts.
+//!
+//! # Protocol
+//!
+//! * **Registry.** Every [`SlotPool`](super::SlotPool) registers its chunk
+//!   table in a global, append-only list of [`Node`]s when it is created and
+//!   clears its node when it is dropped. Nodes are never freed (a dropped
+//!   pool's node is reused by the next pool), so the handler can walk the list
+//!   without locks and without ever touching freed memory; only the table a
+//!   node points to comes and goes.
+//! * **Handler vs. drop.** A handler announces itself in [`ACTIVE`] before it
+//!   reads any table; [`Registration::unregister`] clears the node and then
+//!   waits until [`ACTIVE`] is zero before the pool frees its chunks. Both
+//!   sides use `SeqCst`, so either the handler sees the cleared node, or the
+//!   dropper sees the handler and waits for it (the handler never blocks, so
+//!   the wait is short).
+//! * **Handler.** Runs on the signal stack (`SA_ONSTACK`: the overflowed stack
+//!   is unusable). If the fault was raised by the kernel (`si_code > 0`) at an
+//!   address inside the guard page of a slot of a registered pool, it writes
+//!   `gvthread: stack overflow in GVThread <slot>.<generation> (16 MiB stack)`
+//!   to standard error with `write(2)` (digits formatted by hand: no
+//!   allocation, no locks, no `fmt`) and aborts. Otherwise the fault is not
+//!   ours and is passed on (see [`chain`]).
+//! * **Signal stacks.** Threads started by `std::thread` get an alternate
+//!   signal stack from std whenever std installed its own `SIGSEGV` handler at
+//!   start-up (the usual case for a Rust `main`). Machine threads call
+//!   [`ensure_altstack`] first thing, which installs one only if the thread has
+//!   none (for example when a C host or a sanitizer owned `SIGSEGV` before
+//!   Rust's start-up code ran, in which case std skips it).
+//!
+//! # Why a fault cannot skip the guard page
+//!
+//! The guard is one 4 KiB page at the bottom of each slot, directly above the
+//! previous slot's top page. A frame smaller than a page cannot move the stack
+//! pointer past the guard without touching it. A frame of a page or more is
+//! probed: rustc enables stack probes on x86_64 (LLVM's inline probestack),
+//! which touch every page of the new frame from the top down before it is
+//! used, so the first touch below the stack lands in the guard page, never in
+//! the neighbouring slot. (Code compiled without probes, such as C with a
+//! huge `alloca` and no `-fstack-clash-protection`, can still jump over it.)
+
+use std::cell::{Cell, UnsafeCell};
+use std::mem::MaybeUninit;
+use std::ptr;
+use std::sync::Once;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+use super::slots::ChunkTable;
+use super::{GUARD_SIZE, SLOT_SIZE, SLOTS_PER_CHUNK};
+
+/// One registry entry: the chunk table of one pool, or null when free.
+struct Node {
+    table: AtomicPtr<ChunkTable>,
+    /// Immutable once the node is published.
+    next: *const Node,
+}
+
+/// Head of the registry list (nodes are pushed at the head, never removed).
+static HEAD: AtomicPtr<Node> = AtomicPtr::new(ptr::null_mut());
+/// Handlers currently reading pool tables.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// A pool's entry in the registry.
+pub(crate) struct Registration {
+    node: &'static Node,
+}
+
+/// Registers `table` so that overflows in its slots are reported. The table
+/// must stay valid until [`Registration::unregister`] returns (or forever).
+pub(super) fn register(table: *const ChunkTable) -> Registration {
+    install();
+    let table = table as *mut ChunkTable;
+    // Reuse a free node if there is one.
+    let mut p = HEAD.load(Ordering::Acquire);
+    while !p.is_null() {
+        // SAFETY: nodes are leaked, never freed; `next` is immutable.
+        let node: &'static Node = unsafe { &*p };
+        if node.table.compare_exchange(ptr::null_mut(), table, Ordering::SeqCst, Ordering::Relaxed).is_ok() {
+            return Registration { node };
+        }
+        p = node.next as *mut Node;
+    }
+    let node: &'static mut Node = Box::leak(Box::new(Node { table: AtomicPtr::new(table), next: ptr::null() }));
+    let mut head = HEAD.load(Ordering::Acquire);
+    loop {
+        node.next = head;
+        // Release: `next` and `table` are visible to whoever sees the node.
+        match HEAD.compare_exchange_weak(head, node, Ordering::SeqCst, Ordering::Acquire) {
+            Ok(_) => return Registration { node },
+            Err(h) => head = h,
+        }
+    }
+}
+
+impl Registration {
+    /// Removes the pool from the registry and waits until no handler can
+    /// still be reading its table. Idempotent.
+    pub(super) fn unregister(&self) {
+        // SeqCst (with the handler's SeqCst increment of ACTIVE and load of
+        // the node): either the handler sees null or we see it active.
+        self.node.table.store(ptr::null_mut(), Ordering::SeqCst);
+        while ACTIVE.load(Ordering::SeqCst) != 0 {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+struct PrevAction(UnsafeCell<MaybeUninit<libc::sigaction>>);
+// SAFETY: written once inside `INSTALL.call_once`, before the handler that
+// reads it is installed; read-only afterwards.
+unsafe impl Sync for PrevAction {}
+
+static PREV: PrevAction = PrevAction(UnsafeCell::new(MaybeUninit::uninit()));
+static INSTALL: Once = Once::new();
+
+/// Installs the `SIGSEGV` handler once per process, remembering the previous
+/// action (usually std's, which reports overflows of OS thread stacks) so
+/// faults that are not ours reach it.
+pub(super) fn install() {
+    INSTALL.call_once(|| {
+        // SAFETY: plain sigaction calls with valid, initialised structures;
+        // PREV is written before our handler (its only reader) is installed.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = handler as *const () as usize;
+            sa.sa_flags = libc::SA_ONSTACK | libc::SA_SIGINFO;
+            libc::sigemptyset(&mut sa.sa_mask);
+            let prev = (*PREV.0.get()).as_mut_ptr();
+            libc::sigaction(libc::SIGSEGV, ptr::null(), prev);
+            libc::sigaction(libc::SIGSEGV, &sa, ptr::null_mut());
+        }
+    });
+}
+
+/// Finds the registered slot whose guard page holds `addr`: (slot, generation).
+///
+/// # Safety
+/// The caller has announced itself in [`ACTIVE`].
+unsafe fn find_guard(addr: usize) -> Option<(u32, u32)> {
+    let chunk_bytes = SLOT_SIZE * SLOTS_PER_CHUNK;
+    let mut p = HEAD.load(Ordering::SeqCst);
+    while !p.is_null() {
+        // SAFETY: nodes are never freed.
+        let node = unsafe { &*p };
+        let table = node.table.load(Ordering::SeqCst);
+        if !table.is_null() {
+            // SAFETY: a registered table stays valid while ACTIVE > 0 (see
+            // `unregister`).
+            let table = unsafe { &*table };
+            for (index, c) in table.reserved().iter().enumerate() {
+                let c = c.load(Ordering::Acquire);
+                if c.is_null() {
+                    continue;
+                }
+                // SAFETY: chunks live as long as their table.
+                let chunk = unsafe { &*c };
+                let base = chunk.base as usize;
+                if addr < base || addr - base >= chunk_bytes {
+                    continue;
+                }
+                let within = (addr - base) % SLOT_SIZE;
+                if within >= GUARD_SIZE {
+                    return None; // in a slot, but not in its guard page
+                }
+                let k = (addr - base) / SLOT_SIZE;
+                let word = chunk.states[k].load(Ordering::Relaxed);
+                let slot = (index * SLOTS_PER_CHUNK + k) as u32;
+                return Some((slot, crate::task::state::generation(word)));
+            }
+        }
+        p = node.next as *mut Node;
+    }
+    None
+}
+
+extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo (SA_SIGINFO). Only faults the
+    // kernel raised (si_code > 0) carry a meaningful address; a SIGSEGV sent
+    // with kill(2) is never ours.
+    let addr = unsafe { if (*info).si_code > 0 { Some((*info).si_addr() as usize) } else { None } };
+    if let Some(addr) = addr {
+        ACTIVE.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: announced in ACTIVE just above.
+        let hit = unsafe { find_guard(addr) };
+        if let Some((slot, generation)) = hit {
+            report_and_abort(slot, generation);
+        }
+        ACTIVE.fetch_sub(1, Ordering::SeqCst);
+    }
+    // SAFETY: forwarding the handler's own arguments.
+    unsafe { chain(sig, info, ctx) };
+}
+
+/// Passes a fault that is not ours on.
+///
+/// * The previous action is a handler (std's, or a JIT's, a sanitizer's...):
+///   call it directly with the same arguments. It sees exactly what it would
+///   have seen without us; when it returns, so do we, and the faulting
+///   instruction re-executes (std's handler, for a fault outside its own guard
+///   pages, resets `SIGSEGV` to the default action before returning, so the
+///   re-executed fault then kills the process as usual). Calling rather than
+///   re-installing keeps our handler in place for handlers that resolve the
+///   fault and let the program go on.
+/// * The previous action is the default (or "ignore", which is meaningless
+///   for a real fault and would loop forever): restore the default action and
+///   return. The faulting instruction re-executes and the kernel applies the
+///   default action to the original fault, so the process dies of `SIGSEGV`
+///   exactly as it would have without us (status 139, core dump rules, the
+///   original `si_addr`), instead of us re-raising a synthetic signal.
+///
+/// # Safety
+/// Only from [`handler`], with its arguments.
+unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: PREV was initialised before this handler was installed.
+    let prev = unsafe { (*PREV.0.get()).assume_init_ref() };
+    let h = prev.sa_sigaction;
+    if h == libc::SIG_DFL || h == libc::SIG_IGN {
+        // SAFETY: sigaction is async-signal-safe; the structure is valid.
+        unsafe {
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigemptyset(&mut dfl.sa_mask);
+            libc::sigaction(sig, &dfl, ptr::null_mut());
+        }
+    } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: installed with SA_SIGINFO, so it has this signature.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = unsafe { std::mem::transmute(h) };
+        f(sig, info, ctx);
+    } else {
+        // SAFETY: installed without SA_SIGINFO: a plain handler.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(h) };
+        f(sig);
+    }
+}
+
+/// Appends the decimal digits of `n` to `buf` at `*len`.
+fn push_u32(buf: &mut [u8], len: &mut usize, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    push(buf, len, &digits[i..]);
+}
+
+fn push(buf: &mut [u8], len: &mut usize, bytes: &[u8]) {
+    let n = bytes.len().min(buf.len() - *len);
+    buf[*len..*len + n].copy_from_slice(&bytes[..n]);
+    *len += n;
+}
+
+/// Formats the overflow message into `buf`; returns its length.
+fn overflow_message(buf: &mut [u8; 128], slot: u32, generation: u32) -> usize {
+    let mut len = 0;
+    push(buf, &mut len, b"gvthread: stack overflow in GVThread ");
+    push_u32(buf, &mut len, slot);
+    push(buf, &mut len, b".");
+    push_u32(buf, &mut len, generation);
+    push(buf, &mut len, b" (");
+    push_u32(buf, &mut len, (SLOT_SIZE >> 20) as u32);
+    push(buf, &mut len, b" MiB stack)\n");
+    len
+}
+
+/// Writes the overflow message with `write(2)` and aborts.
+fn report_and_abort(slot: u32, generation: u32) -> ! {
+    let mut buf = [0u8; 128];
+    let len = overflow_message(&mut buf, slot, generation);
+    let mut done = 0;
+    while done < len {
+        // SAFETY: writing initialised bytes of a local buffer to stderr.
+        let n = unsafe { libc::write(2, buf[done..].as_ptr().cast(), len - done) };
+        if n > 0 {
+            done += n as usize;
+        } else if n < 0 && errno() == libc::EINTR {
+            continue;
+        } else {
+            break;
+        }
+    }
+    // SAFETY: abort(3) is async-signal-safe.
+    unsafe { libc::abort() }
+}
+
+/// `errno` of this thread (async-signal-safe, unlike anything that formats).
+fn errno() -> libc::c_int {
+    // SAFETY: reading this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Bytes of the alternate signal stacks this module installs (beyond the
+/// kernel's minimum for this CPU, which grows with AVX-512/AMX state).
+const ALTSTACK_SIZE: usize = 64 * 1024;
+
+/// An alternate signal stack installed by [`ensure_altstack`], removed and
+/// unmapped when its thread exits.
+struct AltStack {
+    base: Cell<*mut u8>,
+    len: Cell<usize>,
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        let base = self.base.get();
+        if base.is_null() {
+            return;
+        }
+        // SAFETY: this thread is exiting and not in a signal handler; the
+        // stack is disabled before it is unmapped.
+        unsafe {
+            let mut off: libc::stack_t = std::mem::zeroed();
+            off.ss_flags = libc::SS_DISABLE;
+            libc::sigaltstack(&off, ptr::null_mut());
+            libc::munmap(base.cast(), self.len.get());
+        }
+    }
+}
+
+thread_local! {
+    static ALTSTACK: AltStack = const { AltStack { base: Cell::new(ptr::null_mut()), len: Cell::new(0) } };
+}
+
+/// Makes sure the calling thread has an alternate signal stack, so the
+/// overflow handler can run when the stack it interrupted is exhausted. A
+/// no-op on threads that have one (every `std::thread` when std installed its
+/// own overflow handler at start-up). Called first thing on machine threads.
+pub(crate) fn ensure_altstack() {
+    // SAFETY: querying the current alternate stack into a local.
+    let enabled = unsafe {
+        let mut cur: libc::stack_t = std::mem::zeroed();
+        libc::sigaltstack(ptr::null(), &mut cur) == 0 && cur.ss_flags & libc::SS_DISABLE == 0
+    };
+    if enabled {
+        return;
+    }
+    // SAFETY: getauxval has no preconditions (0 when the entry is absent).
+    let min = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize;
+    let size = (ALTSTACK_SIZE + min).next_multiple_of(super::PAGE_SIZE);
+    let len = size + super::PAGE_SIZE;
+    let Ok(base) = super::os::reserve(len, super::PAGE_SIZE, 0) else { return };
+    // The lowest page guards the signal stack itself.
+    // SAFETY: `base` is a fresh mapping of `len` bytes owned here.
+    let guarded = unsafe {
+        super::os::install_guard(super::GuardScheme::Marker, base, super::PAGE_SIZE).is_ok()
+            || super::os::install_guard(super::GuardScheme::Mprotect, base, super::PAGE_SIZE).is_ok()
+    };
+    let _ = guarded; // an unguarded signal stack still works
+    // SAFETY: the stack lies in a mapping this thread owns until exit.
+    let ok = unsafe {
+        let st = libc::stack_t { ss_sp: base.add(super::PAGE_SIZE).cast(), ss_flags: 0, ss_size: size };
+        libc::sigaltstack(&st, ptr::null_mut()) == 0
+    };
+    if !ok {
+        // SAFETY: not installed, so nothing refers to it.
+        unsafe { super::os::unreserve(base, len) };
+        return;
+    }
+    ALTSTACK.with(|a| {
+        a.base.set(base);
+        a.len.set(len);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_digits() {
+        let mut buf = [0u8; 128];
+        let n = overflow_message(&mut buf, 1_234_567, 4_294_967_295);
+        assert_eq!(&buf[..n], b"gvthread: stack overflow in GVThread 1234567.4294967295 (16 MiB stack)\n");
+        let n = overflow_message(&mut buf, 0, 1);
+        assert_eq!(&buf[..n], b"gvthread: stack overflow in GVThread 0.1 (16 MiB stack)\n");
+    }
+
+    fn altstack_enabled() -> bool {
+        // SAFETY: querying into a local.
+        unsafe {
+            let mut cur: libc::stack_t = std::mem::zeroed();
+            libc::sigaltstack(ptr::null(), &mut cur) == 0 && cur.ss_flags & libc::SS_DISABLE == 0
+        }
+    }
+
+    #[test]
+    fn altstack_installed_when_missing() {
+        std::thread::spawn(|| {
+            // SAFETY: disabling this thread's signal stack (std's stays
+            // mapped and is freed by std at thread exit); no handler runs
+            // here meanwhile.
+            unsafe {
+                let mut off: libc::stack_t = std::mem::zeroed();
+                off.ss_flags = libc::SS_DISABLE;
+                libc::sigaltstack(&off, ptr::null_mut());
+            }
+            assert!(!altstack_enabled());
+            ensure_altstack();
+            assert!(altstack_enabled());
+            ALTSTACK.with(|a| assert!(!a.base.get().is_null()));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn std_threads_have_an_altstack() {
+        // Threads that run GVThreads are std threads: std gives them a signal
+        // stack (ensure_altstack is then a no-op), which the handler needs.
+        std::thread::spawn(|| {
+            assert!(altstack_enabled());
+            ensure_altstack();
+            ALTSTACK.with(|a| assert!(a.base.get().is_null(), "std's stack is kept"));
+        })
+        .join()
+        .unwrap();
+    }
+}

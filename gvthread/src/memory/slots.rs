@@ -101,6 +101,9 @@ pub(crate) struct SlotPool {
     /// Set when GVThreads were abandoned at shutdown: their memory may still be
     /// referenced, so the reservations are never unmapped.
     leak: AtomicBool,
+    /// Set once the stack reservations were unmapped at shutdown (the side
+    /// tables stay for wakers that outlive the runtime).
+    stacks_released: AtomicBool,
 }
 
 // SAFETY: the raw chunk pointers are only dereferenced while the pool lives and
@@ -131,6 +134,7 @@ impl SlotPool {
             hot_len: AtomicUsize::new(0),
             guard,
             leak: AtomicBool::new(false),
+            stacks_released: AtomicBool::new(false),
         };
         pool.ensure_chunk_locked(0)?;
         Ok(pool)
@@ -262,6 +266,28 @@ impl SlotPool {
         done
     }
 
+    /// Unmaps every stack reservation now, keeping the side tables (state
+    /// words, completion pointers) that late wakers still read. Called at
+    /// shutdown once no GVThread is alive and no more can be spawned, so that
+    /// a waker kept by some other runtime (a tokio timer, say) does not keep
+    /// gigabytes of address space and the pages of free slots alive.
+    pub(crate) fn release_stacks(&self) {
+        if self.leak.load(Ordering::Relaxed) || self.stacks_released.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // The overflow handler must not consult chunks being unmapped.
+        self.registration.unregister();
+        for c in self.table.reserved() {
+            let p = c.load(Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: no GVThread is alive and none can be spawned, so no
+                // stack in the chunk is in use or referenced; the chunk struct
+                // itself (side tables) stays.
+                unsafe { os::unreserve((*p).base, CHUNK_BYTES) };
+            }
+        }
+    }
+
     /// Never unmap the reservations (abandoned GVThreads may still be referenced).
     pub(crate) fn leak_on_drop(&self) {
         self.leak.store(true, Ordering::Relaxed);
@@ -279,6 +305,7 @@ impl Drop for SlotPool {
             return;
         }
         self.registration.unregister();
+        let released = self.stacks_released.load(Ordering::Acquire);
         for c in self.table.reserved() {
             let p = c.swap(ptr::null_mut(), Ordering::AcqRel);
             if p.is_null() {
@@ -288,9 +315,11 @@ impl Drop for SlotPool {
             // swapped out above, so it is freed exactly once; no overflow
             // handler reads it any more (unregistered above).
             let chunk = unsafe { Box::from_raw(p) };
-            // SAFETY: the pool is being dropped and no GVThread was
-            // abandoned, so no stack in the chunk is referenced any more.
-            unsafe { os::unreserve(chunk.base, CHUNK_BYTES) };
+            if !released {
+                // SAFETY: the pool is being dropped and no GVThread was
+                // abandoned, so no stack in the chunk is referenced any more.
+                unsafe { os::unreserve(chunk.base, CHUNK_BYTES) };
+            }
         }
     }
 }

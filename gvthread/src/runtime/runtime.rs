@@ -159,6 +159,11 @@ impl Runtime {
         // Threads are gone (or detached with their own references): drop the
         // machine registry so that `Shared` can be freed.
         sh.clear_machines();
+        if live == 0 && sh.live.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            // Nothing runs on, or refers to, any stack: give the address
+            // space back now rather than when the last waker goes.
+            sh.slots.release_stacks();
+        }
     }
 
     /// A snapshot of the runtime's counters (preemptions, hand-offs, threads).

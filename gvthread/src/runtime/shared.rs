@@ -231,7 +231,7 @@ impl Shared {
     /// Whether new spawns are refused.
     #[inline]
     pub(crate) fn is_shutting_down(&self) -> bool {
-        self.lifecycle.load(Ordering::Acquire) >= SHUTTING_DOWN
+        self.lifecycle.load(Ordering::SeqCst) >= SHUTTING_DOWN
     }
 
     /// Whether workers must stop.
@@ -267,7 +267,7 @@ impl Shared {
     pub(crate) fn wait_idle(&self, deadline: std::time::Instant) -> usize {
         let mut g = self.done_lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let live = self.live.load(Ordering::Acquire);
+            let live = self.live.load(Ordering::SeqCst);
             let now = std::time::Instant::now();
             if live == 0 || now >= deadline {
                 return live;

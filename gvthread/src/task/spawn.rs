@@ -63,12 +63,17 @@ where
     F: FnOnce(CancellationToken) -> T + Send + 'static,
     T: Send + 'static,
 {
-    if shared.is_shutting_down() {
-        return Err(SpawnError::ShutDown);
-    }
-    if shared.live.fetch_add(1, Ordering::AcqRel) >= shared.max_gvthreads {
+    // Count ourselves live *before* checking for shutdown (SeqCst on both
+    // sides, Dekker style): shutdown sets its flag and then waits for `live`
+    // to drop to zero before unmapping stacks, so either it sees this spawn
+    // or this spawn sees its flag.
+    if shared.live.fetch_add(1, Ordering::SeqCst) >= shared.max_gvthreads {
         shared.gvthread_exited();
         return Err(SpawnError::AtCapacity { max: shared.max_gvthreads });
+    }
+    if shared.is_shutting_down() {
+        shared.gvthread_exited();
+        return Err(SpawnError::ShutDown);
     }
     let slot = match shared.slots.allocate() {
         Ok(s) => s,

@@ -315,3 +315,32 @@ fn preemption_across_two_workers_keeps_results_exact() {
     }
     eprintln!("metrics: {:?}", rt.metrics());
 }
+
+#[test]
+fn thread_cap_reached_is_counted_not_hung() {
+    if !common::isolated("thread_cap_reached_is_counted_not_hung", LIMIT) {
+        return;
+    }
+    // One worker and no room for a spare thread: forced preemption cannot
+    // hand the role off, so it is skipped and counted instead.
+    let rt = Runtime::new(
+        SchedulerConfig::default()
+            .num_workers(1)
+            .max_os_threads(1)
+            .time_slice(Duration::from_millis(1))
+            .grace_period(Duration::ZERO),
+    );
+    let hog = rt.handle().spawn(|_| {
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_millis(200) {
+            std::hint::spin_loop();
+        }
+    });
+    let other = rt.handle().spawn(|_| 5);
+    hog.join().unwrap();
+    assert_eq!(other.join().unwrap(), 5);
+    let m = rt.metrics();
+    assert_eq!(m.forced_preemptions, 0, "{m:?}");
+    assert!(m.thread_cap_reached > 0, "{m:?}");
+    assert_eq!(m.os_threads, 1, "{m:?}");
+}

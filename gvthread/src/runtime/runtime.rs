@@ -88,8 +88,11 @@ impl Runtime {
         }
         if rt.shared.config.enable_forced_preempt {
             crate::preempt::signal::install();
-            // One spare ready for the first hand-off; the monitor keeps one.
-            rt.shared.start_machine(None).map_err(RuntimeError::ThreadSpawn)?;
+            // One spare ready for the first hand-off (the monitor keeps one),
+            // if the thread cap allows it.
+            if rt.shared.config.max_os_threads > rt.shared.workers.len() {
+                rt.shared.start_machine(None).map_err(RuntimeError::ThreadSpawn)?;
+            }
         }
         Ok(rt)
     }

@@ -43,6 +43,8 @@ const SPIN_LIMIT: Duration = Duration::from_secs(3);
 /// Sleeps of scenario (c).
 const SLEEPS: usize = 500;
 const SPINNERS: usize = 4;
+/// The hog of scenario (b) stops after this long whatever happens.
+const HOG_LIMIT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------- (a)
 
@@ -97,6 +99,9 @@ fn ns_since(base: Instant) -> u64 {
 /// the handler, the spare's wake-up and the switch (plus at most one hog
 /// iteration, ~25 ns, before the signal). It does not include the monitor's
 /// detection delay (up to one monitor period), which is policy, not cost.
+///
+/// The hog also gives up after [`HOG_LIMIT`], so the bench ends even if the
+/// monitor stops signalling; the row then has fewer samples than asked for.
 fn forced_preemption(quick: bool) {
     let samples_wanted = if quick { 20 } else { 1000 };
     let mut rt = Runtime::new(
@@ -114,8 +119,13 @@ fn forced_preemption(quick: bool) {
         let hog = gvthread::spawn(move |_| {
             let mut frozen = Vec::with_capacity(4 * samples_wanted + 16);
             let mut prev = ns_since(base);
+            let limit = HOG_LIMIT.as_nanos() as u64;
             while !s.load(Ordering::Relaxed) {
                 let now = ns_since(base);
+                if now > limit {
+                    s.store(true, Ordering::Relaxed);
+                    break;
+                }
                 if now - prev > 20_000 && frozen.len() < frozen.capacity() {
                     frozen.push(now - prev);
                 }
@@ -127,7 +137,7 @@ fn forced_preemption(quick: bool) {
         let (l, s) = (last.clone(), stop.clone());
         let prober = gvthread::spawn(move |_| {
             let mut latency = Vec::with_capacity(samples_wanted);
-            while latency.len() < samples_wanted {
+            while latency.len() < samples_wanted && !s.load(Ordering::Relaxed) {
                 // Runs right after a forced preemption of the hog.
                 let now = ns_since(base);
                 let hog_last = l.load(Ordering::Relaxed);
@@ -143,6 +153,12 @@ fn forced_preemption(quick: bool) {
         (latency, hog.join().unwrap())
     });
     let m = rt.metrics();
+    if latency.len() < samples_wanted {
+        println!(
+            "\n(b) WARNING: only {} of {samples_wanted} samples: the hog was not preempted again before {HOG_LIMIT:?}",
+            latency.len()
+        );
+    }
     println!("\n(b) one forced preemption: 1 worker, time_slice 1 ms, grace_period 0, timer_interval 250 µs");
     print_header("measure");
     print_row("signal -> next GVThread runs", &to_durations(latency));

@@ -344,3 +344,43 @@ fn thread_cap_reached_is_counted_not_hung() {
     assert!(m.thread_cap_reached > 0, "{m:?}");
     assert_eq!(m.os_threads, 1, "{m:?}");
 }
+
+#[test]
+fn loops_with_safepoints_yield_every_time_slice() {
+    if !common::isolated("loops_with_safepoints_yield_every_time_slice", LIMIT) {
+        return;
+    }
+    // Forced preemption off: only the safepoints can give the worker away.
+    let rt = Runtime::new(
+        SchedulerConfig::default().num_workers(1).time_slice(Duration::from_millis(2)).enable_forced_preempt(false),
+    );
+    let done = Arc::new(AtomicBool::new(false));
+    let turns = Arc::new(AtomicU64::new(0));
+    let d = done.clone();
+    // Several hundred milliseconds of work, with a safepoint every iteration.
+    let hog = rt.handle().spawn(move |_| {
+        let mut x = 0u64;
+        for i in 0..60_000_000u64 {
+            gvthread::safepoint!();
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        d.store(true, Ordering::SeqCst);
+        x
+    });
+    let (d, t) = (done.clone(), turns.clone());
+    let ticker = rt.handle().spawn(move |_| {
+        while !d.load(Ordering::SeqCst) {
+            t.fetch_add(1, Ordering::SeqCst);
+            gvthread::sleep(Duration::from_micros(100));
+        }
+    });
+    hog.join().unwrap();
+    let during = turns.load(Ordering::SeqCst);
+    ticker.join().unwrap();
+    let m = rt.metrics();
+    // At one turn per 2 ms slice the ticker runs dozens of times; a
+    // safepointed loop that is never asked to yield gives it ~none.
+    assert!(during >= 10, "the ticker ran only {during} times beside a safepointed loop: {m:?}");
+    assert!(m.cooperative_preemptions >= 10, "{m:?}");
+    assert_eq!(m.forced_preemptions, 0, "{m:?}");
+}

@@ -5,7 +5,8 @@
 //! A GVThread that runs for a whole `time_slice` without switching is asked
 //! to yield: the preemption monitor (`monitor`, in the timer thread) sets its
 //! worker role's preemption flag, and the next [`safepoint!`](crate::safepoint)
-//! yields. If it is still running `grace_period` later and forced preemption
+//! yields. (A yield that finds nothing else to run counts as a switch: a
+//! GVThread alone on its worker is not preempted for nothing.) If it is still running `grace_period` later and forced preemption
 //! is on, its OS thread gets SIGURG.
 //!
 //! # Why hand-off, not a switch inside the handler
@@ -51,7 +52,9 @@
 //! handler. With `SA_RESTART` most interrupted system calls restart; those
 //! that never restart after a handler (`nanosleep`, `epoll_wait`, `poll`,
 //! `select`, calls with timeouts set via `setsockopt`, see signal(7)) return
-//! `EINTR`, which std and tokio already retry.
+//! `EINTR`: `std::thread::sleep` and tokio retry it, but a direct `poll`,
+//! `epoll_wait` or a plain `Read::read` hands `ErrorKind::Interrupted` to its
+//! caller (see `docs/preemption.md`).
 
 mod monitor;
 pub(crate) mod signal;
@@ -64,18 +67,23 @@ use std::sync::atomic::Ordering;
 
 use crate::sched::machine;
 
-/// Slow path of [`safepoint!`](crate::safepoint): counts activity and yields
-/// when a preemption was requested. Opaque to the optimizer so that the
-/// thread-local it reads is re-read after a yield.
+/// Body of [`safepoint!`](crate::safepoint): yields when a preemption was
+/// requested. Opaque to the optimizer so that the thread-local it reads is
+/// re-read after a yield.
+///
+/// A safepoint deliberately does not count as progress for the monitor: the
+/// monitor measures how long the current GVThread has run since the last
+/// switch, so a loop full of safepoints is asked to yield after its time
+/// slice like any other (counting safepoints as activity, as the original
+/// design did, meant such loops were never preempted at all).
 #[doc(hidden)]
 #[inline(never)]
 pub fn safepoint_check() {
     let Some((m, slot)) = machine::current_gvthread() else { return };
     let w = m.worker();
-    w.note_activity();
     if w.preempt.load(Ordering::Relaxed) {
         m.shared.metrics.cooperative_preemptions.fetch_add(1, Ordering::Relaxed);
-        machine::yield_gvthread(m, slot);
+        machine::yield_preempted(m, slot);
     }
 }
 

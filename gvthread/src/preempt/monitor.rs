@@ -2,7 +2,8 @@
 //! while any worker runs GVThreads.
 //!
 //! For each worker role it watches the activity counter (bumped at every
-//! switch and safepoint). Unchanged for `time_slice`: the role's cooperative
+//! switch, and by a yield that found nothing else to run; not by safepoints,
+//! which only poll the request). Unchanged for `time_slice`: the role's cooperative
 //! preemption flag is set (the next `safepoint!()` yields). Still unchanged
 //! after `time_slice + grace_period` and forced preemption is on: the OS
 //! thread holding the role gets SIGURG (see `signal`), again every time slice
@@ -62,6 +63,9 @@ impl Monitor {
             if cfg.enable_forced_preempt
                 && stalled >= cfg.time_slice + cfg.grace_period
                 && watch.last_signal.is_none_or(|t| now.duration_since(t) >= cfg.time_slice)
+                // Only when someone else could use the worker: freezing a
+                // GVThread that would be picked right back is pure cost.
+                && shared.any_runnable()
             {
                 let holder = w.holder.load(Ordering::Acquire);
                 if !holder.is_null() {

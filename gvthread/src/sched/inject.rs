@@ -8,11 +8,31 @@ use crate::Priority;
 /// The four global queues, indexed by `Priority as usize`.
 pub(crate) struct GlobalQueues {
     queues: [SegQueue<u32>; 4],
+    /// Normal GVThreads that were preempted (used up a time slice): taken
+    /// after fresh and woken work, so a GVThread woken by a timer or a
+    /// message runs before CPU hogs that already had their turn (every 61st
+    /// decision looks here first, so hogs never starve).
+    preempted: SegQueue<u32>,
 }
 
 impl GlobalQueues {
     pub(crate) fn new() -> GlobalQueues {
-        GlobalQueues { queues: [SegQueue::new(), SegQueue::new(), SegQueue::new(), SegQueue::new()] }
+        GlobalQueues {
+            queues: [SegQueue::new(), SegQueue::new(), SegQueue::new(), SegQueue::new()],
+            preempted: SegQueue::new(),
+        }
+    }
+
+    pub(crate) fn push_preempted(&self, slot: u32) {
+        self.preempted.push(slot);
+    }
+
+    pub(crate) fn pop_preempted(&self) -> Option<u32> {
+        self.preempted.pop()
+    }
+
+    pub(crate) fn has_preempted(&self) -> bool {
+        !self.preempted.is_empty()
     }
 
     pub(crate) fn push(&self, prio: Priority, slot: u32) {

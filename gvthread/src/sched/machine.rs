@@ -56,6 +56,8 @@ pub(crate) enum Pending {
     None,
     /// Re-queue the slot.
     Yield(u32),
+    /// Re-queue the slot behind fresh work: it used up its time slice.
+    Preempted(u32),
     /// Publish the slot as parked (or re-queue it if a wake came in).
     Park(u32),
     /// Free the slot.
@@ -199,11 +201,15 @@ impl Machine {
     #[inline]
     pub(crate) fn enter(&self) {
         self.in_runtime.set(self.in_runtime.get() + 1);
+        // The signal handler (same thread) reads the count: keep the
+        // compiler from moving section code above this point.
+        compiler_fence(Ordering::SeqCst);
     }
 
     /// Leaves a runtime section.
     #[inline]
     pub(crate) fn leave(&self) {
+        compiler_fence(Ordering::SeqCst);
         self.in_runtime.set(self.in_runtime.get() - 1);
     }
 
@@ -375,16 +381,23 @@ impl Machine {
         match self.pending.replace(Pending::None) {
             Pending::None => {}
             Pending::Yield(slot) => self.shared.finish_yield(slot, self.worker()),
+            Pending::Preempted(slot) => self.shared.finish_preempted(slot, self.worker()),
             Pending::Park(slot) => self.shared.finish_park(slot, self.worker()),
             Pending::Exit(slot) => self.shared.finish_exit(slot),
         }
     }
 
-    /// Picks what runs after the current GVThread: a runnable GVThread, or the
-    /// scheduler context.
-    fn successor(&self) -> *const Context {
+    /// The next GVThread for this machine's role, without stealing (none once
+    /// the runtime stopped).
+    fn next_runnable(&self) -> Option<u32> {
         let sh = &*self.shared;
-        let next = if sh.is_stopped() { None } else { sh.next_quick(self.worker()) };
+        if sh.is_stopped() { None } else { sh.next_quick(self.worker()) }
+    }
+
+    /// What to switch to after the current GVThread: `next`, or the scheduler
+    /// context (when there is none, or it is held by another machine).
+    fn successor(&self, next: Option<u32>) -> *const Context {
+        let sh = &*self.shared;
         match next {
             Some(n) if !sh.is_bound(n) => {
                 self.current.set(n);
@@ -431,8 +444,15 @@ fn spin_for_work(sh: &Shared, w: &Worker) -> bool {
 /// Must be called by a GVThread (`m` is its machine, `slot` its slot).
 pub(crate) fn switch_away(m: &Machine, slot: u32, action: Pending) {
     m.enter();
+    let next = m.next_runnable();
+    switch_to(m, slot, action, next);
+}
+
+/// Like [`switch_away`] with the successor already chosen; the caller has
+/// entered a runtime section (the resumed side leaves it).
+fn switch_to(m: &Machine, slot: u32, action: Pending, next: Option<u32>) {
     let from = m.shared.context_of(slot);
-    let to = m.successor();
+    let to = m.successor(next);
     m.pending.set(action);
     // SAFETY: we run on `slot`'s stack, so saving into its context is ours to
     // do; `to` is a context nobody else resumes (taken from a run queue, or
@@ -456,12 +476,27 @@ pub(crate) fn resumed() {
 /// Gives the worker to another runnable GVThread, if there is one, and
 /// re-queues the caller. Must be called by a GVThread.
 pub(crate) fn yield_gvthread(m: &Machine, slot: u32) {
-    let sh = &*m.shared;
+    yield_as(m, slot, Pending::Yield(slot));
+}
+
+/// Yields because the time slice is used up (a safepoint saw the monitor's
+/// request): re-queued behind fresh work, like a forced preemption.
+pub(crate) fn yield_preempted(m: &Machine, slot: u32) {
+    yield_as(m, slot, Pending::Preempted(slot));
+}
+
+fn yield_as(m: &Machine, slot: u32, action: Pending) {
+    m.enter();
     m.worker().clear_preempt_request();
-    if sh.is_stopped() || !sh.has_quick_work(m.worker()) {
-        return;
+    match m.next_runnable() {
+        Some(next) => switch_to(m, slot, action, Some(next)),
+        // Nothing else is runnable: keep running, but count it as a switch so
+        // the monitor does not preempt a GVThread that is alone anyway.
+        None => {
+            m.worker().note_switch();
+            m.leave();
+        }
     }
-    switch_away(m, slot, Pending::Yield(slot));
 }
 
 /// Ends the calling GVThread: switches away for the last time.

@@ -47,7 +47,7 @@ impl Shared {
         let tick = w.ticks.load(Ordering::Relaxed).wrapping_add(1);
         w.ticks.store(tick, Ordering::Relaxed);
         if tick.is_multiple_of(GLOBAL_CHECK_INTERVAL)
-            && let Some(s) = self.global.pop(Priority::Normal)
+            && let Some(s) = self.global.pop(Priority::Normal).or_else(|| self.global.pop_preempted())
         {
             return Some(s);
         }
@@ -55,6 +55,9 @@ impl Shared {
             return Some(s);
         }
         if let Some(s) = self.global.pop(Priority::Normal) {
+            return Some(s);
+        }
+        if let Some(s) = self.global.pop_preempted() {
             return Some(s);
         }
         if self.num_low_workers == 0 {
@@ -72,6 +75,7 @@ impl Shared {
         self.global.has_urgent()
             || !w.local.is_empty()
             || !self.global.is_empty(Priority::Normal)
+            || self.global.has_preempted()
             || (self.num_low_workers == 0 && !self.global.is_empty(Priority::Low))
     }
 
@@ -197,13 +201,35 @@ impl Shared {
         if slot != u32::MAX {
             let word = self.slots.state(slot).load(Ordering::Relaxed);
             let prio = Priority::from_u8(state::priority(word));
-            self.global.push(prio, slot);
+            if prio == Priority::Normal {
+                self.global.push_preempted(slot);
+            } else {
+                self.global.push(prio, slot);
+            }
             if prio == Priority::Low && self.num_low_workers > 0 {
                 self.idle_low.notify_one(&self.workers);
             } else {
                 self.idle.notify_one(&self.workers);
             }
         }
+    }
+
+    /// After a cooperative preemption switched away: Normal GVThreads go
+    /// behind fresh work (the preempted queue), others back to their queue.
+    pub(crate) fn finish_preempted(&self, slot: u32, w: &Worker) {
+        let word = self.slots.state(slot).load(Ordering::Relaxed);
+        match Priority::from_u8(state::priority(word)) {
+            Priority::Normal => self.global.push_preempted(slot),
+            prio => self.requeue_local(slot, prio, w),
+        }
+    }
+
+    /// Whether anything at all is runnable (the monitor only forces a
+    /// preemption when someone else could use the worker).
+    pub(crate) fn any_runnable(&self) -> bool {
+        (0..4).any(|p| !self.global.is_empty(Priority::from_u8(p)))
+            || self.global.has_preempted()
+            || self.workers.iter().any(|w| !w.local.is_empty())
     }
 
     /// After a yield switched away: back on the queue (the state stays ACTIVE).

@@ -26,7 +26,8 @@ pub(crate) struct Worker {
     pub(crate) parker: Parker,
     /// Scheduling decisions made; every 61st looks at the global queue first.
     pub(crate) ticks: AtomicU32,
-    /// Bumped at every switch and safepoint; the preemption monitor watches it.
+    /// Bumped at every switch (and by a yield that found nothing else to
+    /// run); the preemption monitor watches it.
     pub(crate) activity: AtomicU64,
     /// Running GVThreads (not in the scheduler loop); the monitor watches only
     /// busy roles.
@@ -59,7 +60,7 @@ impl Worker {
         }
     }
 
-    /// Counts progress (a safepoint). Only the holder writes `activity`, so a
+    /// Counts progress. Only the holder writes `activity`, so a
     /// plain load and store suffice (no read-modify-write).
     #[inline]
     pub(crate) fn note_activity(&self) {

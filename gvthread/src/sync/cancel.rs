@@ -48,6 +48,12 @@ impl CancellationToken {
 
     /// A new token cancelled when `self` is (or already cancelled if `self` is).
     pub fn child(&self) -> CancellationToken {
+        // A runtime section: a GVThread frozen by forced preemption while
+        // holding the parent's list lock would stall every spawner.
+        crate::sched::machine::in_section(|| self.child_inner())
+    }
+
+    fn child_inner(&self) -> CancellationToken {
         let child = CancellationToken::new();
         let mut children = self.node.children.lock().unwrap_or_else(|e| e.into_inner());
         // Checked under the lock: `cancel` sets the flag before draining the
@@ -71,7 +77,9 @@ impl CancellationToken {
             if node.cancelled.swap(true, Ordering::AcqRel) {
                 continue;
             }
-            let children = std::mem::take(&mut *node.children.lock().unwrap_or_else(|e| e.into_inner()));
+            let children = crate::sched::machine::in_section(|| {
+                std::mem::take(&mut *node.children.lock().unwrap_or_else(|e| e.into_inner()))
+            });
             stack.extend(children.iter().filter_map(Weak::upgrade));
         }
     }

@@ -49,11 +49,14 @@ impl JoinCore {
 
     /// Registers `w` to be woken at completion (replacing an older waiter).
     fn register(&self, w: Waiter) {
-        let mut slot = self.waiter.lock().unwrap_or_else(|e| e.into_inner());
-        match &*slot {
-            Some(old) if old.same(&w) => {}
-            _ => *slot = Some(w),
-        }
+        // The replaced waiter (if any) is dropped outside the section.
+        let _old = crate::sched::machine::in_section(|| {
+            let mut slot = self.waiter.lock().unwrap_or_else(|e| e.into_inner());
+            match &*slot {
+                Some(old) if old.same(&w) => None,
+                _ => slot.replace(w),
+            }
+        });
     }
 }
 
@@ -106,7 +109,7 @@ impl<T> JoinState<T> {
         // DONE; the reader waits for DONE.
         unsafe { *this.result.get() = Some(result) };
         this.core.status.store(DONE, Ordering::Release);
-        let w = this.core.waiter.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let w = crate::sched::machine::in_section(|| this.core.waiter.lock().unwrap_or_else(|e| e.into_inner()).take());
         if let Some(w) = w {
             w.wake();
         }

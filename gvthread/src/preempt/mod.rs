@@ -79,9 +79,19 @@ use crate::sched::machine;
 #[doc(hidden)]
 #[inline(never)]
 pub fn safepoint_check() {
-    let Some((m, slot)) = machine::current_gvthread() else { return };
-    let w = m.worker();
-    if w.preempt.load(Ordering::Relaxed) {
+    // Inlined thread-local read: this function is never inlined itself and
+    // does not use `m` after the yield, which may resume on another thread.
+    // SAFETY: a non-null machine pointer of this thread is valid (see
+    // `machine::current`).
+    let Some(m) = (unsafe { machine::current_ptr_inlined().as_ref() }) else { return };
+    let w = m.worker_ptr();
+    // SAFETY: a non-null role pointer targets an element of the runtime's
+    // worker array, which the machine's `shared` keeps alive.
+    if w.is_null() || !unsafe { &*w }.preempt.load(Ordering::Relaxed) {
+        return;
+    }
+    let slot = m.current_slot();
+    if slot != machine::NO_GVTHREAD {
         m.shared.metrics.cooperative_preemptions.fetch_add(1, Ordering::Relaxed);
         machine::yield_preempted(m, slot);
     }

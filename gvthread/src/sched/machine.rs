@@ -113,6 +113,14 @@ pub(crate) fn current_ptr() -> *const Machine {
     p
 }
 
+/// Like [`current_ptr`] but inlined: only for callers that are themselves
+/// `#[inline(never)]` and read it once, before anything that may switch (so
+/// no caller can keep the thread-local's address across a switch).
+#[inline(always)]
+pub(crate) fn current_ptr_inlined() -> *const Machine {
+    MACHINE.with(Cell::get)
+}
+
 /// The machine of the calling OS thread. The reference must not be kept
 /// across anything that may switch GVThreads.
 #[inline]

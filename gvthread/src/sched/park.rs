@@ -166,10 +166,17 @@ fn park_gvthread_inner(m: &machine::Machine, slot: u32) {
 ///     assert!(h.is_finished());
 /// });
 /// ```
+#[inline(never)]
 pub fn yield_now() {
-    match machine::current_gvthread() {
-        Some((m, slot)) => machine::yield_gvthread(m, slot),
-        None => std::thread::yield_now(),
+    // Inlined thread-local read: this function is never inlined and reads the
+    // thread-local only here, before the switch; after it, `resumed` reads it
+    // through the opaque accessor on whatever thread runs it then.
+    // SAFETY: a non-null machine pointer of this thread is valid (see
+    // `machine::current`).
+    let m = unsafe { machine::current_ptr_inlined().as_ref() };
+    match m {
+        Some(m) if m.current_slot() != machine::NO_GVTHREAD => machine::yield_gvthread(m, m.current_slot()),
+        _ => std::thread::yield_now(),
     }
 }
 

@@ -384,3 +384,38 @@ fn loops_with_safepoints_yield_every_time_slice() {
     assert!(m.cooperative_preemptions >= 10, "{m:?}");
     assert_eq!(m.forced_preemptions, 0, "{m:?}");
 }
+
+#[test]
+fn a_wakee_does_not_wait_for_a_waker_that_keeps_computing() {
+    if !common::isolated("a_wakee_does_not_wait_for_a_waker_that_keeps_computing", LIMIT) {
+        return;
+    }
+    // Two workers, no forced preemption: the woken GVThread sits in the
+    // waker's `runnext`; the monitor must move it where the idle worker can
+    // take it, instead of letting it wait until the waker stops computing.
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(2).enable_forced_preempt(false));
+    let ran_early = rt.block_on(|| {
+        let (tx, rx) = gvthread::channel::<()>(1);
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        let wakee = gvthread::spawn(move |_| {
+            rx.recv().unwrap();
+            f.store(true, Ordering::SeqCst);
+        });
+        // Let the wakee park first.
+        gvthread::sleep(Duration::from_millis(20));
+        let waker = gvthread::spawn(move |_| {
+            tx.send(()).unwrap(); // wakes the wakee into this worker's runnext
+            let t = std::time::Instant::now();
+            // Compute, no yield points, until the wakee ran (or 5 s).
+            while !flag.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(5) {
+                std::hint::spin_loop();
+            }
+            flag.load(Ordering::SeqCst)
+        });
+        let r = waker.join().unwrap();
+        wakee.join().unwrap();
+        r
+    });
+    assert!(ran_early, "the wakee only ran after its waker stopped computing");
+}

@@ -21,6 +21,9 @@ use crate::runtime::shared::Shared;
 /// What the monitor remembers about one worker role.
 #[derive(Clone, Copy)]
 struct Watch {
+    /// `runnext` at the previous tick: still the same one now means it
+    /// waited a whole tick while its worker ran something else.
+    runnext: u32,
     activity: u64,
     since: Instant,
     flagged: bool,
@@ -36,7 +39,10 @@ impl Monitor {
     pub(crate) fn new(shared: &Shared) -> Monitor {
         let now = Instant::now();
         Monitor {
-            watches: vec![Watch { activity: 0, since: now, flagged: false, last_signal: None }; shared.workers.len()],
+            watches: vec![
+                Watch { runnext: u32::MAX, activity: 0, since: now, flagged: false, last_signal: None };
+                shared.workers.len()
+            ],
         }
     }
 
@@ -47,9 +53,17 @@ impl Monitor {
         let cfg = &shared.config;
         let mut any_busy = false;
         for (w, watch) in shared.workers.iter().zip(self.watches.iter_mut()) {
+            // A GVThread waiting in `runnext` for a whole tick (its worker
+            // kept running another one) becomes stealable: to the global queue.
+            let runnext = w.runnext.load(Ordering::Relaxed);
+            if runnext != u32::MAX && runnext == watch.runnext && shared.evict_runnext(w, runnext) {
+                watch.runnext = u32::MAX;
+            } else {
+                watch.runnext = runnext;
+            }
             let activity = w.activity.load(Ordering::Relaxed);
             if !w.busy.load(Ordering::Relaxed) || activity != watch.activity {
-                *watch = Watch { activity, since: now, flagged: false, last_signal: None };
+                *watch = Watch { runnext: watch.runnext, activity, since: now, flagged: false, last_signal: None };
                 any_busy |= w.busy.load(Ordering::Relaxed);
                 continue;
             }

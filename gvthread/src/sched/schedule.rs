@@ -12,6 +12,9 @@ use crate::runtime::shared::Shared;
 use crate::task::state::{self, ACTIVE, NOTIFIED, PARKED};
 use crate::util::rand::FastRand;
 
+/// "No slot" in `Worker::runnext` and `Worker::preempted`.
+pub(crate) const NO_SLOT: u32 = u32::MAX;
+
 /// Every this many scheduling decisions a worker looks at the global queue
 /// before its local one, so that global work is never starved (Go uses 61).
 const GLOBAL_CHECK_INTERVAL: u32 = 61;
@@ -46,10 +49,20 @@ impl Shared {
         // Only the holding machine touches `ticks`; relaxed is enough.
         let tick = w.ticks.load(Ordering::Relaxed).wrapping_add(1);
         w.ticks.store(tick, Ordering::Relaxed);
-        if tick.is_multiple_of(GLOBAL_CHECK_INTERVAL)
-            && let Some(s) = self.global.pop(Priority::Normal).or_else(|| self.global.pop_preempted())
-        {
-            return Some(s);
+        if tick.is_multiple_of(GLOBAL_CHECK_INTERVAL) {
+            // Fairness: a pair of GVThreads waking each other through
+            // `runnext`, or a busy local ring, cannot starve the others.
+            if let Some(s) =
+                self.global.pop(Priority::Normal).or_else(|| self.global.pop_preempted()).or_else(|| w.local.pop())
+            {
+                return Some(s);
+            }
+        }
+        if w.runnext.load(Ordering::Relaxed) != NO_SLOT {
+            let s = w.runnext.swap(NO_SLOT, Ordering::AcqRel);
+            if s != NO_SLOT {
+                return Some(s);
+            }
         }
         if let Some(s) = w.local.pop() {
             return Some(s);
@@ -73,6 +86,7 @@ impl Shared {
             return !self.global.is_empty(Priority::Low);
         }
         self.global.has_urgent()
+            || w.runnext.load(Ordering::Relaxed) != NO_SLOT
             || !w.local.is_empty()
             || !self.global.is_empty(Priority::Normal)
             || self.global.has_preempted()
@@ -121,14 +135,20 @@ impl Shared {
                     && !m.worker_ptr().is_null()
                     && !m.worker().low_priority
                 {
-                    // A runtime section: the local ring's owner must not be
-                    // frozen (and its role handed off) mid-push.
+                    // A runtime section: the role's owner must not be frozen
+                    // (and its role handed off) mid-push.
                     m.enter();
-                    m.worker().local.push(slot, |s| self.global.push(Priority::Normal, s));
+                    let w = m.worker();
+                    // Runs next on this worker; the GVThread it displaces goes
+                    // to the (stealable) local ring.
+                    let displaced = w.runnext.swap(slot, Ordering::AcqRel);
+                    if displaced != NO_SLOT {
+                        w.local.push(displaced, |s| self.global.push(Priority::Normal, s));
+                    }
                     m.leave();
-                    // The pusher is one of this group's workers: with a group of
-                    // one there is nobody else to wake (it is awake itself).
-                    if self.num_normal_workers > 1 {
+                    // Only stealable work is worth waking another worker for;
+                    // with a group of one there is nobody else to wake.
+                    if displaced != NO_SLOT && self.num_normal_workers > 1 {
                         self.idle.notify_one(&self.workers);
                     }
                     return;
@@ -229,7 +249,20 @@ impl Shared {
     pub(crate) fn any_runnable(&self) -> bool {
         (0..4).any(|p| !self.global.is_empty(Priority::from_u8(p)))
             || self.global.has_preempted()
-            || self.workers.iter().any(|w| !w.local.is_empty())
+            || self.workers.iter().any(|w| !w.local.is_empty() || w.runnext.load(Ordering::Relaxed) != NO_SLOT)
+    }
+
+    /// Moves `w`'s `runnext` to the global queue if it still holds `slot`
+    /// (called by the monitor when it sat there for a whole tick while its
+    /// worker kept running something else). Returns whether it moved.
+    pub(crate) fn evict_runnext(&self, w: &Worker, slot: u32) -> bool {
+        if w.runnext.compare_exchange(slot, NO_SLOT, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            self.global.push(Priority::Normal, slot);
+            self.idle.notify_one(&self.workers);
+            true
+        } else {
+            false
+        }
     }
 
     /// After a yield switched away: back on the queue (the state stays ACTIVE).

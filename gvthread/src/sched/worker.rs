@@ -42,6 +42,12 @@ pub(crate) struct Worker {
     /// everything already runnable (as Go does with preempted goroutines);
     /// the handler itself cannot push there (the global queue allocates).
     pub(crate) preempted: AtomicU32,
+    /// The GVThread this role runs next (Go's `runnext`): the last one woken
+    /// or spawned by a GVThread on this role (`u32::MAX` if none). It keeps a
+    /// waker and its wakee on one worker (a channel ping-pong never crosses
+    /// OS threads) and is not stealable; the preemption monitor moves it to
+    /// the global queue if it waits there for more than a monitor tick.
+    pub(crate) runnext: AtomicU32,
 }
 
 impl Worker {
@@ -57,6 +63,7 @@ impl Worker {
             preempt: AtomicBool::new(false),
             holder: AtomicPtr::new(std::ptr::null_mut()),
             preempted: AtomicU32::new(u32::MAX),
+            runnext: AtomicU32::new(u32::MAX),
         }
     }
 

@@ -430,8 +430,16 @@ impl Machine {
 /// How long an idle worker polls for work before sleeping on its futex.
 const IDLE_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
 
-/// Polls for work `w` could run for up to [`IDLE_SPIN`]; true if some showed up.
+/// Polls for work `w` could run for up to [`IDLE_SPIN`]; true if some showed
+/// up. Only while another worker of the group is busy (work then often comes
+/// from a sibling within microseconds); otherwise new work comes from outside
+/// (timers, other runtimes), and spinning would only take CPU from them.
 fn spin_for_work(sh: &Shared, w: &Worker) -> bool {
+    let group =
+        if w.low_priority { &sh.workers[sh.num_normal_workers..] } else { &sh.workers[..sh.num_normal_workers] };
+    if !group.iter().any(|o| o.index != w.index && o.busy.load(Ordering::Relaxed)) {
+        return false;
+    }
     let start = std::time::Instant::now();
     loop {
         for _ in 0..64 {

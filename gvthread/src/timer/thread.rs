@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 use crate::preempt::Monitor;
 use crate::runtime::shared::Shared;
 
+/// Consecutive monitor ticks without a busy worker before the monitor sleeps
+/// until a worker becomes busy again.
+const QUIET_TICKS_BEFORE_IDLE: u32 = 10;
+
 /// How often housekeeping runs while there is some to do.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(1);
 /// Free slots whose pages are given back per housekeeping round.
@@ -20,6 +24,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
     let mut due: Vec<(u32, u32)> = Vec::new();
     let mut monitor = Monitor::new(&shared);
     let mut last_tick = Instant::now();
+    let mut quiet_ticks = 0u32;
     let mut q = timers.queue.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         if shared.is_stopped() {
@@ -56,7 +61,17 @@ pub(crate) fn run(shared: Arc<Shared>) {
         if !shared.monitor_idle.load(Ordering::SeqCst) {
             if now.duration_since(last_tick) >= interval {
                 last_tick = now;
-                if !monitor.tick(&shared) {
+                if monitor.tick(&shared) {
+                    quiet_ticks = 0;
+                } else if {
+                    quiet_ticks += 1;
+                    quiet_ticks >= QUIET_TICKS_BEFORE_IDLE
+                } {
+                    // Idle only after a run of quiet ticks: a runtime that
+                    // alternates between busy and idle every few microseconds
+                    // (request/response traffic) would otherwise pay a futex
+                    // wake of this thread on almost every busy transition.
+                    quiet_ticks = 0;
                     shared.monitor_idle.store(true, Ordering::SeqCst);
                     // Re-check after publishing (pairs with `wake_monitor`).
                     if shared.workers.iter().any(|w| w.busy.load(Ordering::SeqCst)) {

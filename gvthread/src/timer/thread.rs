@@ -61,12 +61,8 @@ pub(crate) fn run(shared: Arc<Shared>) {
         if !shared.monitor_idle.load(Ordering::SeqCst) {
             if now.duration_since(last_tick) >= interval {
                 last_tick = now;
-                if monitor.tick(&shared) {
-                    quiet_ticks = 0;
-                } else if {
-                    quiet_ticks += 1;
-                    quiet_ticks >= QUIET_TICKS_BEFORE_IDLE
-                } {
+                quiet_ticks = if monitor.tick(&shared) { 0 } else { quiet_ticks + 1 };
+                if quiet_ticks >= QUIET_TICKS_BEFORE_IDLE {
                     // Idle only after a run of quiet ticks: a runtime that
                     // alternates between busy and idle every few microseconds
                     // (request/response traffic) would otherwise pay a futex

@@ -53,7 +53,7 @@ mod slots;
 
 pub(crate) use guard::ensure_altstack;
 pub(crate) use os::{GuardScheme, current_map_count, max_map_count, probe_guard_scheme};
-pub(crate) use slots::{AllocError, SlotPool};
+pub(crate) use slots::{AllocError, SlotCache, SlotPool};
 
 /// Size of one GVThread slot: header + stack + guard page.
 pub(crate) const SLOT_SIZE: usize = 16 * 1024 * 1024;

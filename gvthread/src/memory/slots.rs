@@ -31,6 +31,55 @@ impl fmt::Display for AllocError {
     }
 }
 
+/// A worker role's private stack of free slots (Go's per-P free list): slots
+/// are taken and returned without the pool's lock on the spawn/exit fast path.
+///
+/// Only the machine holding the role touches it, and only inside a runtime
+/// section, so a role hand-off (which never interrupts a section) cannot
+/// interleave two users. The pool reserves `CAPACITY` extra slot ids per
+/// role, so free slots hidden in caches never make a fresh allocation exceed
+/// the pool's capacity.
+pub(crate) struct SlotCache(std::cell::UnsafeCell<Vec<u32>>);
+
+// SAFETY: see the type docs: one user at a time (the role holder, inside a
+// runtime section).
+unsafe impl Sync for SlotCache {}
+// SAFETY: as above.
+unsafe impl Send for SlotCache {}
+
+impl SlotCache {
+    /// Slots a role keeps for itself.
+    pub(crate) const CAPACITY: usize = 32;
+
+    pub(crate) fn new() -> SlotCache {
+        SlotCache(std::cell::UnsafeCell::new(Vec::with_capacity(Self::CAPACITY)))
+    }
+
+    /// Takes the most recently cached slot.
+    ///
+    /// # Safety
+    /// The caller holds the role this cache belongs to, inside a runtime section.
+    pub(crate) unsafe fn pop(&self) -> Option<u32> {
+        // SAFETY: exclusive access by the caller's contract.
+        unsafe { (*self.0.get()).pop() }
+    }
+
+    /// Caches a free slot; false when full (the caller returns it to the pool).
+    ///
+    /// # Safety
+    /// As for [`pop`](Self::pop).
+    pub(crate) unsafe fn push(&self, slot: u32) -> bool {
+        // SAFETY: exclusive access by the caller's contract.
+        let v = unsafe { &mut *self.0.get() };
+        if v.len() < Self::CAPACITY {
+            v.push(slot);
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// One reservation of `SLOTS_PER_CHUNK` slots plus their side tables.
 pub(super) struct Chunk {
     pub(super) base: *mut u8,

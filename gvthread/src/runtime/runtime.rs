@@ -72,7 +72,10 @@ impl Runtime {
         if guard == GuardScheme::Mprotect {
             check_map_budget(config.max_gvthreads)?;
         }
-        let slots = SlotPool::new(config.max_gvthreads, guard).map_err(RuntimeError::AddressSpace)?;
+        // Room for the slots the worker roles may hold in their private caches.
+        let roles = config.resolved_workers() + config.num_low_priority_workers;
+        let capacity = config.max_gvthreads + roles * crate::memory::SlotCache::CAPACITY;
+        let slots = SlotPool::new(capacity, guard).map_err(RuntimeError::AddressSpace)?;
         let shared = Arc::new(Shared::new(config, slots));
         let mut rt = Runtime { shared, timer: None, stopped: false };
 

@@ -391,7 +391,7 @@ impl Machine {
             Pending::Yield(slot) => self.shared.finish_yield(slot, self.worker()),
             Pending::Preempted(slot) => self.shared.finish_preempted(slot, self.worker()),
             Pending::Park(slot) => self.shared.finish_park(slot, self.worker()),
-            Pending::Exit(slot) => self.shared.finish_exit(slot),
+            Pending::Exit(slot) => self.shared.finish_exit(slot, self.worker()),
         }
     }
 

@@ -294,11 +294,17 @@ impl Shared {
     }
 
     /// After an exit switched away: the slot is free for reuse.
-    pub(crate) fn finish_exit(&self, slot: u32) {
+    pub(crate) fn finish_exit(&self, slot: u32, w: &Worker) {
         let st = self.slots.state(slot);
         let cur = st.load(Ordering::Acquire);
         // Release: everything the GVThread did happens-before the slot's reuse.
         st.store(state::with_kind(cur & !NOTIFIED, state::FREE), Ordering::Release);
+        // SAFETY: post-switch actions run on the machine holding `w`, inside
+        // the switch's runtime section.
+        if unsafe { w.slot_cache.push(slot) } {
+            self.gvthread_exited();
+            return;
+        }
         if self.slots.release(slot) {
             // Enough free slots pile up: let the timer thread give pages back.
             self.timers.parker.unpark();

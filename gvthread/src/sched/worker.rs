@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use super::machine::Machine;
 
 use super::queue::LocalQueue;
+use crate::memory::SlotCache;
 use crate::util::futex::Parker;
 
 /// One worker role.
@@ -48,6 +49,8 @@ pub(crate) struct Worker {
     /// OS threads) and is not stealable; the preemption monitor moves it to
     /// the global queue if it waits there for more than a monitor tick.
     pub(crate) runnext: AtomicU32,
+    /// Free slots kept by this role (see `SlotCache`).
+    pub(crate) slot_cache: SlotCache,
 }
 
 impl Worker {
@@ -64,6 +67,7 @@ impl Worker {
             holder: AtomicPtr::new(std::ptr::null_mut()),
             preempted: AtomicU32::new(u32::MAX),
             runnext: AtomicU32::new(u32::MAX),
+            slot_cache: SlotCache::new(),
         }
     }
 

@@ -53,7 +53,8 @@ impl CancellationToken {
         crate::sched::machine::in_section(|| self.child_inner())
     }
 
-    fn child_inner(&self) -> CancellationToken {
+    /// [`child`](Self::child) for callers already in a runtime section.
+    pub(crate) fn child_inner(&self) -> CancellationToken {
         let child = CancellationToken::new();
         let mut children = self.node.children.lock().unwrap_or_else(|e| e.into_inner());
         // Checked under the lock: `cancel` sets the flag before draining the

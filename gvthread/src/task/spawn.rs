@@ -27,16 +27,17 @@ use crate::util::fatal;
 /// so the first stack page stays small.
 const MAX_INLINE_PAYLOAD: usize = 1024;
 
-/// The token a GVThread spawned by the caller descends from.
+/// The token a GVThread spawned by the caller descends from (called inside
+/// the spawn's runtime section).
 fn parent_token(shared: &Shared) -> CancellationToken {
     match machine::current_gvthread() {
         // SAFETY: the running GVThread's header is valid; only it touches its
         // token, and it is running this code.
         Some((m, slot)) => match unsafe { &*(*m.shared.header(slot)).token.get() } {
-            Some(t) => t.child(),
-            None => shared.root_token.child(),
+            Some(t) => t.child_inner(),
+            None => shared.root_token.child_inner(),
         },
-        None => shared.root_token.child(),
+        None => shared.root_token.child_inner(),
     }
 }
 
@@ -75,7 +76,15 @@ where
         shared.gvthread_exited();
         return Err(SpawnError::ShutDown);
     }
-    let slot = match shared.slots.allocate() {
+    let cached = match machine::current() {
+        // SAFETY: `spawn_on` runs this inside a runtime section, on the
+        // machine holding the role whose cache this is.
+        Some(m) if std::ptr::eq(&*m.shared, &**shared) && !m.worker_ptr().is_null() => unsafe {
+            m.worker().slot_cache.pop()
+        },
+        _ => None,
+    };
+    let slot = match cached.map(Ok).unwrap_or_else(|| shared.slots.allocate()) {
         Ok(s) => s,
         Err(AllocError::Os(e)) => {
             shared.gvthread_exited();

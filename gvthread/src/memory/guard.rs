@@ -41,14 +41,13 @@
 //! the neighbouring slot. (Code compiled without probes, such as C with a
 //! huge `alloca` and no `-fstack-clash-protection`, can still jump over it.)
 
-use std::cell::{Cell, UnsafeCell};
-use std::mem::MaybeUninit;
+use std::cell::Cell;
 use std::ptr;
-use std::sync::Once;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use super::slots::ChunkTable;
 use super::{GUARD_SIZE, SLOT_SIZE, SLOTS_PER_CHUNK};
+use crate::util::signal::ChainedHandler;
 
 /// One registry entry: the chunk table of one pool, or null when free.
 struct Node {
@@ -107,31 +106,13 @@ impl Registration {
     }
 }
 
-struct PrevAction(UnsafeCell<MaybeUninit<libc::sigaction>>);
-// SAFETY: written once inside `INSTALL.call_once`, before the handler that
-// reads it is installed; read-only afterwards.
-unsafe impl Sync for PrevAction {}
-
-static PREV: PrevAction = PrevAction(UnsafeCell::new(MaybeUninit::uninit()));
-static INSTALL: Once = Once::new();
+static HANDLER: ChainedHandler = ChainedHandler::new();
 
 /// Installs the `SIGSEGV` handler once per process, remembering the previous
 /// action (usually std's, which reports overflows of OS thread stacks) so
 /// faults that are not ours reach it.
 pub(super) fn install() {
-    INSTALL.call_once(|| {
-        // SAFETY: plain sigaction calls with valid, initialised structures;
-        // PREV is written before our handler (its only reader) is installed.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = handler as *const () as usize;
-            sa.sa_flags = libc::SA_ONSTACK | libc::SA_SIGINFO;
-            libc::sigemptyset(&mut sa.sa_mask);
-            let prev = (*PREV.0.get()).as_mut_ptr();
-            libc::sigaction(libc::SIGSEGV, ptr::null(), prev);
-            libc::sigaction(libc::SIGSEGV, &sa, ptr::null_mut());
-        }
-    });
+    HANDLER.install(libc::SIGSEGV, handler, libc::SA_ONSTACK);
 }
 
 /// Finds the registered slot whose guard page holds `addr`: (slot, generation).
@@ -213,10 +194,8 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
 /// # Safety
 /// Only from [`handler`], with its arguments.
 unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: PREV was initialised before this handler was installed.
-    let prev = unsafe { (*PREV.0.get()).assume_init_ref() };
-    let h = prev.sa_sigaction;
-    if h == libc::SIG_DFL || h == libc::SIG_IGN {
+    // SAFETY: forwarding the handler's own arguments.
+    if !unsafe { HANDLER.call_previous(sig, info, ctx) } {
         // SAFETY: sigaction is async-signal-safe; the structure is valid.
         unsafe {
             let mut dfl: libc::sigaction = std::mem::zeroed();
@@ -224,14 +203,6 @@ unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
             libc::sigemptyset(&mut dfl.sa_mask);
             libc::sigaction(sig, &dfl, ptr::null_mut());
         }
-    } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: installed with SA_SIGINFO, so it has this signature.
-        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = unsafe { std::mem::transmute(h) };
-        f(sig, info, ctx);
-    } else {
-        // SAFETY: installed without SA_SIGINFO: a plain handler.
-        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(h) };
-        f(sig);
     }
 }
 

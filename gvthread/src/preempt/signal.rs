@@ -3,62 +3,21 @@
 //! Everything here runs inside a signal handler: only atomics, futexes and
 //! plain memory reads and writes; no allocation, no locks, no formatting.
 
-use std::cell::UnsafeCell;
-use std::mem::MaybeUninit;
-use std::sync::Once;
 use std::sync::atomic::Ordering;
 
 use crate::sched::machine::{self, Machine, NO_GVTHREAD};
+use crate::util::signal::ChainedHandler;
 
 /// The signal used for forced preemption (as Go does: rarely used by
 /// programs, and not reserved by libc).
 pub(crate) const PREEMPT_SIGNAL: libc::c_int = libc::SIGURG;
 
-struct PrevAction(UnsafeCell<MaybeUninit<libc::sigaction>>);
-// SAFETY: written once inside `Once::call_once` before the handler that reads
-// it is installed; read-only afterwards.
-unsafe impl Sync for PrevAction {}
-
-static PREV: PrevAction = PrevAction(UnsafeCell::new(MaybeUninit::uninit()));
-static INSTALL: Once = Once::new();
+static HANDLER: ChainedHandler = ChainedHandler::new();
 
 /// Installs the handler once per process, remembering the previous one so
 /// that signals that are not ours are passed on.
 pub(crate) fn install() {
-    INSTALL.call_once(|| {
-        // SAFETY: plain sigaction calls with valid, initialised structures;
-        // PREV is written before our handler (its only reader) is installed.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = handler as *const () as usize;
-            sa.sa_flags = libc::SA_ONSTACK | libc::SA_SIGINFO | libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            let prev = (*PREV.0.get()).as_mut_ptr();
-            libc::sigaction(PREEMPT_SIGNAL, std::ptr::null(), prev);
-            libc::sigaction(PREEMPT_SIGNAL, &sa, std::ptr::null_mut());
-        }
-    });
-}
-
-/// Passes a signal that is not ours to the previously installed handler.
-unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: PREV was initialised before this handler was installed.
-    let prev = unsafe { (*PREV.0.get()).assume_init_ref() };
-    let h = prev.sa_sigaction;
-    if h == libc::SIG_DFL || h == libc::SIG_IGN {
-        // SIGURG's default action is to ignore it.
-        return;
-    }
-    if prev.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the previous handler was installed for this signal with
-        // SA_SIGINFO, so it has this signature and accepts these arguments.
-        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = unsafe { std::mem::transmute(h) };
-        f(sig, info, ctx);
-    } else {
-        // SAFETY: installed without SA_SIGINFO: a plain handler.
-        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(h) };
-        f(sig);
-    }
+    HANDLER.install(PREEMPT_SIGNAL, handler, libc::SA_ONSTACK | libc::SA_RESTART);
 }
 
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
@@ -72,8 +31,10 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         // SAFETY: as above.
         unsafe { preempt_here(&*m) };
     } else {
-        // SAFETY: forwarding the handler's own arguments.
-        unsafe { chain(sig, info, ctx) };
+        // SAFETY: forwarding the handler's own arguments. With no previous
+        // handler there is nothing to do: SIGURG's default action is to
+        // ignore it.
+        unsafe { HANDLER.call_previous(sig, info, ctx) };
     }
     // SAFETY: restoring errno of this thread.
     unsafe { *libc::__errno_location() = saved_errno };

@@ -2,6 +2,7 @@
 
 pub(crate) mod futex;
 pub(crate) mod rand;
+pub(crate) mod signal;
 
 /// Reports an unrecoverable runtime invariant violation and aborts (for paths
 /// that must not unwind, such as the GVThread entry frame). Uses only

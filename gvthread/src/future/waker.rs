@@ -62,10 +62,9 @@ impl Parker {
     unsafe fn to_target(&self) -> Target {
         match self {
             Parker::GvThread { shared, slot, generation } => {
-                // SAFETY: `shared` came from `Arc::as_ptr` of an `Arc<Shared>`
-                // and that `Shared` is alive (the caller's contract), so its
-                // strong count is at least one: taking one more reference
-                // and rebuilding an `Arc` from it is sound.
+                // `shared` came from `Arc::as_ptr` of an `Arc<Shared>`.
+                // SAFETY: that `Shared` is alive (the caller's contract), so its
+                // strong count is >= 1: one more reference + `from_raw` is sound.
                 let shared = unsafe {
                     Arc::increment_strong_count(*shared);
                     Arc::from_raw(*shared)
@@ -186,12 +185,12 @@ impl Probe {
     #[inline]
     pub(crate) fn with_waker<R>(&self, f: impl FnOnce(&Waker) -> R) -> R {
         let data = (self as *const Probe).cast::<()>();
-        // SAFETY: the functions of `BORROWED` expect a `Probe` that is alive
-        // while they run. The waker is dropped at the end of this function
-        // (its drop is a no-op) and `f` sees only a reference to it, so every
-        // use of it happens while `self` is borrowed. They are thread-safe:
-        // they touch only atomics, a `OnceLock` and (read-only) the parker,
-        // whose `Thread` is `Sync` and whose `Shared` pointer is only read.
+        // The waker is dropped at the end of this function (its drop is a
+        // no-op) and `f` sees only a reference to it, so every use of it
+        // happens while `self` is borrowed. `BORROWED`'s functions are
+        // thread-safe: they touch only atomics, a `OnceLock` and (read-only)
+        // the parker, whose `Thread` is `Sync` and whose `Shared` is only read.
+        // SAFETY: `BORROWED` expects a `Probe` alive while it runs: see above.
         let waker = unsafe { Waker::from_raw(RawWaker::new(data, &BORROWED)) };
         f(&waker)
     }

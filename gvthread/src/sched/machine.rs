@@ -470,10 +470,10 @@ fn switch_to(m: &Machine, slot: u32, action: Pending, next: Option<u32>) {
     let from = m.shared.context_of(slot);
     let to = m.successor(next);
     m.pending.set(action);
-    // SAFETY: we run on `slot`'s stack, so saving into its context is ours to
-    // do; `to` is a context nobody else resumes (taken from a run queue, or
-    // this machine's scheduler context). The action that
-    // makes `slot` resumable by others runs only after the switch saved it.
+    // The pending action (which makes `slot` resumable by others) runs only
+    // after the switch below has saved `slot`'s registers.
+    // SAFETY: we run on `slot`'s stack, so its context is ours to save; `to` is
+    // a context nobody else resumes (from a run queue, or our scheduler stack).
     unsafe { arch::switch(from, to) };
     // Resumed, possibly on another machine: `m` is stale, fetch it again.
     resumed();

@@ -60,6 +60,7 @@
 
 mod arch;
 mod future;
+mod loom;
 mod memory;
 mod preempt;
 mod runtime;

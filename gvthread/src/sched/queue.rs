@@ -12,10 +12,16 @@
 //! overwriting concurrently is a benign race (its CAS then fails) rather than
 //! undefined behaviour.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
+
+use crate::loom::AtomicU32;
 
 /// Ring capacity (a power of two).
+#[cfg(not(loom))]
 pub(crate) const CAPACITY: u32 = 256;
+/// Ring capacity under loom: tiny, so models reach the overflow path.
+#[cfg(loom)]
+pub(crate) const CAPACITY: u32 = 4;
 const MASK: u32 = CAPACITY - 1;
 
 /// A worker's local run queue of slot ids.
@@ -126,7 +132,7 @@ impl LocalQueue {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::collections::HashSet;
@@ -222,7 +228,7 @@ mod tests {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod symmetric_tests {
     use super::*;
     use std::sync::Arc;
@@ -277,5 +283,116 @@ mod symmetric_tests {
             t.join().unwrap();
         }
         assert!(seen.iter().all(|c| c.load(Ordering::SeqCst) == 1));
+    }
+}
+
+/// Exhaustive interleavings of owner push/pop against a thief (loom).
+/// Run: `RUSTFLAGS="--cfg loom" cargo test -p gvthread --lib --release loom_`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// Every entry is consumed exactly once: by the owner, by the thief, or
+    /// by the overflow path.
+    fn check(mut got: Vec<u32>, n: u32) {
+        got.sort_unstable();
+        assert_eq!(got, (0..n).collect::<Vec<_>>(), "an entry was lost or duplicated");
+    }
+
+    #[test]
+    fn loom_push_pop_against_steal() {
+        loom::model(|| {
+            let victim = Arc::new(LocalQueue::new());
+            let v = victim.clone();
+            let thief = thread::spawn(move || {
+                let mine = LocalQueue::new();
+                let mut got = Vec::new();
+                if let Some(s) = v.steal_into(&mine) {
+                    got.push(s);
+                    while let Some(s) = mine.pop() {
+                        got.push(s);
+                    }
+                }
+                got
+            });
+            let mut got = Vec::new();
+            for i in 0..3 {
+                victim.push(i, |s| got.push(s));
+            }
+            if let Some(s) = victim.pop() {
+                got.push(s);
+            }
+            got.extend(thief.join().unwrap());
+            while let Some(s) = victim.pop() {
+                got.push(s);
+            }
+            check(got, 3);
+        });
+    }
+
+    #[test]
+    fn loom_overflow_against_steal() {
+        loom::model(|| {
+            let victim = Arc::new(LocalQueue::new());
+            // Fill the ring so the next push spills half of it.
+            let mut got = Vec::new();
+            for i in 0..CAPACITY {
+                victim.push(i, |s| got.push(s));
+            }
+            let v = victim.clone();
+            let thief = thread::spawn(move || {
+                let mine = LocalQueue::new();
+                let mut got = Vec::new();
+                if let Some(s) = v.steal_into(&mine) {
+                    got.push(s);
+                    while let Some(s) = mine.pop() {
+                        got.push(s);
+                    }
+                }
+                got
+            });
+            victim.push(CAPACITY, |s| got.push(s));
+            got.extend(thief.join().unwrap());
+            while let Some(s) = victim.pop() {
+                got.push(s);
+            }
+            check(got, CAPACITY + 1);
+        });
+    }
+
+    #[test]
+    fn loom_two_thieves() {
+        loom::model(|| {
+            let victim = Arc::new(LocalQueue::new());
+            let mut got = Vec::new();
+            for i in 0..2 {
+                victim.push(i, |s| got.push(s));
+            }
+            let thieves: Vec<_> = (0..2)
+                .map(|_| {
+                    let v = victim.clone();
+                    thread::spawn(move || {
+                        let mine = LocalQueue::new();
+                        let mut got = Vec::new();
+                        if let Some(s) = v.steal_into(&mine) {
+                            got.push(s);
+                            while let Some(s) = mine.pop() {
+                                got.push(s);
+                            }
+                        }
+                        got
+                    })
+                })
+                .collect();
+            for t in thieves {
+                got.extend(t.join().unwrap());
+            }
+            while let Some(s) = victim.pop() {
+                got.push(s);
+            }
+            check(got, 2);
+        });
     }
 }

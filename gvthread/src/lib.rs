@@ -154,3 +154,8 @@ macro_rules! safepoint {
         $crate::__private::safepoint_check()
     };
 }
+
+/// The README's example, compiled and run as a doctest so it stays true.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

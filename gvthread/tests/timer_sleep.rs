@@ -74,3 +74,13 @@ fn zero_sleep_is_a_yield() {
     let mut rt = common::rt(1);
     rt.block_on(|| gvthread::sleep(Duration::ZERO));
 }
+
+#[test]
+fn sleeping_forever_is_ended_by_shutdown() {
+    let _w = common::watchdog("sleeping_forever_is_ended_by_shutdown", Duration::from_secs(60));
+    let rt = common::rt(1);
+    let h = rt.handle().spawn(|_| gvthread::sleep(Duration::MAX));
+    std::thread::sleep(Duration::from_millis(20));
+    drop(rt);
+    assert!(h.join().unwrap_err().is_cancelled());
+}

@@ -202,7 +202,12 @@ pub fn sleep(d: Duration) {
         yield_now();
         return;
     }
-    let deadline = Instant::now() + d;
+    // An unrepresentable deadline means "forever" (until shutdown unwinds it).
+    let Some(deadline) = Instant::now().checked_add(d) else {
+        loop {
+            park();
+        }
+    };
     while Instant::now() < deadline {
         park_until(deadline);
     }

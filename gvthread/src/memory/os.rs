@@ -54,6 +54,34 @@ pub(crate) fn reserve(len: usize, align: usize, offset: usize) -> io::Result<*mu
     Ok(base as *mut u8)
 }
 
+/// Replaces `[base, base + len)` (part of a reservation) with a fresh
+/// mapping of the same kind: every page *and page table* of the range is
+/// given back at once, and guard markers are gone (the caller reinstalls
+/// them). `MADV_DONTNEED` frees pages but not page tables that still hold a
+/// guard marker.
+///
+/// # Safety
+/// No live object may be stored in the range.
+pub(crate) unsafe fn remap_fresh(base: *mut u8, len: usize) -> io::Result<()> {
+    // SAFETY: MAP_FIXED over a range we own and that holds nothing live.
+    let p = unsafe {
+        libc::mmap(
+            base.cast(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the range was just mapped by us.
+    unsafe { libc::madvise(base.cast(), len, libc::MADV_NOHUGEPAGE) };
+    Ok(())
+}
+
 /// Unmaps a range made by [`reserve`].
 ///
 /// # Safety

@@ -90,12 +90,20 @@ pub(super) struct Chunk {
     /// Per-slot pointer to the join state of the GVThread in it (type-erased
     /// `JoinCore`); whoever swaps it out completes the join.
     completions: Box<[AtomicPtr<()>]>,
+    /// Per-slot: the guard page is installed. False for never-used slots and
+    /// after the chunk was remapped (see [`SlotPool::trim`]); a slot gets its
+    /// guard back when it is handed out again. Changed under the free-list
+    /// or grow lock.
+    guarded: Box<[AtomicBool]>,
 }
 
 /// The free list. `hot` slots keep their pages; `cold` ones were discarded.
 struct FreeList {
     hot: VecDeque<u32>,
     cold: Vec<u32>,
+    /// Cold slots per chunk: a chunk whose every slot is cold is remapped,
+    /// which also frees its page tables.
+    cold_per_chunk: Vec<u16>,
 }
 
 /// The chunk pointers of one pool, boxed so that its address is stable for
@@ -179,7 +187,7 @@ impl SlotPool {
             registration,
             grow: Mutex::new(()),
             fresh: AtomicU32::new(0),
-            free: Mutex::new(FreeList { hot: VecDeque::new(), cold: Vec::new() }),
+            free: Mutex::new(FreeList { hot: VecDeque::new(), cold: Vec::new(), cold_per_chunk: Vec::new() }),
             hot_len: AtomicUsize::new(0),
             guard,
             leak: AtomicBool::new(false),
@@ -208,6 +216,7 @@ impl SlotPool {
             base,
             states: (0..SLOTS_PER_CHUNK).map(|_| AtomicU64::new(0)).collect(),
             completions: (0..SLOTS_PER_CHUNK).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
+            guarded: (0..SLOTS_PER_CHUNK).map(|_| AtomicBool::new(false)).collect(),
         });
         self.table.chunks[index].store(Box::into_raw(chunk), Ordering::Release);
         // Chunks are reserved in order (`fresh` only grows), so this extends
@@ -257,6 +266,9 @@ impl SlotPool {
                 return Ok(s);
             }
             if let Some(s) = free.cold.pop() {
+                free.cold_per_chunk[s as usize / SLOTS_PER_CHUNK] -= 1;
+                // Its chunk may have been remapped since it went cold.
+                self.ensure_guard(s)?;
                 return Ok(s);
             }
         }
@@ -267,10 +279,22 @@ impl SlotPool {
         let slot = self.fresh.load(Ordering::Relaxed);
         assert!((slot as usize) < self.table.chunks.len() * SLOTS_PER_CHUNK, "slot pool overrun");
         self.ensure_chunk_locked(slot as usize / SLOTS_PER_CHUNK).map_err(AllocError::Os)?;
-        // SAFETY: the guard page of a never-used slot holds nothing.
-        unsafe { os::install_guard(self.guard, self.base(slot), GUARD_SIZE) }.map_err(AllocError::Os)?;
+        self.ensure_guard(slot)?;
         self.fresh.store(slot + 1, Ordering::Release);
         Ok(slot)
+    }
+
+    /// Installs the guard page of a slot being handed out, if it has none.
+    /// The caller holds the free-list or grow lock and owns the slot.
+    fn ensure_guard(&self, slot: u32) -> Result<(), AllocError> {
+        let flag = &self.chunk(slot).guarded[slot as usize % SLOTS_PER_CHUNK];
+        if !flag.load(Ordering::Relaxed) {
+            // SAFETY: the slot is free and owned by the caller; its guard page
+            // holds nothing.
+            unsafe { os::install_guard(self.guard, self.base(slot), GUARD_SIZE) }.map_err(AllocError::Os)?;
+            flag.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Returns a slot whose GVThread has ended and whose stack nobody runs on.
@@ -308,11 +332,43 @@ impl SlotPool {
                     os::discard(self.base(slot).add(GUARD_SIZE), SLOT_SIZE - GUARD_SIZE);
                 }
                 free.cold.push(slot);
+                let c = slot as usize / SLOTS_PER_CHUNK;
+                if free.cold_per_chunk.len() <= c {
+                    free.cold_per_chunk.resize(c + 1, 0);
+                }
+                free.cold_per_chunk[c] += 1;
+                if free.cold_per_chunk[c] as usize == SLOTS_PER_CHUNK {
+                    self.remap_chunk(c);
+                }
             }
             self.hot_len.store(free.hot.len(), Ordering::Relaxed);
             done += n;
         }
         done
+    }
+
+    /// Every slot of chunk `c` is cold (free, pages discarded, and we hold the
+    /// free-list lock, so none can be handed out meanwhile): replace the
+    /// whole chunk with a fresh mapping, which gives back its page tables
+    /// too (the guard markers kept one page-table page per slot alive). The
+    /// guards come back one by one as slots are reused (`ensure_guard`).
+    fn remap_chunk(&self, c: usize) {
+        let chunk = self.table.chunks[c].load(Ordering::Acquire);
+        if chunk.is_null() {
+            return;
+        }
+        // SAFETY: non-null chunk pointers stay valid for the pool's life.
+        let chunk = unsafe { &*chunk };
+        for g in chunk.guarded.iter() {
+            g.store(false, Ordering::Relaxed);
+        }
+        // SAFETY: all slots of the chunk are free and locked out of reuse.
+        if unsafe { os::remap_fresh(chunk.base, CHUNK_BYTES) }.is_err() {
+            // Keep the old mapping (and its guards) if the kernel refused.
+            for g in chunk.guarded.iter() {
+                g.store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Unmaps every stack reservation now, keeping the side tables (state

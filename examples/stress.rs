@@ -52,28 +52,44 @@ fn per(bytes: u64, before: u64, n: usize) -> f64 {
 }
 
 /// `n` GVThreads parked on one channel, released by closing it.
+///
+/// By default they are spawned by a GVThread (the usual case: spawns go to the
+/// spawner's worker, no cross-thread wake-up per spawn). With
+/// `GVTHREAD_SPAWN_FROM_OUTSIDE=1` they are spawned from this plain thread
+/// through a `Handle`: every spawn then goes through the global queue and may
+/// wake a sleeping worker, as from any outside thread.
 fn parked(n: usize, workers: usize) {
-    let config = SchedulerConfig::default().num_workers(workers).max_gvthreads(n.max(1));
-    let rt = Runtime::new(config);
+    let outside = std::env::var_os("GVTHREAD_SPAWN_FROM_OUTSIDE").is_some();
+    let config = SchedulerConfig::default().num_workers(workers).max_gvthreads(n.max(1) + 1);
+    let mut rt = Runtime::new(config);
     let handle = rt.handle();
-    // Spawned from this (non-worker) thread: every spawn goes through the
-    // global queue, as from any outside thread.
     let (tx, rx) = gvthread::channel::<()>(1);
     let started = Arc::new(AtomicUsize::new(0));
 
     let before = snapshot();
-    let t0 = Instant::now();
-    let mut joins = Vec::with_capacity(n);
-    for _ in 0..n {
-        let rx = rx.clone();
+    let spawn_all = {
         let started = started.clone();
-        joins.push(handle.spawn(move |_| {
-            started.fetch_add(1, Ordering::Relaxed);
-            // Parks until the sender is dropped.
-            let _ = rx.recv();
-        }));
-    }
-    let spawned = t0.elapsed();
+        move |spawn: &dyn Fn(Box<dyn FnOnce() + Send>) -> gvthread::JoinHandle<()>| {
+            let t0 = Instant::now();
+            let mut joins = Vec::with_capacity(n);
+            for _ in 0..n {
+                let rx = rx.clone();
+                let started = started.clone();
+                joins.push(spawn(Box::new(move || {
+                    started.fetch_add(1, Ordering::Relaxed);
+                    // Parks until the sender is dropped.
+                    let _ = rx.recv();
+                })));
+            }
+            (joins, t0.elapsed())
+        }
+    };
+    let t0 = Instant::now();
+    let (joins, spawned) = if outside {
+        spawn_all(&|f| handle.spawn(move |_| f()))
+    } else {
+        rt.block_on(move || spawn_all(&|f| gvthread::spawn(move |_| f())))
+    };
     while started.load(Ordering::Relaxed) < n {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -95,7 +111,8 @@ fn parked(n: usize, workers: usize) {
     println!("gvthreads alive at once:    {n}");
     println!("worker threads:             {workers}");
     println!(
-        "spawn calls:                {:.3} s ({:.0} ns per GVThread)",
+        "spawn calls ({}):   {:.3} s ({:.0} ns per GVThread)",
+        if outside { "outside thread" } else { "in a GVThread " },
         spawned.as_secs_f64(),
         spawned.as_nanos() as f64 / n as f64
     );

@@ -419,3 +419,33 @@ fn a_wakee_does_not_wait_for_a_waker_that_keeps_computing() {
     });
     assert!(ran_early, "the wakee only ran after its waker stopped computing");
 }
+
+#[test]
+fn a_long_blocking_call_does_not_keep_stalling_its_worker() {
+    if !common::isolated("a_long_blocking_call_does_not_keep_stalling_its_worker", LIMIT) {
+        return;
+    }
+    let rt = one_worker(5);
+    let progress = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let (p, d) = (progress.clone(), done.clone());
+    let sleeper = rt.handle().spawn(move |_| {
+        std::thread::sleep(Duration::from_secs(1));
+        d.store(true, Ordering::SeqCst);
+        p.load(Ordering::SeqCst)
+    });
+    let (p, d) = (progress.clone(), done.clone());
+    let ticker = rt.handle().spawn(move |_| {
+        while !d.load(Ordering::SeqCst) {
+            p.fetch_add(1, Ordering::SeqCst);
+            gvthread::yield_now();
+        }
+    });
+    let seen = sleeper.join().unwrap();
+    ticker.join().unwrap();
+    let m = rt.metrics();
+    // Rescued once and left alone, the ticker has the worker for ~1 s: far
+    // more than the ~100 turns it gets if the sleeper retakes the worker and
+    // stalls it again every time slice.
+    assert!(seen >= 10_000, "the ticker got only {seen} turns beside a 1 s blocking call: {m:?}");
+}

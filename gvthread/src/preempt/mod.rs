@@ -85,9 +85,17 @@ pub fn safepoint_check() {
     // `machine::current`).
     let Some(m) = (unsafe { machine::current_ptr_inlined().as_ref() }) else { return };
     let w = m.worker_ptr();
+    if w.is_null() {
+        // Back from a system call during which the role was handed away.
+        let slot = m.current_slot();
+        if slot != machine::NO_GVTHREAD {
+            machine::ensure_role(m, slot);
+        }
+        return;
+    }
     // SAFETY: a non-null role pointer targets an element of the runtime's
     // worker array, which the machine's `shared` keeps alive.
-    if w.is_null() || !unsafe { &*w }.preempt.load(Ordering::Relaxed) {
+    if !unsafe { &*w }.preempt.load(Ordering::Relaxed) {
         return;
     }
     let slot = m.current_slot();

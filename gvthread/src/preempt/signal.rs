@@ -28,8 +28,8 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     // `machine::current`); the request flag tells our signals from others.
     let ours = !m.is_null() && unsafe { (*m).preempt_request.swap(false, Ordering::AcqRel) };
     if ours {
-        // SAFETY: as above.
-        unsafe { preempt_here(&*m) };
+        // SAFETY: as above; `ctx` is the kernel's ucontext for this signal.
+        unsafe { preempt_here(&*m, ctx) };
     } else {
         // SAFETY: forwarding the handler's own arguments. With no previous
         // handler there is nothing to do: SIGURG's default action is to
@@ -40,6 +40,31 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     unsafe { *libc::__errno_location() = saved_errno };
 }
 
+/// Whether the interrupted code was blocked in a system call: the kernel
+/// either rewound the instruction pointer to the `syscall` instruction (a
+/// restartable call, `SA_RESTART`) or left it just after one with `-EINTR`
+/// in `rax` (a call that is not restarted, such as `nanosleep`).
+///
+/// # Safety
+/// `ctx` must be the `ucontext_t` the kernel passed to the handler.
+unsafe fn interrupted_in_syscall(ctx: *mut libc::c_void) -> bool {
+    const SYSCALL: [u8; 2] = [0x0f, 0x05];
+    // SAFETY: the kernel passes a valid ucontext_t to SA_SIGINFO handlers.
+    let regs = unsafe { &(*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs };
+    let rip = regs[libc::REG_RIP as usize] as usize;
+    let rax = regs[libc::REG_RAX as usize];
+    // SAFETY: `rip` is the address of the next instruction to run: mapped,
+    // readable code (x86_64 code pages are readable).
+    if unsafe { (rip as *const [u8; 2]).read_unaligned() } == SYSCALL {
+        return true;
+    }
+    // Only look behind `rip` within its page (the page before may be unmapped).
+    // SAFETY: `rip - 2` is in the same page as `rip`, so it is mapped too.
+    rax == -(libc::EINTR as i64)
+        && rip & 0xfff >= 2
+        && unsafe { ((rip - 2) as *const [u8; 2]).read_unaligned() } == SYSCALL
+}
+
 /// Freezes the GVThread running on `m` right where it was interrupted (the
 /// kernel saved every register, FPU and SIMD state included, in the signal
 /// frame), queues it as runnable-but-bound-to-`m`, hands `m`'s role to a spare
@@ -48,7 +73,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
 ///
 /// # Safety
 /// Called only from the signal handler on `m`'s own thread.
-unsafe fn preempt_here(m: &Machine) {
+unsafe fn preempt_here(m: &Machine, ctx: *mut libc::c_void) {
     if m.in_handler.get() || m.in_runtime() > 0 {
         return; // inside the runtime: the monitor retries at its next tick
     }
@@ -64,6 +89,19 @@ unsafe fn preempt_here(m: &Machine) {
         sh.metrics.no_spare.fetch_add(1, Ordering::Relaxed);
         return;
     };
+    // SAFETY: `ctx` is the ucontext the kernel passed to this handler.
+    if unsafe { interrupted_in_syscall(ctx) } {
+        // Blocked in the kernel: freezing it here would only make it retake
+        // the role, and stall it again, each time it is scheduled. Instead
+        // the role goes to the spare now and the call finishes on this
+        // thread without one; the GVThread gets a role back at its next
+        // runtime call (`machine::ensure_role`).
+        let role = m.drop_role();
+        sh.metrics.syscall_handoffs.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: spares stay alive (registry) while they wait.
+        unsafe { (*spare).give_role(role) };
+        return;
+    }
     m.in_handler.set(true);
     let role = m.worker();
     // The state word stays ACTIVE: queued-but-bound is still "not parked".

@@ -10,6 +10,7 @@ pub(crate) struct Counters {
     pub(crate) preempt_requests: AtomicU64,
     pub(crate) signals_sent: AtomicU64,
     pub(crate) handoffs: AtomicU64,
+    pub(crate) syscall_handoffs: AtomicU64,
     pub(crate) no_spare: AtomicU64,
     pub(crate) thread_cap_reached: AtomicU64,
     pub(crate) os_threads_started: AtomicU64,
@@ -40,6 +41,9 @@ pub struct RuntimeMetrics {
     pub signals_sent: u64,
     /// Worker roles handed back to a machine holding a preempted GVThread.
     pub handoffs: u64,
+    /// Worker roles handed to a spare thread while their GVThread was blocked
+    /// in a system call (the call then finishes without holding the role).
+    pub syscall_handoffs: u64,
     /// Forced preemptions skipped because no spare OS thread was free.
     pub no_spare: u64,
     /// Times a spare OS thread was needed but `max_os_threads` was reached.

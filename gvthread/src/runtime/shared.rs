@@ -162,6 +162,7 @@ impl Shared {
             preempt_requests: Counters::load(&c.preempt_requests),
             signals_sent: Counters::load(&c.signals_sent),
             handoffs: Counters::load(&c.handoffs),
+            syscall_handoffs: Counters::load(&c.syscall_handoffs),
             no_spare: Counters::load(&c.no_spare),
             thread_cap_reached: Counters::load(&c.thread_cap_reached),
             os_threads: self.machine_count(),

@@ -454,11 +454,46 @@ fn spin_for_work(sh: &Shared, w: &Worker) -> bool {
     }
 }
 
+/// Makes sure the machine running the calling GVThread holds a worker role.
+///
+/// A machine gives its role away without stopping its GVThread when the
+/// preemption handler finds the GVThread blocked in a system call (see
+/// `preempt`): the call finishes on this thread without a role, and the
+/// GVThread must get one back before it uses the scheduler again. It queues
+/// itself as bound to this machine, like a preempted GVThread, and waits
+/// until a worker picks it and hands over its role.
+#[inline]
+pub(crate) fn ensure_role(m: &Machine, slot: u32) {
+    if m.worker.get().is_null() {
+        reacquire_role(m, slot);
+    }
+}
+
+#[cold]
+fn reacquire_role(m: &Machine, slot: u32) {
+    let sh = &*m.shared;
+    sh.bind(slot, m);
+    sh.queue_preempted(slot);
+    match m.wait_for_role() {
+        Some(r) => m.take_role(r),
+        // The runtime stopped meanwhile: this GVThread is abandoned; it must
+        // never run on without a role.
+        None => loop {
+            std::thread::park();
+        },
+    }
+    let w = m.worker();
+    w.note_switch();
+    w.busy.store(true, Ordering::SeqCst);
+    sh.wake_monitor();
+}
+
 /// Suspends the calling GVThread; `action` is completed once its registers are
 /// saved. Returns when the GVThread is resumed, possibly on another machine.
 ///
 /// Must be called by a GVThread (`m` is its machine, `slot` its slot).
 pub(crate) fn switch_away(m: &Machine, slot: u32, action: Pending) {
+    ensure_role(m, slot);
     m.enter();
     let next = m.next_runnable();
     switch_to(m, slot, action, next);
@@ -502,6 +537,7 @@ pub(crate) fn yield_preempted(m: &Machine, slot: u32) {
 }
 
 fn yield_as(m: &Machine, slot: u32, action: Pending) {
+    ensure_role(m, slot);
     m.enter();
     m.worker().clear_preempt_request();
     match m.next_runnable() {

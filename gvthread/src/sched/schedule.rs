@@ -219,18 +219,25 @@ impl Shared {
     pub(crate) fn requeue_preempted(&self, w: &Worker) {
         let slot = w.preempted.swap(u32::MAX, Ordering::AcqRel);
         if slot != u32::MAX {
-            let word = self.slots.state(slot).load(Ordering::Relaxed);
-            let prio = Priority::from_u8(state::priority(word));
-            if prio == Priority::Normal {
-                self.global.push_preempted(slot);
-            } else {
-                self.global.push(prio, slot);
-            }
-            if prio == Priority::Low && self.num_low_workers > 0 {
-                self.idle_low.notify_one(&self.workers);
-            } else {
-                self.idle.notify_one(&self.workers);
-            }
+            self.queue_preempted(slot);
+        }
+    }
+
+    /// Queues a GVThread that used up its time slice (or must wait for a
+    /// role): Normal ones on the preempted queue, others on their priority's
+    /// queue; wakes a worker for it.
+    pub(crate) fn queue_preempted(&self, slot: u32) {
+        let word = self.slots.state(slot).load(Ordering::Relaxed);
+        let prio = Priority::from_u8(state::priority(word));
+        if prio == Priority::Normal {
+            self.global.push_preempted(slot);
+        } else {
+            self.global.push(prio, slot);
+        }
+        if prio == Priority::Low && self.num_low_workers > 0 {
+            self.idle_low.notify_one(&self.workers);
+        } else {
+            self.idle.notify_one(&self.workers);
         }
     }
 

@@ -163,16 +163,6 @@ fn other_segfaults_are_passed_on() {
     assert!(!stderr.contains("stack overflow in GVThread"), "stderr:\n{stderr}");
 }
 
-/// `VmPTE` of this process in KiB.
-fn vm_pte_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmPTE:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// A slot reused after its chunk was remapped (page tables given back, guard
 /// markers gone) gets its guard page back: an overflow there is reported too.
 #[test]
@@ -198,17 +188,17 @@ fn overflow_in_a_slot_of_a_remapped_chunk_is_reported() {
                 // A peak of 4,000 slots (about 16 chunks), then all free.
                 let (tx, hs) = park_many(4_000);
                 gvthread::sleep(Duration::from_millis(50));
-                let peak = vm_pte_kib();
+                let peak = common::vm_pte_kib();
                 drop(tx);
                 for h in hs {
                     h.join().unwrap();
                 }
                 // Wait until the timer thread trimmed them and remapped whole chunks.
                 let start = std::time::Instant::now();
-                while vm_pte_kib() * 2 > peak && start.elapsed() < Duration::from_secs(30) {
+                while common::vm_pte_kib() * 2 > peak && start.elapsed() < Duration::from_secs(30) {
                     gvthread::sleep(Duration::from_millis(20));
                 }
-                eprintln!("VmPTE: peak {peak} KiB, now {} KiB", vm_pte_kib());
+                eprintln!("VmPTE: peak {peak} KiB, now {} KiB", common::vm_pte_kib());
                 // Use up the slots that kept their pages, so the next spawn
                 // comes from a remapped chunk.
                 let (_tx2, _fillers) = park_many(1_200);

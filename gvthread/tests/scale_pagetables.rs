@@ -4,16 +4,6 @@ mod common;
 
 use std::time::Duration;
 
-/// `VmPTE` of this process in KiB.
-fn vm_pte_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmPTE:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn page_tables_are_given_back_after_a_peak() {
     const NAME: &str = "page_tables_are_given_back_after_a_peak";
@@ -21,7 +11,7 @@ fn page_tables_are_given_back_after_a_peak() {
         return;
     }
     let mut rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(2));
-    let base = vm_pte_kib();
+    let base = common::vm_pte_kib();
     let (peak, after) = rt.block_on(move || {
         let (tx, rx) = gvthread::channel::<()>(0);
         let hs: Vec<_> = (0..20_000)
@@ -33,17 +23,17 @@ fn page_tables_are_given_back_after_a_peak() {
             })
             .collect();
         gvthread::sleep(Duration::from_millis(50));
-        let peak = vm_pte_kib();
+        let peak = common::vm_pte_kib();
         drop(tx);
         for h in hs {
             h.join().unwrap();
         }
         let start = std::time::Instant::now();
         let target = base + (peak - base) / 4;
-        while vm_pte_kib() > target && start.elapsed() < Duration::from_secs(60) {
+        while common::vm_pte_kib() > target && start.elapsed() < Duration::from_secs(60) {
             gvthread::sleep(Duration::from_millis(20));
         }
-        (peak, vm_pte_kib())
+        (peak, common::vm_pte_kib())
     });
     eprintln!("VmPTE: base {base} KiB, peak {peak} KiB, after {after} KiB");
     // 20,000 parked GVThreads need ~80 MiB of page tables; once free, whole

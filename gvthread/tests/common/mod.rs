@@ -72,3 +72,13 @@ pub fn isolated(name: &str, limit: Duration) -> bool {
     );
     false
 }
+
+/// `VmPTE` (page-table memory) of this process in KiB.
+pub fn vm_pte_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmPTE:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmPTE in /proc/self/status")
+}

@@ -167,16 +167,14 @@ fn std_mutex_held_while_spinning() {
     eprintln!("metrics: {:?}", rt.metrics());
 }
 
-#[test]
-fn blocking_sleep_does_not_hold_up_other_gvthreads() {
-    if !common::isolated("blocking_sleep_does_not_hold_up_other_gvthreads", LIMIT) {
-        return;
-    }
+/// One worker: a GVThread blocks it in `std::thread::sleep(1 s)` (it runs
+/// first) while another yields in a loop. Returns how many turns the ticker
+/// had when the sleeper woke, and the runtime's metrics.
+fn ticker_beside_a_blocking_sleep() -> (u64, gvthread::RuntimeMetrics) {
     let rt = one_worker(5);
     let progress = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let (p, d) = (progress.clone(), done.clone());
-    // Runs first on the only worker and blocks it in the kernel.
     let sleeper = rt.handle().spawn(move |_| {
         std::thread::sleep(Duration::from_secs(1));
         d.store(true, Ordering::SeqCst);
@@ -189,8 +187,17 @@ fn blocking_sleep_does_not_hold_up_other_gvthreads() {
             gvthread::yield_now();
         }
     });
-    let seen_by_sleeper = sleeper.join().unwrap();
+    let seen = sleeper.join().unwrap();
     ticker.join().unwrap();
+    (seen, rt.metrics())
+}
+
+#[test]
+fn blocking_sleep_does_not_hold_up_other_gvthreads() {
+    if !common::isolated("blocking_sleep_does_not_hold_up_other_gvthreads", LIMIT) {
+        return;
+    }
+    let (seen_by_sleeper, _) = ticker_beside_a_blocking_sleep();
     assert!(seen_by_sleeper > 0, "nothing ran while the worker was blocked in a system call");
 }
 
@@ -425,25 +432,7 @@ fn a_long_blocking_call_does_not_keep_stalling_its_worker() {
     if !common::isolated("a_long_blocking_call_does_not_keep_stalling_its_worker", LIMIT) {
         return;
     }
-    let rt = one_worker(5);
-    let progress = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let (p, d) = (progress.clone(), done.clone());
-    let sleeper = rt.handle().spawn(move |_| {
-        std::thread::sleep(Duration::from_secs(1));
-        d.store(true, Ordering::SeqCst);
-        p.load(Ordering::SeqCst)
-    });
-    let (p, d) = (progress.clone(), done.clone());
-    let ticker = rt.handle().spawn(move |_| {
-        while !d.load(Ordering::SeqCst) {
-            p.fetch_add(1, Ordering::SeqCst);
-            gvthread::yield_now();
-        }
-    });
-    let seen = sleeper.join().unwrap();
-    ticker.join().unwrap();
-    let m = rt.metrics();
+    let (seen, m) = ticker_beside_a_blocking_sleep();
     // Rescued once and left alone, the ticker has the worker for ~1 s: far
     // more than the ~100 turns it gets if the sleeper retakes the worker and
     // stalls it again every time slice.

@@ -11,15 +11,6 @@ use gvthread::{Runtime, SchedulerConfig};
 const CYCLES: usize = 1_000_000;
 const BATCH: usize = 2_000;
 
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
 #[test]
 fn churn_keeps_rss_flat() {
     let _w = common::watchdog("churn_keeps_rss_flat", Duration::from_secs(120));
@@ -43,11 +34,11 @@ fn churn_keeps_rss_flat() {
         for _ in 0..10 {
             cycle(&mut joins);
         }
-        let warm = rss_bytes();
+        let warm = common::rss_bytes();
         for _ in 10..CYCLES / BATCH {
             cycle(&mut joins);
         }
-        (warm, rss_bytes())
+        (warm, common::rss_bytes())
     });
     let growth = rss_end.saturating_sub(rss_warm);
     eprintln!("RSS after warm-up {} KiB, after {CYCLES} cycles {} KiB", rss_warm / 1024, rss_end / 1024);

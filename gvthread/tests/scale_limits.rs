@@ -8,26 +8,17 @@ use std::time::Duration;
 
 use gvthread::{Runtime, SchedulerConfig};
 
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// The largest accepted limit (2^31 - 1 GVThreads, far more address space
 /// than x86_64 has) still builds a runtime: nothing is reserved for it beyond
 /// the first chunk, and its side table is not touched.
 #[test]
 fn absurd_max_gvthreads_is_lazy() {
     let _w = common::watchdog("absurd_max_gvthreads_is_lazy", Duration::from_secs(60));
-    let before = rss_bytes();
+    let before = common::rss_bytes();
     let mut rt = Runtime::try_new(SchedulerConfig::default().num_workers(1).max_gvthreads(u32::MAX as usize / 2))
         .expect("a huge max_gvthreads is reserved lazily");
     assert_eq!(rt.block_on(|| 6 * 7), 42);
-    let grown = rss_bytes().saturating_sub(before);
+    let grown = common::rss_bytes().saturating_sub(before);
     assert!(grown < 16 << 20, "a lazy pool grew RSS by {} KiB", grown / 1024);
     drop(rt);
 

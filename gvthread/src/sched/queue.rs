@@ -294,6 +294,19 @@ mod loom_tests {
     use loom::sync::Arc;
     use loom::thread;
 
+    /// A thief: steals once from `victim` and drains what it got.
+    fn steal_all(victim: &LocalQueue) -> Vec<u32> {
+        let mine = LocalQueue::new();
+        let mut got = Vec::new();
+        if let Some(s) = victim.steal_into(&mine) {
+            got.push(s);
+            while let Some(s) = mine.pop() {
+                got.push(s);
+            }
+        }
+        got
+    }
+
     /// Every entry is consumed exactly once: by the owner, by the thief, or
     /// by the overflow path.
     fn check(mut got: Vec<u32>, n: u32) {
@@ -306,17 +319,7 @@ mod loom_tests {
         loom::model(|| {
             let victim = Arc::new(LocalQueue::new());
             let v = victim.clone();
-            let thief = thread::spawn(move || {
-                let mine = LocalQueue::new();
-                let mut got = Vec::new();
-                if let Some(s) = v.steal_into(&mine) {
-                    got.push(s);
-                    while let Some(s) = mine.pop() {
-                        got.push(s);
-                    }
-                }
-                got
-            });
+            let thief = thread::spawn(move || steal_all(&v));
             let mut got = Vec::new();
             for i in 0..3 {
                 victim.push(i, |s| got.push(s));
@@ -342,17 +345,7 @@ mod loom_tests {
                 victim.push(i, |s| got.push(s));
             }
             let v = victim.clone();
-            let thief = thread::spawn(move || {
-                let mine = LocalQueue::new();
-                let mut got = Vec::new();
-                if let Some(s) = v.steal_into(&mine) {
-                    got.push(s);
-                    while let Some(s) = mine.pop() {
-                        got.push(s);
-                    }
-                }
-                got
-            });
+            let thief = thread::spawn(move || steal_all(&v));
             victim.push(CAPACITY, |s| got.push(s));
             got.extend(thief.join().unwrap());
             while let Some(s) = victim.pop() {
@@ -373,17 +366,7 @@ mod loom_tests {
             let thieves: Vec<_> = (0..2)
                 .map(|_| {
                     let v = victim.clone();
-                    thread::spawn(move || {
-                        let mine = LocalQueue::new();
-                        let mut got = Vec::new();
-                        if let Some(s) = v.steal_into(&mine) {
-                            got.push(s);
-                            while let Some(s) = mine.pop() {
-                                got.push(s);
-                            }
-                        }
-                        got
-                    })
+                    thread::spawn(move || steal_all(&v))
                 })
                 .collect();
             for t in thieves {

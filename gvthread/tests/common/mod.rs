@@ -73,12 +73,22 @@ pub fn isolated(name: &str, limit: Duration) -> bool {
     false
 }
 
-/// `VmPTE` (page-table memory) of this process in KiB.
-pub fn vm_pte_kib() -> u64 {
+/// A `kB` field of `/proc/self/status` (`VmRSS`, `VmPTE`...), in KiB.
+pub fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmPTE:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmPTE in /proc/self/status")
+        .unwrap_or_else(|| panic!("{field} in /proc/self/status"))
+}
+
+/// `VmPTE` (page-table memory) of this process in KiB.
+pub fn vm_pte_kib() -> u64 {
+    status_kib("VmPTE")
+}
+
+/// Resident memory (`VmRSS`) of this process in bytes.
+pub fn rss_bytes() -> u64 {
+    status_kib("VmRSS") * 1024
 }

@@ -71,7 +71,7 @@ mod timer;
 mod util;
 
 pub use preempt::no_preempt;
-pub use runtime::config::{DEFAULT_MAX_GVTHREADS, DEFAULT_MAX_OS_THREADS, MAX_WORKERS, SchedulerConfig};
+pub use runtime::config::{DEFAULT_MAX_GVTHREADS, DEFAULT_THREADS_PER_WORKER, MAX_WORKERS, SchedulerConfig};
 pub use runtime::error::{RuntimeError, SpawnError};
 pub use runtime::handle::{Handle, current_id, current_token, spawn, spawn_with_priority, try_spawn};
 pub use runtime::metrics::RuntimeMetrics;

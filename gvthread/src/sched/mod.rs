@@ -35,6 +35,7 @@
 //! (twice the switches per yield); a global run queue only (contention).
 
 pub(crate) mod idle;
+pub(crate) mod homeq;
 pub(crate) mod inject;
 pub(crate) mod machine;
 pub(crate) mod park;

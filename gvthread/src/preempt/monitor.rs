@@ -86,7 +86,7 @@ impl Monitor {
                 w.preempt.store(true, Ordering::Release);
                 shared.metrics.preempt_requests.fetch_add(1, Ordering::Relaxed);
                 if cfg.enable_forced_preempt {
-                    request_spare(shared, w);
+                    request_spare(shared, w, false);
                 }
             }
             if !cfg.enable_forced_preempt {

@@ -10,6 +10,7 @@ use super::spares::{request_spare, take_spare};
 use super::syscall;
 use crate::arch::Interrupted;
 use crate::sched::machine::{self, Machine, NO_GVTHREAD, PREEMPT_BLOCKED, PREEMPT_NONE};
+use crate::task::state;
 use crate::util::signal::ChainedHandler;
 
 /// The signal used for forced preemption (as Go does: rarely used by
@@ -96,7 +97,10 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
     };
     let Some(next) = next else {
         sh.metrics.no_spare.fetch_add(1, Ordering::Relaxed);
-        request_spare(sh, w);
+        // A GVThread blocked while unwinding cannot leave this thread: the
+        // role may need a thread beyond its cap to go on (see `Worker`).
+        let unwinding = state::kind(sh.slots.state(slot).load(Ordering::Relaxed)) == state::BLOCKED;
+        request_spare(sh, w, unwinding);
         return;
     };
     m.in_handler.set(true);
@@ -108,7 +112,7 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
         sh.metrics.syscall_handoffs.fetch_add(1, Ordering::Relaxed);
         // SAFETY: machines stay alive (registry) while the runtime runs.
         unsafe { (*next).give_role(role) };
-        request_spare(sh, w);
+        request_spare(sh, w, false);
         let result = syscall::carry_out(call);
         // SAFETY: `call` was the interrupted call, now carried out; the
         // handler returns to the interrupted code after the role is back.
@@ -127,7 +131,7 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
         w.frozen.push(&sh.links, slot);
         // SAFETY: machines stay alive (registry) while the runtime runs.
         unsafe { (*next).give_role(role) };
-        request_spare(sh, w);
+        request_spare(sh, w, false);
     }
     match m.wait_for_role() {
         Some(r) => m.take_role(r),

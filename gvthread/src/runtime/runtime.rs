@@ -87,7 +87,7 @@ impl Runtime {
         rt.timer = Some(timer);
 
         for index in 0..rt.shared.workers.len() {
-            rt.shared.start_machine(index, true).map_err(RuntimeError::ThreadSpawn)?;
+            rt.shared.start_machine(index, true, false).map_err(RuntimeError::ThreadSpawn)?;
         }
         if rt.shared.config.enable_forced_preempt {
             crate::preempt::signal::install();

@@ -27,10 +27,13 @@ use crate::sched::worker::Worker;
 pub(crate) fn take_spare(w: &Worker) -> Option<*const Machine> {
     for p in w.machines.iter() {
         let m = p.load(Ordering::Acquire);
+        if m.is_null() {
+            continue;
+        }
         // SAFETY: registered machines stay alive until the runtime has
         // stopped all its threads (see `Shared::clear_machines`).
-        if !m.is_null() && unsafe { &*m }.spare.compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed).is_ok()
-        {
+        let machine = unsafe { &*m };
+        if machine.spare.compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             return Some(m);
         }
     }

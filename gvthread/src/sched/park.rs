@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::machine::{self, Pending};
-use crate::util::futex;
 use crate::runtime::shared::Shared;
 use crate::task::state;
+use crate::util::futex;
 
 /// A reference to one incarnation of a GVThread: waking it after it ended or
 /// after its slot was reused is a no-op.

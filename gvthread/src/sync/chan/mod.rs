@@ -64,10 +64,15 @@
 //! section ends, since neither belongs inside one (a `Waker` may run
 //! executor code).
 
+mod arms;
 mod error;
 mod future;
 
-pub use error::{RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+pub use arms::{RecvArm, SendArm};
+pub use error::{
+    RecvCancelError, RecvError, RecvTimeoutError, SendCancelError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
+};
 pub use future::{RecvFut, SendFut};
 
 use std::collections::VecDeque;
@@ -79,6 +84,8 @@ use std::time::{Duration, Instant};
 use super::waitq::{self, WaitId, WaitQueue};
 use crate::sched::machine::in_section;
 use crate::sched::park::{self, Waiter};
+use crate::sync::cancel::{CancelArm, CancellationToken};
+use crate::sync::select;
 
 /// Creates a bounded multi-producer multi-consumer channel.
 ///
@@ -113,10 +120,40 @@ use crate::sched::park::{self, Waiter};
 /// assert_eq!(sum, (0..400).sum());
 /// ```
 pub fn channel<T: Send>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    // `UNBOUNDED` is reserved for `unbounded()`; a bound that large is the
+    // same thing in practice.
+    new_chan(capacity)
+}
+
+/// Creates an unbounded multi-producer multi-consumer channel: sends never
+/// wait (the buffer grows as needed), receives park while it is empty.
+///
+/// Everything else is as for [`channel`]: both ends are `Clone + Send +
+/// Sync`, usable from GVThreads, OS threads and async code, and in
+/// [`select!`](crate::select).
+///
+/// ```
+/// let (tx, rx) = gvthread::unbounded();
+/// for i in 0..10_000 {
+///     tx.send(i).unwrap(); // never blocks
+/// }
+/// assert_eq!(tx.capacity(), None);
+/// assert_eq!(rx.len(), 10_000);
+/// drop(tx);
+/// assert_eq!(rx.iter().sum::<i32>(), (0..10_000).sum());
+/// ```
+pub fn unbounded<T: Send>() -> (Sender<T>, Receiver<T>) {
+    new_chan(UNBOUNDED)
+}
+
+/// The capacity of an unbounded channel.
+const UNBOUNDED: usize = usize::MAX;
+
+fn new_chan<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan {
         cap: capacity,
         state: Mutex::new(State {
-            buf: VecDeque::with_capacity(capacity.min(1024)),
+            buf: VecDeque::with_capacity(if capacity == UNBOUNDED { 16 } else { capacity.min(1024) }),
             offer_ids: VecDeque::new(),
             recv_q: WaitQueue::new(),
             send_q: WaitQueue::new(),
@@ -188,7 +225,7 @@ impl<T> State<T> {
         let v = self.buf.pop_front()?;
         let w = if rendezvous {
             let id = self.offer_ids.pop_front().expect("offer ids parallel buf");
-            self.send_q.remove(id)
+            self.send_q.notify(id)
         } else {
             self.send_q.pop()
         };
@@ -239,6 +276,19 @@ impl<T> Chan<T> {
         self.cap == 0
     }
 
+    fn capacity(&self) -> Option<usize> {
+        (self.cap != UNBOUNDED).then_some(self.cap)
+    }
+
+    fn len(&self) -> usize {
+        // Rendezvous: offers are not queued values.
+        if self.rendezvous() { 0 } else { self.locked(|st| st.buf.len()) }
+    }
+
+    fn is_full(&self) -> bool {
+        self.cap != UNBOUNDED && self.len() >= self.cap
+    }
+
     /// One receive attempt; `reg` is the caller's registration in `recv_q`.
     pub(crate) fn recv_step(&self, reg: &mut Option<WaitId>, wait: Wait<'_>) -> RecvStep<T> {
         let (step, w) = self.locked(|st| Self::recv_locked(st, self.rendezvous(), reg, wait));
@@ -277,14 +327,21 @@ impl<T> Chan<T> {
             (Wait::Task(w), Some(id)) if st.recv_q.refresh(id, &Waiter::Task(w.clone())) => None,
             (Wait::Current, _) => {
                 *reg = Some(st.recv_q.push(Waiter::current()));
-                None
+                Self::call_select_sender(st, rendezvous)
             }
             (Wait::Task(w), _) => {
                 *reg = Some(st.recv_q.push(Waiter::Task(w.clone())));
-                None
+                Self::call_select_sender(st, rendezvous)
             }
         };
         (RecvStep::Empty, pass_on)
+    }
+
+    /// Rendezvous: a receiver just started waiting with no offer queued, so
+    /// every entry of `send_q` is a select-sender (see `arms`); claim one so
+    /// it comes and commits its value.
+    fn call_select_sender(st: &mut State<T>, rendezvous: bool) -> Option<Waiter> {
+        if rendezvous && st.buf.is_empty() { st.send_q.pop_other(None) } else { None }
     }
 
     /// One send attempt. `value` holds the value until the channel takes it;
@@ -343,10 +400,14 @@ impl<T> Chan<T> {
             return (SendStep::Disconnected(v), None);
         }
         let id = match wait {
-            Wait::No if st.recv_q.is_empty() => return (SendStep::Full(v), None),
             Wait::No => {
-                // A receiver is blocked waiting: commit the value to it.
-                st.send_q.alloc_id()
+                // Only if a receiver is blocked waiting (a live one: selects
+                // served elsewhere are skipped): commit the value to it.
+                let Some(w) = st.recv_q.pop() else { return (SendStep::Full(v), None) };
+                let id = st.send_q.alloc_id();
+                st.buf.push_back(v);
+                st.offer_ids.push_back(id);
+                return (SendStep::Sent, Some(w));
             }
             Wait::Current => {
                 let id = st.send_q.push(Waiter::current());
@@ -560,9 +621,88 @@ impl<T> Sender<T> {
         self.chan.send_deadline(value, Some(deadline))
     }
 
-    /// The channel's capacity (0 for a rendezvous channel).
-    pub fn capacity(&self) -> usize {
-        self.chan.cap
+    /// Sends `value`, parking while the channel is full, but gives up with
+    /// [`SendCancelError::Cancelled`] (handing the value back) as soon as
+    /// `token` is cancelled. Pass the GVThread's own token (the spawn
+    /// closure's argument, or [`current_token`](crate::current_token)) to
+    /// make the send end with the GVThread's cancellation.
+    ///
+    /// A token that is already cancelled fails at once, without sending.
+    ///
+    /// ```
+    /// use gvthread::{CancellationToken, SendCancelError};
+    /// let (tx, _rx) = gvthread::channel(0); // nobody will ever receive
+    /// let token = CancellationToken::new();
+    /// let t = token.clone();
+    /// std::thread::spawn(move || t.cancel());
+    /// assert_eq!(tx.send_or_cancelled(7, &token), Err(SendCancelError::Cancelled(7)));
+    /// ```
+    pub fn send_or_cancelled(&self, value: T, token: &CancellationToken) -> Result<(), SendCancelError<T>> {
+        if token.is_cancelled() {
+            return Err(SendCancelError::Cancelled(value));
+        }
+        let mut send = SendArm::new(self, value);
+        let mut cancel = CancelArm::new(token);
+        let won = select::run(&mut [&mut send, &mut cancel], select::Mode::Block);
+        match won {
+            Some(0) => {
+                send.take_result().expect("won arm has a result").map_err(|e| SendCancelError::Disconnected(e.0))
+            }
+            _ => Err(SendCancelError::Cancelled(send.into_value().expect("a losing send keeps its value"))),
+        }
+    }
+
+    /// The channel's capacity: `Some(0)` for a rendezvous channel, `None` for
+    /// an [`unbounded`] one.
+    ///
+    /// ```
+    /// assert_eq!(gvthread::channel::<u8>(3).0.capacity(), Some(3));
+    /// assert_eq!(gvthread::unbounded::<u8>().0.capacity(), None);
+    /// ```
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.capacity()
+    }
+
+    /// Number of values queued in the channel (always 0 for a rendezvous
+    /// channel: an offered value is not queued).
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// Whether no value is queued.
+    ///
+    /// ```
+    /// let (tx, rx) = gvthread::channel(2);
+    /// assert!(tx.is_empty() && rx.is_empty());
+    /// tx.send(1).unwrap();
+    /// assert_eq!((tx.len(), rx.len()), (1, 1));
+    /// assert!(!tx.is_empty() && !tx.is_full());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.chan.len() == 0
+    }
+
+    /// Whether the channel is full: `len() == capacity`. A rendezvous
+    /// channel is always full; an unbounded one never.
+    pub fn is_full(&self) -> bool {
+        self.chan.is_full()
+    }
+
+    /// Whether both handles belong to the same channel.
+    ///
+    /// ```
+    /// let (a, _) = gvthread::channel::<u8>(1);
+    /// let (b, _) = gvthread::channel::<u8>(1);
+    /// assert!(a.same_channel(&a.clone()) && !a.same_channel(&b));
+    /// ```
+    pub fn same_channel(&self, other: &Sender<T>) -> bool {
+        Arc::ptr_eq(&self.chan, &other.chan)
+    }
+}
+
+impl<T> Sender<T> {
+    pub(crate) fn chan_addr(&self) -> *const () {
+        Arc::as_ptr(&self.chan) as *const ()
     }
 }
 
@@ -590,7 +730,7 @@ impl<T> Drop for Sender<T> {
 
 impl<T> fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender").field("capacity", &self.chan.cap).finish_non_exhaustive()
+        f.debug_struct("Sender").field("capacity", &self.chan.capacity()).finish_non_exhaustive()
     }
 }
 
@@ -681,9 +821,71 @@ impl<T> Receiver<T> {
         TryIter { rx: self }
     }
 
-    /// The channel's capacity (0 for a rendezvous channel).
-    pub fn capacity(&self) -> usize {
-        self.chan.cap
+    /// Receives a value, parking while the channel is empty, but gives up
+    /// with [`RecvCancelError::Cancelled`] as soon as `token` is cancelled.
+    /// Pass the GVThread's own token (the spawn closure's argument, or
+    /// [`current_token`](crate::current_token)) to make the receive end with
+    /// the GVThread's cancellation.
+    ///
+    /// A token that is already cancelled fails at once, without receiving;
+    /// otherwise no value is lost: a value is either returned or stays in the
+    /// channel.
+    ///
+    /// ```
+    /// use gvthread::{RecvCancelError, Runtime, SchedulerConfig};
+    /// let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1));
+    /// rt.block_on(|| {
+    ///     let (_tx, rx) = gvthread::channel::<u32>(1);
+    ///     let waiter = gvthread::spawn(move |token| rx.recv_or_cancelled(&token));
+    ///     gvthread::yield_now(); // let it block
+    ///     waiter.cancel();
+    ///     assert_eq!(waiter.join().unwrap(), Err(RecvCancelError::Cancelled));
+    /// });
+    /// ```
+    pub fn recv_or_cancelled(&self, token: &CancellationToken) -> Result<T, RecvCancelError> {
+        if token.is_cancelled() {
+            return Err(RecvCancelError::Cancelled);
+        }
+        let mut recv = RecvArm::new(self);
+        let mut cancel = CancelArm::new(token);
+        match select::run(&mut [&mut recv, &mut cancel], select::Mode::Block) {
+            Some(0) => recv.take_result().expect("won arm has a result").map_err(|_| RecvCancelError::Disconnected),
+            _ => Err(RecvCancelError::Cancelled),
+        }
+    }
+
+    /// The channel's capacity: `Some(0)` for a rendezvous channel, `None` for
+    /// an [`unbounded`] one.
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.capacity()
+    }
+
+    /// Number of values queued in the channel (always 0 for a rendezvous
+    /// channel: an offered value is not queued).
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// Whether no value is queued.
+    pub fn is_empty(&self) -> bool {
+        self.chan.len() == 0
+    }
+
+    /// Whether the channel is full: `len() == capacity`. A rendezvous
+    /// channel is always full; an unbounded one never.
+    pub fn is_full(&self) -> bool {
+        self.chan.is_full()
+    }
+
+    /// Whether both handles belong to the same channel.
+    pub fn same_channel(&self, other: &Receiver<T>) -> bool {
+        Arc::ptr_eq(&self.chan, &other.chan)
+    }
+}
+
+impl<T> Receiver<T> {
+    pub(crate) fn chan_addr(&self) -> *const () {
+        Arc::as_ptr(&self.chan) as *const ()
     }
 }
 
@@ -737,7 +939,7 @@ impl<T> Drop for Receiver<T> {
 
 impl<T> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver").field("capacity", &self.chan.cap).finish_non_exhaustive()
+        f.debug_struct("Receiver").field("capacity", &self.chan.capacity()).finish_non_exhaustive()
     }
 }
 

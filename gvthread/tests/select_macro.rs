@@ -268,21 +268,22 @@ fn stress_many_selects_lose_and_duplicate_nothing() {
             let rxs: Vec<_> = chans.iter().map(|(_, r)| r.clone()).collect();
             let (sum, count) = (sum.clone(), count.clone());
             receivers.push(gvthread::spawn(move |_| {
-                let mut disconnected = 0;
-                while disconnected < 4 {
-                    let v = select! {
-                        recv(rxs[0]) -> v => v,
-                        recv(rxs[1]) -> v => v,
-                        recv(rxs[2]) -> v => v,
-                        recv(rxs[3]) -> v => v,
+                // Until every channel has reported "empty and disconnected"
+                // (such an arm stays ready, so it may report several times).
+                let mut done = [false; 4];
+                while done.contains(&false) {
+                    let (k, v) = select! {
+                        recv(rxs[0]) -> v => (0, v),
+                        recv(rxs[1]) -> v => (1, v),
+                        recv(rxs[2]) -> v => (2, v),
+                        recv(rxs[3]) -> v => (3, v),
                     };
                     match v {
                         Ok(v) => {
                             sum.fetch_add(v as usize, Ordering::Relaxed);
                             count.fetch_add(1, Ordering::Relaxed);
                         }
-                        // A disconnected arm stays ready; count the probes.
-                        Err(_) => disconnected += 1,
+                        Err(_) => done[k] = true,
                     }
                 }
             }));

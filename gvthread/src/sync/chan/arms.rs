@@ -59,11 +59,13 @@ impl<T> SelectArm for RecvArm<'_, T> {
     fn register(&mut self, ctx: &SelectCtx, arm: usize) -> bool {
         let rendezvous = self.chan.rendezvous();
         let (reg, w) = self.chan.locked(|st| {
-            if !st.buf.is_empty() || st.senders == 0 {
+            if st.takeable(rendezvous).is_some() || st.senders == 0 {
                 return (None, None);
             }
             let id = st.recv_q.push_select(ctx, arm);
-            // Rendezvous: a select-sender may wait for a receiver.
+            // Rendezvous: a select-sender may wait for a receiver. (No
+            // blocked sender's offer is queued, or we would have taken it,
+            // so `send_q` holds select-senders only.)
             let w = if rendezvous { st.send_q.pop_other(Some(ctx)) } else { None };
             (Some(id), w)
         });
@@ -155,7 +157,7 @@ impl<T> SelectArm for SendArm<'_, T> {
                     // select-sender serve it. Only while no offer is queued:
                     // then every entry of `send_q` is a select-sender (a
                     // blocked sender's entry stays until its offer is taken).
-                    if st.recv_q.is_empty() || !st.buf.is_empty() { None } else { st.send_q.pop_other(None) }
+                    if st.recv_q.is_empty() || st.blocked_offers() { None } else { st.send_q.pop_other(None) }
                 } else if st.buf.len() < cap {
                     st.send_q.pop()
                 } else {

@@ -172,9 +172,9 @@ pub(crate) struct Chan<T> {
 
 struct State<T> {
     buf: VecDeque<T>,
-    /// Rendezvous only: the offer id of each value of `buf` (same order;
-    /// strictly increasing because ids come from `send_q`'s counter).
-    offer_ids: VecDeque<WaitId>,
+    /// Rendezvous only: the offer of each value of `buf` (same order; ids
+    /// strictly increasing because they come from `send_q`'s counter).
+    offer_ids: VecDeque<Offer>,
     recv_q: WaitQueue,
     send_q: WaitQueue,
     senders: usize,
@@ -218,14 +218,60 @@ pub(crate) enum Side {
     Send,
 }
 
+/// A rendezvous offer: its id and, for a value committed by `try_send` (or
+/// a select's send arm) to a waiting receiver, who committed it.
+#[derive(Clone, Copy)]
+struct Offer {
+    id: WaitId,
+    /// [`party_id`] of the committing sender; 0 for a blocked sender's
+    /// offer (registered in `send_q` under `id`).
+    from: u64,
+}
+
+/// An identity of the calling GVThread (or OS thread) for [`Offer::from`]:
+/// a party never receives a value it committed itself (Go's select never
+/// pairs with itself). Never 0. Never inlined: it reads a thread-local.
+#[inline(never)]
+fn party_id() -> u64 {
+    thread_local! {
+        static ANCHOR: u8 = const { 0 };
+    }
+    match crate::sched::machine::current_gvthread() {
+        // Runtimes are told apart by their address, GVThreads by slot.
+        Some((m, slot)) => (Arc::as_ptr(&m.shared) as u64).rotate_left(17) ^ (u64::from(slot) << 1) | 1 << 63 | 1,
+        // An address inside this OS thread's TLS block (below 2^63).
+        None => ANCHOR.with(|a| a as *const u8 as u64).max(1) & !(1 << 63),
+    }
+}
+
 impl<T> State<T> {
+    /// The index of the first value the caller may take: the front one,
+    /// except that a rendezvous receiver skips offers it committed itself.
+    fn takeable(&self, rendezvous: bool) -> Option<usize> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        if !rendezvous || self.offer_ids.iter().all(|o| o.from == 0) {
+            return Some(0);
+        }
+        let me = party_id();
+        self.offer_ids.iter().position(|o| o.from != me)
+    }
+
+    /// Rendezvous: whether a blocked sender's offer is queued (only then can
+    /// `send_q` hold entries other than select-senders).
+    fn blocked_offers(&self) -> bool {
+        self.offer_ids.iter().any(|o| o.from == 0)
+    }
+
     /// Takes the next value and says whom to wake for it: a sender waiting
     /// for room (bounded) or the sender whose offer this was (rendezvous).
     fn take(&mut self, rendezvous: bool) -> Option<(T, Option<Waiter>)> {
-        let v = self.buf.pop_front()?;
+        let i = self.takeable(rendezvous)?;
+        let v = self.buf.remove(i).expect("takeable index");
         let w = if rendezvous {
-            let id = self.offer_ids.pop_front().expect("offer ids parallel buf");
-            self.send_q.notify(id)
+            let offer = self.offer_ids.remove(i).expect("offer ids parallel buf");
+            if offer.from == 0 { self.send_q.notify(offer.id) } else { None }
         } else {
             self.send_q.pop()
         };
@@ -233,7 +279,7 @@ impl<T> State<T> {
     }
 
     fn offered(&self, id: WaitId) -> Option<usize> {
-        self.offer_ids.binary_search(&id).ok()
+        self.offer_ids.binary_search_by_key(&id, |o| o.id).ok()
     }
 
     /// Rendezvous: takes back offer `id` if no receiver has taken it yet.
@@ -341,7 +387,7 @@ impl<T> Chan<T> {
     /// every entry of `send_q` is a select-sender (see `arms`); claim one so
     /// it comes and commits its value.
     fn call_select_sender(st: &mut State<T>, rendezvous: bool) -> Option<Waiter> {
-        if rendezvous && st.buf.is_empty() { st.send_q.pop_other(None) } else { None }
+        if rendezvous && !st.blocked_offers() { st.send_q.pop_other(None) } else { None }
     }
 
     /// One send attempt. `value` holds the value until the channel takes it;
@@ -406,7 +452,7 @@ impl<T> Chan<T> {
                 let Some(w) = st.recv_q.pop() else { return (SendStep::Full(v), None) };
                 let id = st.send_q.alloc_id();
                 st.buf.push_back(v);
-                st.offer_ids.push_back(id);
+                st.offer_ids.push_back(Offer { id, from: party_id() });
                 return (SendStep::Sent, Some(w));
             }
             Wait::Current => {
@@ -421,7 +467,7 @@ impl<T> Chan<T> {
             }
         };
         st.buf.push_back(v);
-        st.offer_ids.push_back(id);
+        st.offer_ids.push_back(Offer { id, from: 0 });
         let w = st.recv_q.pop();
         (if reg.is_some() { SendStep::Pending } else { SendStep::Sent }, w)
     }
@@ -913,10 +959,10 @@ impl<T> Drop for Receiver<T> {
                 let mut kept = VecDeque::new();
                 let mut kept_ids = VecDeque::new();
                 let mut discarded = VecDeque::new();
-                for (v, id) in st.buf.drain(..).zip(st.offer_ids.drain(..)) {
-                    if st.send_q.contains(id) {
+                for (v, offer) in st.buf.drain(..).zip(st.offer_ids.drain(..)) {
+                    if offer.from == 0 && st.send_q.contains(offer.id) {
                         kept.push_back(v);
-                        kept_ids.push_back(id);
+                        kept_ids.push_back(offer);
                     } else {
                         discarded.push_back(v);
                     }

@@ -3,6 +3,8 @@
 //! A token is a node in a tree: cancelling a node cancels its whole subtree.
 //! Parents keep weak references to children, so dropping a child subtree
 //! frees it; dead entries are pruned when a parent's child list grows.
+//! Children keep strong references to their parents, so a dropped token in
+//! the middle of a chain still passes its ancestors' cancellation on.
 //! Cancellation is cooperative: code checks [`CancellationToken::is_cancelled`],
 //! or waits for it: a `cancelled(token)` arm of [`select!`](crate::select),
 //! [`Receiver::recv_or_cancelled`](crate::Receiver::recv_or_cancelled),
@@ -31,6 +33,21 @@ use crate::sched::machine::in_section;
 struct Node {
     cancelled: AtomicBool,
     inner: Mutex<Inner>,
+    /// Keeps the ancestors alive while a descendant lives, so cancelling an
+    /// ancestor reaches it even when the tokens in between were dropped
+    /// (parents only hold weak references to children).
+    parent: Option<Arc<Node>>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Unlink the ancestor chain iteratively: a long chain of tokens
+        // (spawns from spawns) must not recurse once per level.
+        let mut next = self.parent.take();
+        while let Some(p) = next {
+            next = Arc::into_inner(p).and_then(|mut n| n.parent.take());
+        }
+    }
 }
 
 struct Inner {
@@ -72,10 +89,15 @@ impl Default for CancellationToken {
 impl CancellationToken {
     /// A new root token.
     pub fn new() -> CancellationToken {
+        CancellationToken::with_parent(None)
+    }
+
+    fn with_parent(parent: Option<Arc<Node>>) -> CancellationToken {
         CancellationToken {
             node: Arc::new(Node {
                 cancelled: AtomicBool::new(false),
                 inner: Mutex::new(Inner { children: Vec::new(), waiters: WaitQueue::new() }),
+                parent,
             }),
         }
     }
@@ -89,7 +111,7 @@ impl CancellationToken {
 
     /// [`child`](Self::child) for callers already in a runtime section.
     pub(crate) fn child_inner(&self) -> CancellationToken {
-        let child = CancellationToken::new();
+        let child = CancellationToken::with_parent(Some(self.node.clone()));
         let mut inner = self.node.lock();
         let children = &mut inner.children;
         // Checked under the lock: `cancel` sets the flag before draining the
@@ -249,6 +271,20 @@ mod tests {
         root.cancel();
         assert!(sibling.is_cancelled());
         assert!(root.child().is_cancelled(), "child of a cancelled token starts cancelled");
+    }
+
+    #[test]
+    fn cancellation_crosses_dropped_intermediate_tokens() {
+        let root = CancellationToken::new();
+        let grandchild = root.child().child();
+        root.cancel();
+        assert!(grandchild.is_cancelled());
+        // A deep chain drops without recursing per level.
+        let mut t = CancellationToken::new();
+        for _ in 0..200_000 {
+            t = t.child();
+        }
+        drop(t);
     }
 
     #[test]

@@ -363,3 +363,46 @@ fn selected_operation_checks_the_channel() {
     let op = sel.select();
     let _ = op.recv(&rx2);
 }
+
+/// Select-senders and plain senders share a capacity-1 channel with many
+/// blocked receivers (values are handed over directly to them): a select
+/// woken for room that hands its value over must pass the room on, or a
+/// plain sender would wait forever.
+#[test]
+fn select_and_plain_senders_share_room_with_handoffs() {
+    let _w = watchdog("select_and_plain_senders_share_room_with_handoffs");
+    let mut rt = common::rt(2);
+    let n = rt.block_on(|| {
+        const PER: usize = 1_000;
+        let (tx, rx) = channel::<usize>(1);
+        let (_never_tx, never_rx) = channel::<usize>(0);
+        let mut hs = Vec::new();
+        for s in 0..4 {
+            let (tx, never_rx) = (tx.clone(), never_rx.clone());
+            hs.push(gvthread::spawn(move |_| {
+                for i in 0..PER {
+                    if s % 2 == 0 {
+                        select! {
+                            send(tx, i) -> r => r.unwrap(),
+                            recv(never_rx) -> _ => unreachable!(),
+                        }
+                    } else {
+                        tx.send(i).unwrap();
+                    }
+                }
+            }));
+        }
+        drop(tx);
+        let receivers: Vec<_> = (0..6)
+            .map(|_| {
+                let rx = rx.clone();
+                gvthread::spawn(move |_| rx.iter().count())
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        receivers.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+    });
+    assert_eq!(n, 4_000);
+}

@@ -91,7 +91,8 @@ impl SelRef {
 }
 
 enum Entry {
-    Plain(Waiter),
+    /// A blocked party; with a hand-off slot (see [`WaitQueue::push_slot`]).
+    Plain(Waiter, Option<NonNull<()>>),
     Select(SelRef),
 }
 
@@ -99,9 +100,14 @@ impl Entry {
     /// What popping this entry yields: its waiter, or nothing for a select
     /// that another arm already won.
     fn notify(self) -> Option<Waiter> {
+        self.notify_slot().map(|(w, _)| w)
+    }
+
+    /// [`notify`](Self::notify), with the entry's hand-off slot if it has one.
+    fn notify_slot(self) -> Option<(Waiter, Option<NonNull<()>>)> {
         match self {
-            Entry::Plain(w) => Some(w),
-            Entry::Select(s) => s.claim(),
+            Entry::Plain(w, slot) => Some((w, slot)),
+            Entry::Select(s) => s.claim().map(|w| (w, None)),
         }
     }
 }
@@ -134,7 +140,17 @@ impl WaitQueue {
     /// Appends `w` at the back and returns its id.
     pub(crate) fn push(&mut self, w: Waiter) -> WaitId {
         let id = self.alloc_id();
-        self.entries.push_back((id, Entry::Plain(w)));
+        self.entries.push_back((id, Entry::Plain(w, None)));
+        id
+    }
+
+    /// Appends `w` with a *hand-off slot*: an address, owned by the waiter
+    /// and valid while the entry is queued, where the party that pops the
+    /// entry with [`pop_slot`](Self::pop_slot) may deliver what the waiter
+    /// waits for (the primitive defines the slot's type and protocol).
+    pub(crate) fn push_slot(&mut self, w: Waiter, slot: NonNull<()>) -> WaitId {
+        let id = self.alloc_id();
+        self.entries.push_back((id, Entry::Plain(w, Some(slot))));
         id
     }
 
@@ -173,7 +189,7 @@ impl WaitQueue {
     pub(crate) fn refresh(&mut self, id: WaitId, w: &Waiter) -> bool {
         match self.position(id) {
             Some(i) => {
-                if let Entry::Plain(slot) = &mut self.entries[i].1
+                if let Entry::Plain(slot, _) = &mut self.entries[i].1
                     && !slot.same(w)
                 {
                     *slot = w.clone();
@@ -191,6 +207,17 @@ impl WaitQueue {
         while let Some((_, e)) = self.entries.pop_front() {
             if let Some(w) = e.notify() {
                 return Some(w);
+            }
+        }
+        None
+    }
+
+    /// Like [`pop`](Self::pop), and also returns the entry's hand-off slot
+    /// if it has one (the caller may deliver into it, under the lock).
+    pub(crate) fn pop_slot(&mut self) -> Option<(Waiter, Option<NonNull<()>>)> {
+        while let Some((_, e)) = self.entries.pop_front() {
+            if let Some(r) = e.notify_slot() {
+                return Some(r);
             }
         }
         None
@@ -225,10 +252,10 @@ impl WaitQueue {
     pub(crate) fn take_all(&mut self) -> Wakeups {
         let mut taken = std::mem::take(&mut self.entries);
         taken.retain_mut(|(_, e)| match e {
-            Entry::Plain(_) => true,
+            Entry::Plain(..) => true,
             Entry::Select(s) => match s.claim() {
                 Some(w) => {
-                    *e = Entry::Plain(w);
+                    *e = Entry::Plain(w, None);
                     true
                 }
                 None => false,
@@ -256,7 +283,7 @@ impl Wakeups {
     /// Wakes them all.
     pub(crate) fn wake_all(self) {
         for (_, e) in self.0 {
-            if let Entry::Plain(w) = e {
+            if let Entry::Plain(w, _) = e {
                 w.wake();
             }
         }

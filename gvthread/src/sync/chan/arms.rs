@@ -14,7 +14,7 @@
 //! from the senders' queue and wakes it; that select's try pass then finds the
 //! receiver waiting and commits the value to it (`try_send`'s path).
 
-use super::{Chan, Receiver, RecvError, RecvStep, SendError, SendStep, Sender, Wait};
+use super::{Chan, Receiver, RecvError, RecvStep, SendError, SendStep, Sender, Wait, party_id};
 use crate::sync::select::{SelectArm, SelectCtx};
 use crate::sync::waitq::{self, WaitId};
 
@@ -91,13 +91,16 @@ pub struct SendArm<'a, T> {
     chan: &'a Chan<T>,
     value: Option<T>,
     reg: Option<WaitId>,
+    /// Our entry was popped: we may have been notified of room, which a
+    /// hand-off must pass on (extra wakes are harmless, missed ones not).
+    notified: bool,
     result: Option<Result<(), SendError<T>>>,
 }
 
 impl<'a, T> SendArm<'a, T> {
     /// An arm sending `value` on `tx`.
     pub fn new(tx: &'a Sender<T>, value: T) -> Self {
-        SendArm { chan: &tx.chan, value: Some(value), reg: None, result: None }
+        SendArm { chan: &tx.chan, value: Some(value), reg: None, notified: false, result: None }
     }
 
     /// The result, once this arm completed.
@@ -124,7 +127,8 @@ impl<T> SelectArm for SendArm<'_, T> {
         if self.value.is_none() {
             return self.result.is_some();
         }
-        match self.chan.send_step(&mut self.value, &mut None, Wait::No) {
+        let notified = std::mem::take(&mut self.notified);
+        match self.chan.send_step_from(&mut self.value, &mut None, Wait::No, party_id(), notified) {
             SendStep::Sent => self.result = Some(Ok(())),
             SendStep::Disconnected(v) => self.result = Some(Err(SendError(v))),
             SendStep::Full(v) => self.value = Some(v),
@@ -149,8 +153,10 @@ impl<T> SelectArm for SendArm<'_, T> {
         if let Some(id) = self.reg.take() {
             let cap = self.chan.cap;
             let rendezvous = self.chan.rendezvous();
+            let mut popped = false;
             let w = self.chan.locked(|st| {
-                if st.send_q.remove(id).is_some() || !pass_on {
+                popped = st.send_q.remove(id).is_none();
+                if !popped || !pass_on {
                     None
                 } else if rendezvous {
                     // The receiver that claimed us still waits: let another
@@ -164,6 +170,7 @@ impl<T> SelectArm for SendArm<'_, T> {
                     None
                 }
             });
+            self.notified = popped && !pass_on;
             waitq::wake(w);
         }
     }

@@ -67,6 +67,7 @@
 mod arms;
 mod error;
 mod future;
+mod handoff;
 
 pub use arms::{RecvArm, SendArm};
 pub use error::{
@@ -81,6 +82,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use self::handoff::Slot;
 use super::waitq::{self, WaitId, WaitQueue};
 use crate::sched::machine::in_section;
 use crate::sched::park::{self, Waiter};
@@ -218,21 +220,26 @@ pub(crate) enum Side {
     Send,
 }
 
-/// A rendezvous offer: its id and, for a value committed by `try_send` (or
-/// a select's send arm) to a waiting receiver, who committed it.
+/// A rendezvous offer: its id and, for a value committed by `try_send` or a
+/// select's send arm to a waiting receiver, who committed it.
 #[derive(Clone, Copy)]
 struct Offer {
     id: WaitId,
-    /// [`party_id`] of the committing sender; 0 for a blocked sender's
-    /// offer (registered in `send_q` under `id`).
+    /// 0 for a blocked sender's offer (registered in `send_q` under `id`);
+    /// the [`party_id`] of a select that committed it; else [`ORPHAN`].
     from: u64,
 }
+
+/// [`Offer::from`] of a value anyone may take (committed by `try_send`, or
+/// put back by a leaving receiver): nobody's party id (GVThreads' ids have
+/// the top bit set; OS threads' are TLS addresses).
+const ORPHAN: u64 = 1;
 
 /// An identity of the calling GVThread (or OS thread) for [`Offer::from`]:
 /// a party never receives a value it committed itself (Go's select never
 /// pairs with itself). Never 0. Never inlined: it reads a thread-local.
 #[inline(never)]
-fn party_id() -> u64 {
+pub(crate) fn party_id() -> u64 {
     thread_local! {
         static ANCHOR: u8 = const { 0 };
     }
@@ -337,7 +344,13 @@ impl<T> Chan<T> {
 
     /// One receive attempt; `reg` is the caller's registration in `recv_q`.
     pub(crate) fn recv_step(&self, reg: &mut Option<WaitId>, wait: Wait<'_>) -> RecvStep<T> {
-        let (step, w) = self.locked(|st| Self::recv_locked(st, self.rendezvous(), reg, wait));
+        self.recv_step_slot(reg, wait, None)
+    }
+
+    /// [`recv_step`](Self::recv_step) for a blocking receiver with a
+    /// hand-off slot (see `handoff`), registered with its entry.
+    fn recv_step_slot(&self, reg: &mut Option<WaitId>, wait: Wait<'_>, slot: Option<&Slot<T>>) -> RecvStep<T> {
+        let (step, w) = self.locked(|st| Self::recv_locked(st, self.rendezvous(), reg, wait, slot));
         waitq::wake(w);
         step
     }
@@ -349,7 +362,13 @@ impl<T> Chan<T> {
         rendezvous: bool,
         reg: &mut Option<WaitId>,
         wait: Wait<'_>,
+        slot: Option<&Slot<T>>,
     ) -> (RecvStep<T>, Option<Waiter>) {
+        if let Some(v) = slot.and_then(Slot::take) {
+            // Handed over: a sender popped our entry.
+            *reg = None;
+            return (RecvStep::Item(v), None);
+        }
         if let Some((v, w)) = st.take(rendezvous) {
             if let Some(id) = reg.take() {
                 // Notified or not, we got a value: just drop the entry.
@@ -372,7 +391,10 @@ impl<T> Chan<T> {
             (Wait::Current, Some(id)) if st.recv_q.contains(id) => None,
             (Wait::Task(w), Some(id)) if st.recv_q.refresh(id, &Waiter::Task(w.clone())) => None,
             (Wait::Current, _) => {
-                *reg = Some(st.recv_q.push(Waiter::current()));
+                *reg = Some(match slot {
+                    Some(s) => st.recv_q.push_slot(Waiter::current(), s.as_ptr()),
+                    None => st.recv_q.push(Waiter::current()),
+                });
                 Self::call_select_sender(st, rendezvous)
             }
             (Wait::Task(w), _) => {
@@ -394,14 +416,33 @@ impl<T> Chan<T> {
     /// `reg` is the caller's registration in `send_q` (bounded: waiting for
     /// room; rendezvous: its outstanding offer).
     pub(crate) fn send_step(&self, value: &mut Option<T>, reg: &mut Option<WaitId>, wait: Wait<'_>) -> SendStep<T> {
+        self.send_step_from(value, reg, wait, ORPHAN, false)
+    }
+
+    /// [`send_step`](Self::send_step) where a rendezvous value committed by
+    /// a `Wait::No` send is tagged `from` (see [`Offer::from`]): a select
+    /// passes its [`party_id`] so that it never receives its own send.
+    ///
+    /// `notified`: the caller was notified of room (a select whose send arm
+    /// was claimed), so a hand-off that leaves the room free passes it on.
+    pub(crate) fn send_step_from(
+        &self,
+        value: &mut Option<T>,
+        reg: &mut Option<WaitId>,
+        wait: Wait<'_>,
+        from: u64,
+        notified: bool,
+    ) -> SendStep<T> {
+        let mut extra = None;
         let (step, w) = self.locked(|st| {
             if self.rendezvous() {
-                Self::send_rendezvous_locked(st, value, reg, wait)
+                Self::send_rendezvous_locked(st, value, reg, wait, from)
             } else {
-                Self::send_bounded_locked(st, self.cap, value, reg, wait)
+                Self::send_bounded_locked(st, self.cap, value, reg, wait, notified, &mut extra)
             }
         });
         waitq::wake(w);
+        waitq::wake(extra);
         step
     }
 
@@ -412,6 +453,7 @@ impl<T> Chan<T> {
         value: &mut Option<T>,
         reg: &mut Option<WaitId>,
         wait: Wait<'_>,
+        from: u64,
     ) -> (SendStep<T>, Option<Waiter>) {
         if let Some(id) = *reg {
             if st.offered(id).is_none() {
@@ -445,14 +487,26 @@ impl<T> Chan<T> {
         if st.receivers == 0 {
             return (SendStep::Disconnected(v), None);
         }
+        // A receiver blocked waiting (a live one: selects served elsewhere
+        // are skipped) takes the value at once: directly into its hand-off
+        // slot if it has one and no offer is queued ahead of us.
+        let popped = if st.buf.is_empty() || matches!(wait, Wait::No) { st.recv_q.pop_slot() } else { None };
+        let notified = match popped {
+            Some((w, Some(p))) if st.buf.is_empty() => {
+                // SAFETY: `p` is the slot of the `Slot<T>` entry we just
+                // popped from this channel's `recv_q`, under its lock.
+                unsafe { Slot::fill(p, v) };
+                return (SendStep::Sent, Some(w));
+            }
+            popped => popped.map(|(w, _)| w),
+        };
         let id = match wait {
             Wait::No => {
-                // Only if a receiver is blocked waiting (a live one: selects
-                // served elsewhere are skipped): commit the value to it.
-                let Some(w) = st.recv_q.pop() else { return (SendStep::Full(v), None) };
+                // Commit the value to the receiver we popped.
+                let Some(w) = notified else { return (SendStep::Full(v), None) };
                 let id = st.send_q.alloc_id();
                 st.buf.push_back(v);
-                st.offer_ids.push_back(Offer { id, from: party_id() });
+                st.offer_ids.push_back(Offer { id, from });
                 return (SendStep::Sent, Some(w));
             }
             Wait::Current => {
@@ -468,7 +522,7 @@ impl<T> Chan<T> {
         };
         st.buf.push_back(v);
         st.offer_ids.push_back(Offer { id, from: 0 });
-        let w = st.recv_q.pop();
+        let w = notified.or_else(|| st.recv_q.pop());
         (if reg.is_some() { SendStep::Pending } else { SendStep::Sent }, w)
     }
 
@@ -480,6 +534,8 @@ impl<T> Chan<T> {
         value: &mut Option<T>,
         reg: &mut Option<WaitId>,
         wait: Wait<'_>,
+        notified: bool,
+        extra: &mut Option<Waiter>,
     ) -> (SendStep<T>, Option<Waiter>) {
         let Some(v) = value.take() else {
             let w = reg.take().and_then(|id| st.leave_send(id, cap));
@@ -492,11 +548,26 @@ impl<T> Chan<T> {
             return (SendStep::Disconnected(v), None);
         }
         if st.buf.len() < cap {
-            st.buf.push_back(v);
-            if let Some(id) = reg.take() {
-                st.send_q.remove(id);
+            // Whether we were notified of room (our entry was popped).
+            let notified = reg.take().is_some_and(|id| st.send_q.remove(id).is_none()) || notified;
+            let popped = st.recv_q.pop_slot();
+            let mut pass_on = None;
+            match popped {
+                // Nothing buffered ahead of us: hand the value over directly.
+                Some((_, Some(p))) if st.buf.is_empty() => {
+                    // SAFETY: `p` is the slot of the `Slot<T>` entry we just
+                    // popped from this channel's `recv_q`, under its lock.
+                    unsafe { Slot::fill(p, v) };
+                    // The room we were notified of is still free: pass the
+                    // notification on, or a waiting sender would miss it.
+                    if notified {
+                        pass_on = st.send_q.pop();
+                    }
+                }
+                _ => st.buf.push_back(v),
             }
-            return (SendStep::Sent, st.recv_q.pop());
+            *extra = pass_on;
+            return (SendStep::Sent, popped.map(|(w, _)| w));
         }
         match (wait, *reg) {
             (Wait::No, Some(id)) => {
@@ -538,25 +609,56 @@ impl<T> Chan<T> {
         drop(withdrawn);
     }
 
+    /// A blocking receiver leaves (it unwinds out of `park`): deregister,
+    /// and if a value was handed over meanwhile, put it back at the front so
+    /// that the next receiver gets it.
+    fn leave_with_slot(&self, id: WaitId, slot: &Slot<T>) {
+        let rendezvous = self.rendezvous();
+        let w = self.locked(|st| {
+            if st.recv_q.remove(id).is_some() {
+                return None;
+            }
+            if let Some(v) = slot.take() {
+                st.buf.push_front(v);
+                if rendezvous {
+                    // Id 0 sorts before every real offer; nobody waits on it.
+                    st.offer_ids.push_front(Offer { id: 0, from: ORPHAN });
+                }
+            }
+            // Notified (by a hand-off or otherwise): pass it on.
+            if st.buf.is_empty() { None } else { st.recv_q.pop() }
+        });
+        waitq::wake(w);
+    }
+
     fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        let mut reg = Registration { chan: self, side: Side::Recv, id: None };
+        // Declared before `reg`, so it outlives the registration.
+        let slot = Slot::new();
+        let mut reg = Registration { chan: self, side: Side::Recv, id: None, slot: Some(&slot) };
         loop {
             let wait = match deadline {
                 Some(d) if Instant::now() >= d => Wait::No,
                 _ => Wait::Current,
             };
-            match self.recv_step(&mut reg.id, wait) {
+            match self.recv_step_slot(&mut reg.id, wait, Some(&slot)) {
                 RecvStep::Item(v) => return Ok(v),
                 RecvStep::Disconnected => return Err(RecvTimeoutError::Disconnected),
                 RecvStep::Empty if matches!(wait, Wait::No) => return Err(RecvTimeoutError::Timeout),
-                RecvStep::Empty => park_opt(deadline),
+                RecvStep::Empty => {
+                    park_opt(deadline);
+                    // Handed over while we were parked: no need to lock.
+                    if let Some(v) = slot.take() {
+                        reg.id = None;
+                        return Ok(v);
+                    }
+                }
             }
         }
     }
 
     fn send_deadline(&self, value: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         let mut value = Some(value);
-        let mut reg = Registration { chan: self, side: Side::Send, id: None };
+        let mut reg = Registration { chan: self, side: Side::Send, id: None, slot: None };
         loop {
             let wait = match deadline {
                 Some(d) if Instant::now() >= d => Wait::No,
@@ -591,12 +693,17 @@ struct Registration<'a, T> {
     chan: &'a Chan<T>,
     side: Side,
     id: Option<WaitId>,
+    /// A receiver's hand-off slot (see `handoff`).
+    slot: Option<&'a Slot<T>>,
 }
 
 impl<T> Drop for Registration<'_, T> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            self.chan.leave(self.side, id);
+            match self.slot {
+                Some(slot) => self.chan.leave_with_slot(id, slot),
+                None => self.chan.leave(self.side, id),
+            }
         }
     }
 }

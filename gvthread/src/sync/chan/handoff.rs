@@ -20,9 +20,10 @@
 //! filled slot (it unwinds out of `park` at shutdown) puts the value back at
 //! the front of the channel, so nothing is lost.
 
-use std::cell::UnsafeCell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+
+use crate::loom::{AtomicBool, UnsafeCell};
 
 /// A blocked receiver's hand-off slot (see the module docs).
 pub(crate) struct Slot<T> {
@@ -52,7 +53,7 @@ impl<T> Slot<T> {
         // user.
         let slot = unsafe { ptr.cast::<Slot<T>>().as_ref() };
         // SAFETY: as above: nobody else reads or writes the value now.
-        unsafe { *slot.value.get() = Some(v) };
+        slot.value.with_mut(|p| unsafe { *p = Some(v) });
         // Release: publishes the value to the owner's Acquire load.
         slot.full.store(true, Ordering::Release);
     }
@@ -66,6 +67,40 @@ impl<T> Slot<T> {
         self.full.store(false, Ordering::Relaxed);
         // SAFETY: `full` was set, so the filler is done with the slot and
         // only we (its owner) access it.
-        unsafe { (*self.value.get()).take() }
+        self.value.with_mut(|p| unsafe { (*p).take() })
+    }
+}
+
+/// Every interleaving of a fill against the owner polling (loom).
+/// Run: `RUSTFLAGS="--cfg loom" cargo test -p gvthread --lib --release loom_`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+
+    /// The owner sees the value exactly once, and loom's cell checks that
+    /// filler and owner never touch it at the same time.
+    #[test]
+    fn loom_handoff_fill_then_take() {
+        loom::model(|| {
+            let slot = Arc::new(Slot::<u32>::new());
+            let filler = {
+                let slot = slot.clone();
+                loom::thread::spawn(move || {
+                    // SAFETY: a live `Slot<u32>`; this thread is its only
+                    // filler (it stands for the popper holding the lock).
+                    unsafe { Slot::<u32>::fill(slot.as_ptr(), 7) }
+                })
+            };
+            let got = loop {
+                if let Some(v) = slot.take() {
+                    break v;
+                }
+                loom::thread::yield_now();
+            };
+            assert_eq!(got, 7);
+            filler.join().unwrap();
+            assert_eq!(slot.take(), None, "taken once");
+        });
     }
 }

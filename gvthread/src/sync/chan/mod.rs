@@ -1,4 +1,4 @@
-//! Bounded MPMC channels ([`channel`]) whose blocking operations park.
+//! MPMC channels ([`channel`], [`unbounded`]) whose blocking operations park.
 //!
 //! # Protocol
 //!
@@ -15,7 +15,15 @@
 //! than `capacity` values, else it waits in `send_q` for room. A receive pops
 //! from `buf`, else waits in `recv_q`. Every push notifies (pops) one waiting
 //! receiver and every pop one waiting sender: one wake per item or slot, no
-//! thundering herd.
+//! thundering herd. **Unbounded** is bounded with `capacity == usize::MAX`.
+//!
+//! **Direct hand-off** (see `handoff`): a blocking receiver registers a slot
+//! on its stack with its entry. A send that pops such an entry while `buf`
+//! is empty writes the value straight into the slot (Go's send to a waiting
+//! receiver): the value skips the buffer, and the receiver, once woken,
+//! returns without taking the lock again. The room the value did not use
+//! stays free, so a sender that had been notified of that room passes the
+//! notification on to the next sender.
 //!
 //! **Rendezvous (`capacity == 0`)**: a blocking sender *offers* its value: it
 //! appends the value to `buf` together with an offer id (kept in `offer_ids`,
@@ -26,8 +34,18 @@
 //! disconnection, unwinding, a dropped future) withdraws its offer if it is
 //! still there and gets the value back; if it is gone, the send succeeded.
 //! `try_send` succeeds only while some receiver is blocked waiting (in
-//! `recv_q`): it appends a *committed* offer that nobody waits on and
-//! notifies that receiver.
+//! `recv_q`): it hands the value over directly (above) or, for an async or
+//! select receiver, appends a *committed* offer that nobody waits on and
+//! notifies that receiver. A fresh blocking send also hands over directly
+//! when a blocking receiver waits and no offer is queued ahead of it.
+//!
+//! **Select** (see `arms` and `sync::select`): a select registers one entry
+//! per arm, claimed by whoever pops it first. A select's send arm on a
+//! rendezvous channel never offers while waiting; a receiver that starts
+//! waiting calls one such select-sender instead, which then commits its value
+//! to that receiver. Offers committed by a select are tagged with its
+//! identity and skipped by that same party's receives, so a select never
+//! receives its own send.
 //!
 //! **Waiting** (one loop shared by the blocking, the timeout and the async
 //! forms, [`Chan::recv_step`] / [`Chan::send_step`]): under the lock, try the

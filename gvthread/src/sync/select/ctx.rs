@@ -16,8 +16,9 @@
 //! visible to the select; the data itself is protected by the channels'
 //! locks anyway, so these orderings are belt and braces.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
+use crate::loom::AtomicUsize;
 use crate::sched::park::Waiter;
 
 const WAITING: usize = 0;
@@ -41,7 +42,8 @@ impl SelectCtx {
 
     /// Starts a new round. Only while no queue holds an entry of `self`.
     pub(crate) fn reset(&mut self) {
-        *self.state.get_mut() = WAITING;
+        // Relaxed: `&mut self` means no waker can reach the context now.
+        self.state.store(WAITING, Ordering::Relaxed);
     }
 
     /// Claims the round for `arm`; false if it was already decided.
@@ -71,5 +73,44 @@ impl SelectCtx {
     /// Who to wake when the round is claimed.
     pub(crate) fn waiter(&self) -> &Waiter {
         &self.waiter
+    }
+}
+
+/// Every interleaving of two wakers and the select's own abort racing for
+/// one round (loom).
+/// Run: `RUSTFLAGS="--cfg loom" cargo test -p gvthread --lib --release loom_`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::sync::atomic::AtomicUsize as Count;
+
+    /// Exactly one party decides the round, and everyone agrees on who.
+    #[test]
+    fn loom_select_round_has_one_winner() {
+        loom::model(|| {
+            let ctx = Arc::new(SelectCtx::new());
+            let wins = Arc::new(Count::new(0));
+            let wakers: Vec<_> = (0..2)
+                .map(|arm| {
+                    let (ctx, wins) = (ctx.clone(), wins.clone());
+                    loom::thread::spawn(move || {
+                        if ctx.try_select(arm) {
+                            wins.fetch_add(1, Ordering::SeqCst);
+                            Some(arm)
+                        } else {
+                            None
+                        }
+                    })
+                })
+                .collect();
+            let aborted = ctx.abort();
+            let claimed: Vec<_> = wakers.into_iter().filter_map(|w| w.join().unwrap()).collect();
+            match aborted {
+                Ok(()) => assert!(claimed.is_empty() && ctx.selected().is_none()),
+                Err(arm) => assert_eq!((claimed.as_slice(), ctx.selected()), (&[arm][..], Some(arm))),
+            }
+            assert_eq!(wins.load(Ordering::SeqCst) + aborted.is_ok() as usize, 1);
+        });
     }
 }

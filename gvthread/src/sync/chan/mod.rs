@@ -293,9 +293,10 @@ impl<T> State<T> {
     /// for room (bounded) or the sender whose offer this was (rendezvous).
     fn take(&mut self, rendezvous: bool) -> Option<(T, Option<Waiter>)> {
         let i = self.takeable(rendezvous)?;
-        let v = self.buf.remove(i).expect("takeable index");
+        let v = if i == 0 { self.buf.pop_front() } else { self.buf.remove(i) }.expect("takeable index");
         let w = if rendezvous {
-            let offer = self.offer_ids.remove(i).expect("offer ids parallel buf");
+            let offer = if i == 0 { self.offer_ids.pop_front() } else { self.offer_ids.remove(i) };
+            let offer = offer.expect("offer ids parallel buf");
             if offer.from == 0 { self.send_q.notify(offer.id) } else { None }
         } else {
             self.send_q.pop()

@@ -14,7 +14,7 @@
 //! from the senders' queue and wakes it; that select's try pass then finds the
 //! receiver waiting and commits the value to it (`try_send`'s path).
 
-use super::{Chan, Receiver, RecvError, RecvStep, SendError, SendStep, Sender, Wait, party_id};
+use super::{Chan, Receiver, RecvError, RecvStep, SendError, SendStep, Sender, Side, Wait, party_id};
 use crate::sync::select::{SelectArm, SelectCtx};
 use crate::sync::waitq::{self, WaitId};
 
@@ -71,6 +71,11 @@ impl<T> SelectArm for RecvArm<'_, T> {
         });
         waitq::wake(w);
         self.reg = reg;
+        if reg.is_some() && self.chan.recheck(Side::Recv) {
+            // A fast-path send may have missed our entry (see `ring`).
+            self.unregister(false);
+            return false;
+        }
         reg.is_some()
     }
 
@@ -138,20 +143,27 @@ impl<T> SelectArm for SendArm<'_, T> {
     }
 
     fn register(&mut self, ctx: &SelectCtx, arm: usize) -> bool {
-        let cap = self.chan.cap;
         let rendezvous = self.chan.rendezvous();
         let reg = self.chan.locked(|st| {
-            let ready =
-                st.receivers == 0 || if rendezvous { st.recv_q.has_other(Some(ctx)) } else { st.buf.len() < cap };
+            let ready = st.receivers == 0
+                || if rendezvous {
+                    st.recv_q.has_other(Some(ctx))
+                } else {
+                    st.buf.ring.as_ref().is_some_and(|r| !r.is_full())
+                };
             (!ready).then(|| st.send_q.push_select(ctx, arm))
         });
         self.reg = reg;
+        if reg.is_some() && self.chan.recheck(Side::Send) {
+            // A fast-path receive may have missed our entry (see `ring`).
+            self.unregister(false);
+            return false;
+        }
         reg.is_some()
     }
 
     fn unregister(&mut self, pass_on: bool) {
         if let Some(id) = self.reg.take() {
-            let cap = self.chan.cap;
             let rendezvous = self.chan.rendezvous();
             let mut popped = false;
             let w = self.chan.locked(|st| {
@@ -164,7 +176,7 @@ impl<T> SelectArm for SendArm<'_, T> {
                     // then every entry of `send_q` is a select-sender (a
                     // blocked sender's entry stays until its offer is taken).
                     if st.recv_q.is_empty() || st.blocked_offers() { None } else { st.send_q.pop_other(None) }
-                } else if st.buf.len() < cap {
+                } else if st.buf.ring.as_ref().is_some_and(|r| !r.is_full()) {
                     st.send_q.pop()
                 } else {
                     None

@@ -86,6 +86,7 @@ mod arms;
 mod error;
 mod future;
 mod handoff;
+mod ring;
 
 pub use arms::{RecvArm, SendArm};
 pub use error::{
@@ -101,11 +102,13 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use self::handoff::Slot;
+use self::ring::Ring;
 use super::waitq::{self, WaitId, WaitQueue};
 use crate::sched::machine::in_section;
 use crate::sched::park::{self, Waiter};
 use crate::sync::cancel::{CancelArm, CancellationToken};
 use crate::sync::select;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 
 /// Creates a bounded multi-producer multi-consumer channel.
 ///
@@ -170,10 +173,15 @@ pub fn unbounded<T: Send>() -> (Sender<T>, Receiver<T>) {
 const UNBOUNDED: usize = usize::MAX;
 
 fn new_chan<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    let ring = (capacity > 0).then(|| Arc::new(Ring::new(capacity)));
     let chan = Arc::new(Chan {
         cap: capacity,
+        ring: ring.clone(),
+        recv_waiting: AtomicBool::new(false),
+        send_waiting: AtomicBool::new(false),
+        receivers_gone: AtomicBool::new(false),
         state: Mutex::new(State {
-            buf: VecDeque::with_capacity(if capacity == UNBOUNDED { 16 } else { capacity.min(1024) }),
+            buf: Buf { ring, q: VecDeque::new() },
             offer_ids: VecDeque::new(),
             recv_q: WaitQueue::new(),
             send_q: WaitQueue::new(),
@@ -187,11 +195,53 @@ fn new_chan<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
 /// The shared part of a channel.
 pub(crate) struct Chan<T> {
     cap: usize,
+    /// Bounded and unbounded: the values (see `ring`); `None`: rendezvous.
+    ring: Option<Arc<Ring<T>>>,
+    /// Whether `recv_q` / `send_q` are non-empty (see `ring`).
+    recv_waiting: AtomicBool,
+    send_waiting: AtomicBool,
+    /// Set (under the lock) when the last `Receiver` is gone, so the fast
+    /// send path can leave disconnection to the locked path.
+    receivers_gone: AtomicBool,
     state: Mutex<State<T>>,
 }
 
+/// The queued values.
+struct Buf<T> {
+    /// Bounded and unbounded: the lock-free ring, shared with [`Chan::ring`].
+    ring: Option<Arc<Ring<T>>>,
+    /// Rendezvous: the offered values. Otherwise: values put back by a
+    /// receiver that unwound with a handed-over value (taken first).
+    q: VecDeque<T>,
+}
+
+impl<T> Buf<T> {
+    fn is_empty(&self) -> bool {
+        self.q.is_empty() && self.ring.as_ref().is_none_or(|r| r.is_empty())
+    }
+
+    fn len(&self) -> usize {
+        self.q.len() + self.ring.as_ref().map_or(0, |r| r.len())
+    }
+
+    fn pop_front(&mut self) -> Option<T> {
+        self.q.pop_front().or_else(|| self.ring.as_ref()?.pop())
+    }
+
+    /// Everything queued now (for the last receiver's drop).
+    fn drain_all(&mut self) -> VecDeque<T> {
+        let mut all = std::mem::take(&mut self.q);
+        if let Some(r) = &self.ring {
+            while let Some(v) = r.pop() {
+                all.push_back(v);
+            }
+        }
+        all
+    }
+}
+
 struct State<T> {
-    buf: VecDeque<T>,
+    buf: Buf<T>,
     /// Rendezvous only: the offer of each value of `buf` (same order; ids
     /// strictly increasing because they come from `send_q`'s counter).
     offer_ids: VecDeque<Offer>,
@@ -292,8 +342,13 @@ impl<T> State<T> {
     /// Takes the next value and says whom to wake for it: a sender waiting
     /// for room (bounded) or the sender whose offer this was (rendezvous).
     fn take(&mut self, rendezvous: bool) -> Option<(T, Option<Waiter>)> {
+        if !rendezvous {
+            // The ring may be emptied by fast-path receivers at any time.
+            let v = self.buf.pop_front()?;
+            return Some((v, self.send_q.pop()));
+        }
         let i = self.takeable(rendezvous)?;
-        let v = if i == 0 { self.buf.pop_front() } else { self.buf.remove(i) }.expect("takeable index");
+        let v = if i == 0 { self.buf.q.pop_front() } else { self.buf.q.remove(i) }.expect("takeable index");
         let w = if rendezvous {
             let offer = if i == 0 { self.offer_ids.pop_front() } else { self.offer_ids.remove(i) };
             let offer = offer.expect("offer ids parallel buf");
@@ -313,7 +368,7 @@ impl<T> State<T> {
         self.send_q.remove(id);
         let i = self.offered(id)?;
         self.offer_ids.remove(i);
-        self.buf.remove(i)
+        self.buf.q.remove(i)
     }
 
     /// A receiver leaves `recv_q` without a value: pass on its notification
@@ -324,8 +379,9 @@ impl<T> State<T> {
 
     /// A bounded sender leaves `send_q` without sending: pass on its
     /// notification if it had one and room remains.
-    fn leave_send(&mut self, id: WaitId, cap: usize) -> Option<Waiter> {
-        if self.send_q.remove(id).is_none() && self.buf.len() < cap { self.send_q.pop() } else { None }
+    fn leave_send(&mut self, id: WaitId) -> Option<Waiter> {
+        let room = self.buf.ring.as_ref().is_some_and(|r| !r.is_full());
+        if self.send_q.remove(id).is_none() && room { self.send_q.pop() } else { None }
     }
 }
 
@@ -341,7 +397,67 @@ impl<T> Chan<T> {
     /// returns what the caller does once the lock is released.
     #[inline]
     fn locked<R>(&self, f: impl FnOnce(&mut State<T>) -> R) -> R {
-        in_section(|| f(&mut self.lock()))
+        in_section(|| {
+            let mut st = self.lock();
+            let r = f(&mut st);
+            if self.ring.is_some() {
+                // Mirror the queues for the fast paths (see `ring`); SeqCst
+                // stores, and only when they change.
+                let (rw, sw) = (!st.recv_q.is_empty(), !st.send_q.is_empty());
+                if self.recv_waiting.load(Ordering::Relaxed) != rw {
+                    self.recv_waiting.store(rw, Ordering::SeqCst);
+                }
+                if self.send_waiting.load(Ordering::Relaxed) != sw {
+                    self.send_waiting.store(sw, Ordering::SeqCst);
+                }
+            }
+            r
+        })
+    }
+
+    /// Fast send (see `ring`): into the ring without the lock, then notify a
+    /// waiting receiver. The value back if the ring is full, the channel is
+    /// a rendezvous one, or every receiver may be gone.
+    #[inline]
+    fn try_fast_send(&self, v: T) -> Result<(), T> {
+        let Some(ring) = &self.ring else { return Err(v) };
+        if self.receivers_gone.load(Ordering::Relaxed) {
+            return Err(v);
+        }
+        ring.push(v)?;
+        // Dekker with a registering receiver (see `ring`).
+        fence(Ordering::SeqCst);
+        if self.recv_waiting.load(Ordering::Relaxed) {
+            let w = self.locked(|st| st.recv_q.pop());
+            waitq::wake(w);
+        }
+        Ok(())
+    }
+
+    /// Fast receive (see `ring`): from the ring without the lock, then
+    /// notify a sender waiting for room. `None`: take the locked path.
+    #[inline]
+    fn try_fast_recv(&self) -> Option<T> {
+        let v = self.ring.as_ref()?.pop()?;
+        // Dekker with a registering sender (see `ring`).
+        fence(Ordering::SeqCst);
+        if self.send_waiting.load(Ordering::Relaxed) {
+            let w = self.locked(|st| st.send_q.pop());
+            waitq::wake(w);
+        }
+        Some(v)
+    }
+
+    /// After registering (the section's epilogue stored the flag): whether
+    /// the ring changed in the waiter's favour, so it must retry rather than
+    /// park (see `ring`).
+    pub(crate) fn recheck(&self, side: Side) -> bool {
+        let Some(ring) = &self.ring else { return false };
+        fence(Ordering::SeqCst);
+        match side {
+            Side::Recv => !ring.is_empty(),
+            Side::Send => !ring.is_full(),
+        }
     }
 
     fn rendezvous(&self) -> bool {
@@ -369,9 +485,19 @@ impl<T> Chan<T> {
     /// [`recv_step`](Self::recv_step) for a blocking receiver with a
     /// hand-off slot (see `handoff`), registered with its entry.
     fn recv_step_slot(&self, reg: &mut Option<WaitId>, wait: Wait<'_>, slot: Option<&Slot<T>>) -> RecvStep<T> {
-        let (step, w) = self.locked(|st| Self::recv_locked(st, self.rendezvous(), reg, wait, slot));
-        waitq::wake(w);
-        step
+        if reg.is_none()
+            && let Some(v) = self.try_fast_recv()
+        {
+            return RecvStep::Item(v);
+        }
+        loop {
+            let (step, w) = self.locked(|st| Self::recv_locked(st, self.rendezvous(), reg, wait, slot));
+            waitq::wake(w);
+            if matches!(step, RecvStep::Empty) && reg.is_some() && self.recheck(Side::Recv) {
+                continue;
+            }
+            return step;
+        }
     }
 
     /// The part of [`recv_step`](Self::recv_step) under the lock; returns
@@ -452,17 +578,31 @@ impl<T> Chan<T> {
         from: u64,
         notified: bool,
     ) -> SendStep<T> {
-        let mut extra = None;
-        let (step, w) = self.locked(|st| {
-            if self.rendezvous() {
-                Self::send_rendezvous_locked(st, value, reg, wait, from)
-            } else {
-                Self::send_bounded_locked(st, self.cap, value, reg, wait, notified, &mut extra)
+        if reg.is_none()
+            && !notified
+            && let Some(v) = value.take()
+        {
+            match self.try_fast_send(v) {
+                Ok(()) => return SendStep::Sent,
+                Err(v) => *value = Some(v),
             }
-        });
-        waitq::wake(w);
-        waitq::wake(extra);
-        step
+        }
+        loop {
+            let mut extra = None;
+            let (step, w) = self.locked(|st| {
+                if self.rendezvous() {
+                    Self::send_rendezvous_locked(st, value, reg, wait, from)
+                } else {
+                    Self::send_bounded_locked(st, value, reg, wait, notified, &mut extra)
+                }
+            });
+            waitq::wake(w);
+            waitq::wake(extra);
+            if matches!(step, SendStep::Pending) && self.recheck(Side::Send) {
+                continue;
+            }
+            return step;
+        }
     }
 
     /// Rendezvous part of [`send_step`](Self::send_step), under the lock;
@@ -509,9 +649,9 @@ impl<T> Chan<T> {
         // A receiver blocked waiting (a live one: selects served elsewhere
         // are skipped) takes the value at once: directly into its hand-off
         // slot if it has one and no offer is queued ahead of us.
-        let popped = if st.buf.is_empty() || matches!(wait, Wait::No) { st.recv_q.pop_slot() } else { None };
+        let popped = if st.buf.q.is_empty() || matches!(wait, Wait::No) { st.recv_q.pop_slot() } else { None };
         let notified = match popped {
-            Some((w, Some(p))) if st.buf.is_empty() => {
+            Some((w, Some(p))) if st.buf.q.is_empty() => {
                 // SAFETY: `p` is the slot of the `Slot<T>` entry we just
                 // popped from this channel's `recv_q`, under its lock.
                 unsafe { Slot::fill(p, v) };
@@ -524,7 +664,7 @@ impl<T> Chan<T> {
                 // Commit the value to the receiver we popped.
                 let Some(w) = notified else { return (SendStep::Full(v), None) };
                 let id = st.send_q.alloc_id();
-                st.buf.push_back(v);
+                st.buf.q.push_back(v);
                 st.offer_ids.push_back(Offer { id, from });
                 return (SendStep::Sent, Some(w));
             }
@@ -539,7 +679,7 @@ impl<T> Chan<T> {
                 id
             }
         };
-        st.buf.push_back(v);
+        st.buf.q.push_back(v);
         st.offer_ids.push_back(Offer { id, from: 0 });
         let w = notified.or_else(|| st.recv_q.pop());
         (if reg.is_some() { SendStep::Pending } else { SendStep::Sent }, w)
@@ -549,7 +689,6 @@ impl<T> Chan<T> {
     /// returns the outcome and whom to wake.
     fn send_bounded_locked(
         st: &mut State<T>,
-        cap: usize,
         value: &mut Option<T>,
         reg: &mut Option<WaitId>,
         wait: Wait<'_>,
@@ -557,7 +696,7 @@ impl<T> Chan<T> {
         extra: &mut Option<Waiter>,
     ) -> (SendStep<T>, Option<Waiter>) {
         let Some(v) = value.take() else {
-            let w = reg.take().and_then(|id| st.leave_send(id, cap));
+            let w = reg.take().and_then(|id| st.leave_send(id));
             return (SendStep::Sent, w);
         };
         if st.receivers == 0 {
@@ -566,32 +705,44 @@ impl<T> Chan<T> {
             }
             return (SendStep::Disconnected(v), None);
         }
-        if st.buf.len() < cap {
-            // Whether we were notified of room (our entry was popped).
-            let notified = reg.take().is_some_and(|id| st.send_q.remove(id).is_none()) || notified;
-            let popped = st.recv_q.pop_slot();
-            let mut pass_on = None;
-            match popped {
-                // Nothing buffered ahead of us: hand the value over directly.
-                Some((_, Some(p))) if st.buf.is_empty() => {
-                    // SAFETY: `p` is the slot of the `Slot<T>` entry we just
-                    // popped from this channel's `recv_q`, under its lock.
-                    unsafe { Slot::fill(p, v) };
-                    // The room we were notified of is still free: pass the
-                    // notification on, or a waiting sender would miss it.
-                    if notified {
-                        pass_on = st.send_q.pop();
-                    }
+        let ring = st.buf.ring.clone().expect("bounded channels have a ring");
+        // A blocked receiver and nothing buffered: hand the value over
+        // directly (see `handoff`).
+        let popped = if st.buf.is_empty() { st.recv_q.pop_slot() } else { None };
+        let v = match popped {
+            Some((w, Some(p))) => {
+                // Whether we were notified of room (our entry was popped).
+                let notified = reg.take().is_some_and(|id| st.send_q.remove(id).is_none()) || notified;
+                // SAFETY: `p` is the slot of the `Slot<T>` entry we just
+                // popped from this channel's `recv_q`, under its lock.
+                unsafe { Slot::fill(p, v) };
+                // The room we were notified of is still free: pass the
+                // notification on, or a waiting sender would miss it.
+                if notified {
+                    *extra = st.send_q.pop();
                 }
-                _ => st.buf.push_back(v),
+                return (SendStep::Sent, Some(w));
             }
-            *extra = pass_on;
-            return (SendStep::Sent, popped.map(|(w, _)| w));
-        }
+            popped => {
+                // A receiver without a slot (async, select) was popped: it
+                // is woken whatever happens next (at worst spuriously).
+                *extra = popped.map(|(w, _)| w);
+                match ring.push(v) {
+                    Ok(()) => {
+                        if let Some(id) = reg.take() {
+                            st.send_q.remove(id);
+                        }
+                        let w = if extra.is_some() { None } else { st.recv_q.pop() };
+                        return (SendStep::Sent, w);
+                    }
+                    Err(v) => v,
+                }
+            }
+        };
         match (wait, *reg) {
             (Wait::No, Some(id)) => {
                 *reg = None;
-                (SendStep::Full(v), st.leave_send(id, cap))
+                (SendStep::Full(v), st.leave_send(id))
             }
             (Wait::No, None) => (SendStep::Full(v), None),
             (Wait::Current, Some(id)) if st.send_q.contains(id) => {
@@ -622,7 +773,7 @@ impl<T> Chan<T> {
         let (w, withdrawn) = self.locked(|st| match side {
             Side::Recv => (st.leave_recv(id), None),
             Side::Send if self.rendezvous() => (None, st.withdraw(id)),
-            Side::Send => (st.leave_send(id, self.cap), None),
+            Side::Send => (st.leave_send(id), None),
         });
         waitq::wake(w);
         drop(withdrawn);
@@ -638,7 +789,7 @@ impl<T> Chan<T> {
                 return None;
             }
             if let Some(v) = slot.take() {
-                st.buf.push_front(v);
+                st.buf.q.push_front(v);
                 if rendezvous {
                     // Id 0 sorts before every real offer; nobody waits on it.
                     st.offer_ids.push_front(Offer { id: 0, from: ORPHAN });
@@ -1079,13 +1230,14 @@ impl<T> Drop for Receiver<T> {
             if st.receivers != 0 {
                 return None;
             }
+            self.chan.receivers_gone.store(true, Ordering::Relaxed);
             // Disconnected: nobody will ever receive what is queued, except the
             // offers of blocked rendezvous senders, who take theirs back.
             let discarded: VecDeque<T> = if rendezvous {
                 let mut kept = VecDeque::new();
                 let mut kept_ids = VecDeque::new();
                 let mut discarded = VecDeque::new();
-                for (v, offer) in st.buf.drain(..).zip(st.offer_ids.drain(..)) {
+                for (v, offer) in st.buf.q.drain(..).zip(st.offer_ids.drain(..)) {
                     if offer.from == 0 && st.send_q.contains(offer.id) {
                         kept.push_back(v);
                         kept_ids.push_back(offer);
@@ -1093,11 +1245,11 @@ impl<T> Drop for Receiver<T> {
                         discarded.push_back(v);
                     }
                 }
-                st.buf = kept;
+                st.buf.q = kept;
                 st.offer_ids = kept_ids;
                 discarded
             } else {
-                std::mem::take(&mut st.buf)
+                st.buf.drain_all()
             };
             Some((st.send_q.take_all(), discarded))
         });

@@ -416,12 +416,15 @@ impl<T> Chan<T> {
     }
 
     /// Fast send (see `ring`): into the ring without the lock, then notify a
-    /// waiting receiver. The value back if the ring is full, the channel is
-    /// a rendezvous one, or every receiver may be gone.
+    /// receiver that started waiting meanwhile. The value back if a receiver
+    /// already waits, the ring is full, the channel is a rendezvous one, or
+    /// every receiver may be gone.
     #[inline]
     fn try_fast_send(&self, v: T) -> Result<(), T> {
         let Some(ring) = &self.ring else { return Err(v) };
-        if self.receivers_gone.load(Ordering::Relaxed) {
+        // A receiver waits: the locked path hands the value over directly
+        // (one lock section, and the woken receiver does not relock).
+        if self.receivers_gone.load(Ordering::Relaxed) || self.recv_waiting.load(Ordering::Relaxed) {
             return Err(v);
         }
         ring.push(v)?;

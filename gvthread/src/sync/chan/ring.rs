@@ -10,9 +10,12 @@
 //! (`recv_waiting`, `send_waiting`); they are rewritten, SeqCst, at the end of
 //! every critical section that may have changed a queue.
 //!
-//! * **Fast send**: push into the ring without locking; then a SeqCst fence
-//!   and a load of `recv_waiting`: only if a receiver waits, lock and notify
-//!   one (`recv_q.pop()`). A full ring falls back to the locked path.
+//! * **Fast send**: if no receiver waits (`recv_waiting` clear), push into
+//!   the ring without locking; then a SeqCst fence and a load of
+//!   `recv_waiting`: only if a receiver started waiting meanwhile, lock and
+//!   notify one (`recv_q.pop()`). A full ring, or a receiver already waiting
+//!   (it gets the value by direct hand-off, see `handoff`), takes the locked
+//!   path.
 //! * **Fast receive**: pop from the ring without locking; then the fence and
 //!   `send_waiting`: only if a sender waits for room, lock and notify one.
 //!   An empty ring falls back to the locked path.

@@ -88,3 +88,37 @@ impl<T> Ring<T> {
         }
     }
 }
+
+/// The flag protocol of the fast paths against a registering waiter, every
+/// interleaving (loom). The ring is abstracted to one atomic (a push is a
+/// Release store of "non-empty", the re-check an Acquire load): the model
+/// checks the fences, not crossbeam-queue's ring.
+/// Run: `RUSTFLAGS="--cfg loom" cargo test -p gvthread --lib --release loom_`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+
+    /// Either the pusher sees the waiter's flag (and notifies it) or the
+    /// waiter's re-check sees the value (and does not park): never neither.
+    #[test]
+    fn loom_fast_push_against_registration() {
+        loom::model(|| {
+            let ring = Arc::new(AtomicUsize::new(0));
+            let waiting = Arc::new(AtomicBool::new(false));
+            let pusher = {
+                let (ring, waiting) = (ring.clone(), waiting.clone());
+                loom::thread::spawn(move || {
+                    ring.store(1, Ordering::Release);
+                    fence(Ordering::SeqCst);
+                    waiting.load(Ordering::Relaxed)
+                })
+            };
+            waiting.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let saw_value = ring.load(Ordering::Acquire) != 0;
+            let notified = pusher.join().unwrap();
+            assert!(notified || saw_value, "lost wake-up");
+        });
+    }
+}

@@ -83,6 +83,13 @@ fn started_gvthreads_stay_on_their_role() {
         let hs: Vec<_> = (0..64)
             .map(|_| {
                 gvthread::spawn(|_| {
+                    // Some work before the first switch: while one GVThread
+                    // keeps a worker busy, the other worker steals unstarted
+                    // ones (the load balancing this test also looks for).
+                    let t = std::time::Instant::now();
+                    while t.elapsed() < Duration::from_millis(2) {
+                        std::hint::spin_loop();
+                    }
                     let me = gvthread::current_id().unwrap();
                     let mut roles = HashSet::new();
                     for i in 0..2_000 {

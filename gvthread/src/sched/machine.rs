@@ -380,8 +380,10 @@ impl Machine {
             // Whoever unparked us counted us as searching.
             searching = true;
         }
-        if searching && !self.worker.get().is_null() {
-            sh.idle_for(self.worker()).stop_search();
+        // Also when the role was just handed away (to the machine of a
+        // frozen GVThread): the searcher count belongs to the role's group.
+        if searching {
+            sh.idle_for(&sh.workers[self.role]).stop_search();
         }
     }
 

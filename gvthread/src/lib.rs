@@ -71,6 +71,7 @@ mod timer;
 mod util;
 
 pub use preempt::no_preempt;
+pub use runtime::block_on::{Async, BlockOn, Closure};
 pub use runtime::config::{DEFAULT_MAX_GVTHREADS, DEFAULT_MAX_OS_THREADS, MAX_WORKERS, SchedulerConfig};
 pub use runtime::error::{RuntimeError, SpawnError};
 pub use runtime::handle::{Handle, current_id, current_token, spawn, spawn_with_priority, try_spawn};

@@ -9,6 +9,9 @@ use super::error::RuntimeError;
 /// A hook run on worker OS threads.
 pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
 
+/// A [`SchedulerConfig::worker_context`] factory: its guard, type-erased.
+pub(crate) type ContextHook = Arc<dyn Fn() -> Box<dyn std::any::Any> + Send + Sync + 'static>;
+
 /// Largest number of worker roles (ordinary plus low-priority).
 pub const MAX_WORKERS: usize = 256;
 
@@ -48,6 +51,7 @@ pub struct SchedulerConfig {
     pub(crate) max_os_threads: usize,
     pub(crate) on_worker_start: Option<Hook>,
     pub(crate) on_worker_stop: Option<Hook>,
+    pub(crate) worker_context: Option<ContextHook>,
 }
 
 impl Default for SchedulerConfig {
@@ -65,6 +69,7 @@ impl Default for SchedulerConfig {
             max_os_threads: DEFAULT_MAX_OS_THREADS,
             on_worker_start: None,
             on_worker_stop: None,
+            worker_context: None,
         }
     }
 }
@@ -84,6 +89,7 @@ impl fmt::Debug for SchedulerConfig {
             .field("max_os_threads", &self.max_os_threads)
             .field("on_worker_start", &self.on_worker_start.is_some())
             .field("on_worker_stop", &self.on_worker_stop.is_some())
+            .field("worker_context", &self.worker_context.is_some())
             .finish()
     }
 }
@@ -172,6 +178,33 @@ impl SchedulerConfig {
     /// Runs `f` on each OS thread that ran GVThreads when it stops.
     pub fn on_worker_stop(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_worker_stop = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on each OS thread that runs GVThreads (workers and spare
+    /// threads) before it runs any, and keeps the value it returns (a guard)
+    /// for as long as that thread runs GVThreads; the guard is dropped on
+    /// that same thread when it stops. The guard need not be `Send`.
+    ///
+    /// Made for context guards such as tokio's `Handle::enter()`: with it,
+    /// every GVThread sees the tokio runtime as its context, whichever worker
+    /// or spare thread it runs on (see `docs/tokio.md`).
+    ///
+    /// ```
+    /// let tokio_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    /// let handle = tokio_rt.handle().clone();
+    /// let config = gvthread::SchedulerConfig::default().num_workers(2).worker_context(move || handle.enter());
+    /// let mut rt = gvthread::Runtime::new(config);
+    /// rt.block_on(async {
+    ///     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    /// });
+    /// ```
+    ///
+    /// Order on each thread: `on_worker_start`, then `f`; at the end, the
+    /// guard is dropped, then `on_worker_stop` runs. Setting it again
+    /// replaces the previous factory.
+    pub fn worker_context<G: 'static>(mut self, f: impl Fn() -> G + Send + Sync + 'static) -> Self {
+        self.worker_context = Some(Arc::new(move || Box::new(f()) as Box<dyn std::any::Any>));
         self
     }
 

@@ -1,5 +1,6 @@
 //! Runtime construction, handles, and shutdown.
 
+pub(crate) mod block_on;
 pub(crate) mod config;
 pub(crate) mod error;
 pub(crate) mod handle;

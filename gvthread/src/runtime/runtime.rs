@@ -13,11 +13,11 @@
 //!    stuck running one is detached rather than joined.
 
 use std::fmt;
-use std::panic::resume_unwind;
 use std::sync::Arc;
 use std::thread::JoinHandle as ThreadHandle;
 use std::time::{Duration, Instant};
 
+use super::block_on::BlockOn;
 use super::config::SchedulerConfig;
 use super::error::RuntimeError;
 use super::handle::Handle;
@@ -101,24 +101,35 @@ impl Runtime {
     }
 
     /// Runs `f` as a GVThread and waits (parking the calling OS thread) for its
-    /// result. A panic in `f` resumes on the caller.
+    /// result. `f` is a closure, or a future (driven inside the GVThread, so it
+    /// can await GVThreads, channels and, with a tokio context on the workers,
+    /// tokio-based futures); see [`BlockOn`](crate::BlockOn). A panic in `f`
+    /// resumes on the caller.
+    ///
+    /// ```
+    /// let mut rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(2));
+    /// // A closure: plain blocking code.
+    /// let a = rt.block_on(|| gvthread::spawn(|_| 20).join().unwrap());
+    /// // A future, as with tokio's `Runtime::block_on`.
+    /// let b = rt.block_on(async { gvthread::spawn(|_| 22).await.unwrap() });
+    /// assert_eq!(a + b, 42);
+    /// // The GVThread has fully ended when block_on returns.
+    /// assert_eq!(rt.metrics().live_gvthreads, 0);
+    /// ```
+    ///
+    /// Pass an `async` block itself, not a closure returning one:
+    /// `rt.block_on(|| async { .. })` returns the future unpolled (the
+    /// compiler warns that it is unused).
     ///
     /// # Panics
     /// If `f` panics, or if it cannot be spawned (runtime at capacity or shut
     /// down).
-    pub fn block_on<F, R>(&mut self, f: F) -> R
+    #[track_caller]
+    pub fn block_on<F, M>(&mut self, f: F) -> F::Output
     where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
+        F: BlockOn<M>,
     {
-        let handle = self.handle().spawn(move |_| f());
-        match handle.join() {
-            Ok(v) => v,
-            Err(e) => match e.try_into_panic() {
-                Ok(payload) => resume_unwind(payload),
-                Err(e) => panic!("Runtime::block_on: {e}"),
-            },
-        }
+        self.handle().block_on(f)
     }
 
     /// A handle for spawning from other threads.

@@ -59,6 +59,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod arch;
+mod debug;
 mod future;
 mod loom;
 mod memory;

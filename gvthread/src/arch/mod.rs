@@ -19,6 +19,8 @@
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86_64::{Context, STACK_ALIGNMENT, init_stack, switch};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86_64::{SuspendedRegs, suspended_regs};
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("gvthread currently supports x86_64 only (Linux); other architectures need an arch/ module");

@@ -52,6 +52,7 @@ pub struct SchedulerConfig {
     pub(crate) on_worker_start: Option<Hook>,
     pub(crate) on_worker_stop: Option<Hook>,
     pub(crate) worker_context: Option<ContextHook>,
+    pub(crate) dump_on_sigquit: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -70,6 +71,7 @@ impl Default for SchedulerConfig {
             on_worker_start: None,
             on_worker_stop: None,
             worker_context: None,
+            dump_on_sigquit: false,
         }
     }
 }
@@ -90,6 +92,7 @@ impl fmt::Debug for SchedulerConfig {
             .field("on_worker_start", &self.on_worker_start.is_some())
             .field("on_worker_stop", &self.on_worker_stop.is_some())
             .field("worker_context", &self.worker_context.is_some())
+            .field("dump_on_sigquit", &self.dump_on_sigquit)
             .finish()
     }
 }
@@ -205,6 +208,18 @@ impl SchedulerConfig {
     /// replaces the previous factory.
     pub fn worker_context<G: 'static>(mut self, f: impl Fn() -> G + Send + Sync + 'static) -> Self {
         self.worker_context = Some(Arc::new(move || Box::new(f()) as Box<dyn std::any::Any>));
+        self
+    }
+
+    /// Whether `SIGQUIT` (Ctrl-\\ in a terminal) prints
+    /// [`Handle::dump`](crate::Handle::dump) to standard error, as Go does
+    /// with goroutine stacks (default false). Unlike Go, the process keeps
+    /// running. The signal handler only wakes a `gvthread-dump` thread,
+    /// which builds and prints the dump. It replaces SIGQUIT's default
+    /// action (core dump) for the whole process, for good: the handler is
+    /// process-wide and stays installed after the runtime is gone.
+    pub fn dump_on_sigquit(mut self, on: bool) -> Self {
+        self.dump_on_sigquit = on;
         self
     }
 

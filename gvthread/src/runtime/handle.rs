@@ -119,7 +119,8 @@ impl Handle {
         let st = self.shared.slots.state(id.slot());
         let gone = || {
             let w = st.load(Ordering::Acquire);
-            crate::task::state::generation(w) != id.generation() || crate::task::state::kind(w) == crate::task::state::FREE
+            crate::task::state::generation(w) != id.generation()
+                || crate::task::state::kind(w) == crate::task::state::FREE
         };
         for i in 0..SPINS + SLEEPS {
             if gone() || self.shared.is_stopped() {
@@ -182,6 +183,40 @@ impl Handle {
     /// Number of GVThreads alive in this runtime.
     pub fn live_gvthreads(&self) -> usize {
         self.shared.live.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A text dump of every live GVThread: its id (and name, when it has
+    /// one), priority, state (running, runnable, or parked and on what:
+    /// channel, mutex, join, sleep, future, unblock, with the call site and
+    /// any deadline), how long it has been in that state (to the kernel's
+    /// coarse clock tick, 1 to 4 ms), and, for parked GVThreads, a
+    /// symbolized backtrace of its stack. Meant for people (the format may
+    /// change), like Go's goroutine dump.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(1));
+    /// let (tx, rx) = gvthread::channel::<u32>(0);
+    /// let waiter = rt.handle().spawn(move |_| rx.recv().unwrap());
+    /// while !rt.handle().dump().contains("parked on channel") {
+    ///     std::thread::sleep(Duration::from_millis(1));
+    /// }
+    /// println!("{}", rt.handle().dump());
+    /// tx.send(1).unwrap();
+    /// assert_eq!(waiter.join().unwrap(), 1);
+    /// ```
+    ///
+    /// Parked GVThreads are briefly held out of reach of their wakers while
+    /// their stacks are read (a wake meanwhile is delivered right after), so
+    /// a dump never reads a stack that is running. Running and runnable
+    /// GVThreads are listed without a backtrace. Backtraces use the DWARF
+    /// unwind tables (`.eh_frame`, always present) and need no frame
+    /// pointers; names and lines need the symbol table and line tables
+    /// (`debug = 1` or more; a stripped binary shows addresses). Costly (it
+    /// reads the binary's debug information on first use): for debugging,
+    /// not for hot paths.
+    pub fn dump(&self) -> String {
+        super::dump::dump(&self.shared)
     }
 
     /// A snapshot of the runtime's counters.

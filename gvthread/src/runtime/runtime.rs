@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::block_on::BlockOn;
 use super::config::SchedulerConfig;
+use super::dump::SignalDumper;
 use super::error::RuntimeError;
 use super::handle::Handle;
 use super::shared::Shared;
@@ -52,6 +53,7 @@ const THREAD_EXIT_GRACE: Duration = Duration::from_millis(200);
 pub struct Runtime {
     shared: Arc<Shared>,
     timer: Option<ThreadHandle<()>>,
+    dumper: Option<SignalDumper>,
     stopped: bool,
 }
 
@@ -77,7 +79,7 @@ impl Runtime {
         let capacity = config.max_gvthreads + roles * crate::memory::SlotCache::CAPACITY;
         let slots = SlotPool::new(capacity, guard).map_err(RuntimeError::AddressSpace)?;
         let shared = Arc::new(Shared::new(config, slots));
-        let mut rt = Runtime { shared, timer: None, stopped: false };
+        let mut rt = Runtime { shared, timer: None, dumper: None, stopped: false };
 
         let sh = rt.shared.clone();
         let timer = std::thread::Builder::new()
@@ -86,6 +88,9 @@ impl Runtime {
             .map_err(RuntimeError::ThreadSpawn)?;
         rt.timer = Some(timer);
 
+        if rt.shared.config.dump_on_sigquit {
+            rt.dumper = Some(SignalDumper::start(&rt.shared).map_err(RuntimeError::ThreadSpawn)?);
+        }
         for index in 0..rt.shared.workers.len() {
             rt.shared.start_machine(Some(index)).map_err(RuntimeError::ThreadSpawn)?;
         }
@@ -149,6 +154,9 @@ impl Runtime {
             return;
         }
         self.stopped = true;
+        if let Some(mut d) = self.dumper.take() {
+            d.stop();
+        }
         let sh = &self.shared;
         sh.begin_shutdown();
         let deadline =

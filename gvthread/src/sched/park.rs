@@ -16,12 +16,14 @@
 //! their condition. Inside a GVThread only the GVThread parks and its worker
 //! runs others; on any other thread the OS thread parks.
 
+use std::panic::Location;
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::machine::{self, Pending};
 use crate::runtime::shared::Shared;
+use crate::task::header::WaitInfo;
 use crate::task::state;
 
 /// A reference to one incarnation of a GVThread: waking it after it ended or
@@ -92,14 +94,19 @@ pub(crate) fn current_gvref() -> Option<GvRef> {
 }
 
 /// Parks the caller until woken. May return spuriously.
+///
+/// The caller's location is recorded for `Handle::dump` (what a parked
+/// GVThread waits on is told by the file of the call site).
+#[track_caller]
 pub(crate) fn park() {
     match machine::current_gvthread() {
-        Some((m, slot)) => park_gvthread(m, slot),
+        Some((m, slot)) => park_gvthread(m, slot, Location::caller(), None),
         None => std::thread::park(),
     }
 }
 
 /// Parks the caller until woken or `deadline` passes. May return spuriously.
+#[track_caller]
 pub(crate) fn park_until(deadline: Instant) {
     let now = Instant::now();
     if now >= deadline {
@@ -119,7 +126,7 @@ pub(crate) fn park_until(deadline: Instant) {
                 }
             }
             let _cancel = CancelTimer(shared, key);
-            park_gvthread(m, slot);
+            park_gvthread(m, slot, Location::caller(), Some(deadline - now));
         }
         None => std::thread::park_timeout(deadline - now),
     }
@@ -137,9 +144,19 @@ fn unwind_if_shutting_down(shared: &Shared) {
     }
 }
 
-fn park_gvthread(m: &machine::Machine, slot: u32) {
+fn park_gvthread(m: &machine::Machine, slot: u32, site: &'static Location<'static>, timeout: Option<Duration>) {
     unwind_if_shutting_down(&m.shared);
+    // SAFETY: the running GVThread's own header; `wait` is a set of atomics,
+    // and the slot (so the pointer) stays ours across the park.
+    let wait: *const WaitInfo = unsafe { &(*m.shared.header(slot)).wait };
+    // Bookkeeping for `Handle::dump`: two relaxed stores and a coarse clock
+    // read (vDSO), on the GVThread's own header.
+    // SAFETY: see above.
+    unsafe { (*wait).parking(site, timeout) };
     park_gvthread_inner(m, slot);
+    // SAFETY: see above (possibly on another machine now; the header is the
+    // slot's, not the thread's).
+    unsafe { (*wait).resumed() };
     if let Some(m) = machine::current() {
         unwind_if_shutting_down(&m.shared);
     }

@@ -195,7 +195,9 @@ impl SchedulerConfig {
     ///
     /// ```
     /// let tokio_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    /// let handle = tokio_rt.handle().clone();
+    /// // tokio's `EnterGuard` borrows the handle, and the guard must be
+    /// // `'static`: leak one clone of the handle (a pointer) for the program.
+    /// let handle: &'static tokio::runtime::Handle = Box::leak(Box::new(tokio_rt.handle().clone()));
     /// let config = gvthread::SchedulerConfig::default().num_workers(2).worker_context(move || handle.enter());
     /// let mut rt = gvthread::Runtime::new(config);
     /// rt.block_on(async {

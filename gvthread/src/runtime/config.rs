@@ -53,6 +53,9 @@ pub struct SchedulerConfig {
     pub(crate) on_worker_stop: Option<Hook>,
     pub(crate) worker_context: Option<ContextHook>,
     pub(crate) dump_on_sigquit: bool,
+    /// Set by `Runtime::try_new`: the fork generation the runtime was built
+    /// in (see `util::fork`); not a knob.
+    pub(crate) fork_generation: u32,
 }
 
 impl Default for SchedulerConfig {
@@ -72,6 +75,7 @@ impl Default for SchedulerConfig {
             on_worker_stop: None,
             worker_context: None,
             dump_on_sigquit: false,
+            fork_generation: 0,
         }
     }
 }

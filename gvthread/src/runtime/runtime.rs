@@ -68,8 +68,10 @@ impl Runtime {
 
     /// Builds a runtime, or says why it cannot: a configuration value out of
     /// range, or the OS refusing memory or threads.
-    pub fn try_new(config: SchedulerConfig) -> Result<Runtime, RuntimeError> {
+    pub fn try_new(mut config: SchedulerConfig) -> Result<Runtime, RuntimeError> {
         config.validate()?;
+        crate::util::fork::watch();
+        config.fork_generation = crate::util::fork::generation();
         let guard = crate::memory::probe_guard_scheme();
         if guard == GuardScheme::Mprotect {
             check_map_budget(config.max_gvthreads)?;

@@ -146,6 +146,11 @@ fn unwind_if_shutting_down(shared: &Shared) {
 
 fn park_gvthread(m: &machine::Machine, slot: u32, site: &'static Location<'static>, timeout: Option<Duration>) {
     unwind_if_shutting_down(&m.shared);
+    // In a forked child nothing would ever wake this GVThread or run the
+    // others: say so instead of hanging.
+    if crate::util::fork::generation() != m.shared.config.fork_generation {
+        panic!("{}", crate::util::fork::FORKED_MESSAGE);
+    }
     // SAFETY: the running GVThread's own header; `wait` is a set of atomics,
     // and the slot (so the pointer) stays ours across the park.
     let wait: *const WaitInfo = unsafe { &(*m.shared.header(slot)).wait };
@@ -192,7 +197,14 @@ pub fn yield_now() {
     // `machine::current`).
     let m = unsafe { machine::current_ptr_inlined().as_ref() };
     match m {
-        Some(m) if m.current_slot() != machine::NO_GVTHREAD => machine::yield_gvthread(m, m.current_slot()),
+        Some(m) if m.current_slot() != machine::NO_GVTHREAD => {
+            // A forked child's copy of a worker may hold no role, and no other
+            // thread would ever hand it one: fail instead of hanging.
+            if crate::util::fork::generation() != m.shared.config.fork_generation {
+                panic!("{}", crate::util::fork::FORKED_MESSAGE);
+            }
+            machine::yield_gvthread(m, m.current_slot())
+        }
         _ => std::thread::yield_now(),
     }
 }

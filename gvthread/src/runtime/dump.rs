@@ -91,7 +91,9 @@ pub(crate) fn dump(shared: &Shared) -> String {
         let generation = state::generation(word);
         // For a parked GVThread, what was read while it was held; otherwise a hint.
         let (site, since, deadline) = parked.unwrap_or_else(|| header.wait.read());
-        let for_nanos = (since != 0).then(|| now.saturating_sub(since));
+        // `since` dates the last park (or the spawn): a duration only for
+        // GVThreads that are in that park now.
+        let for_nanos = (since != 0 && site.is_some()).then(|| now.saturating_sub(since));
         let reason = site.map(|s| describe_site(s, deadline, now));
         let state = if claimed {
             format!("parked on {}", reason.unwrap_or_else(|| "?".into()))

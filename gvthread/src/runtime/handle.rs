@@ -188,7 +188,7 @@ impl Handle {
     /// A text dump of every live GVThread: its id (and name, when it has
     /// one), priority, state (running, runnable, or parked and on what:
     /// channel, mutex, join, sleep, future, unblock, with the call site and
-    /// any deadline), how long it has been in that state (to the kernel's
+    /// any deadline), how long it has been parked (to the kernel's
     /// coarse clock tick, 1 to 4 ms), and, for parked GVThreads, a
     /// symbolized backtrace of its stack. Meant for people (the format may
     /// change), like Go's goroutine dump.

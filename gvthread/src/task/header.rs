@@ -42,8 +42,7 @@ pub(crate) struct Header {
 pub(crate) struct WaitInfo {
     /// The `park` call site (`&'static Location`), or null when not parking.
     site: AtomicPtr<Location<'static>>,
-    /// Coarse monotonic time (ns) of the last change: spawn, park, or return
-    /// from park.
+    /// Coarse monotonic time (ns) of the spawn or of the last park.
     since: AtomicU64,
     /// Coarse monotonic deadline (ns) of a timed park, or 0.
     deadline: AtomicU64,
@@ -69,11 +68,13 @@ impl WaitInfo {
         self.site.store(site as *const Location<'static> as *mut Location<'static>, Ordering::Relaxed);
     }
 
-    /// The GVThread returned from a park.
+    /// The GVThread returned from a park. Only clears the site: reading the
+    /// clock here too would double the cost on the park/wake path, and how
+    /// long a GVThread has been running or runnable matters less than how
+    /// long it has waited (`since` then dates the last park).
     #[inline]
     pub(crate) fn resumed(&self) {
         self.site.store(std::ptr::null_mut(), Ordering::Relaxed);
-        self.since.store(crate::util::clock::coarse_nanos(), Ordering::Relaxed);
     }
 
     /// `(site, since, deadline)` as last written.

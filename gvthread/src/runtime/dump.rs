@@ -15,9 +15,11 @@
 //! does, but without queueing it. An `ACTIVE` GVThread that is in no queue
 //! is run by nobody, so its stack is frozen while the dump reads it; a wake
 //! arriving meanwhile finds it `ACTIVE` and sets `NOTIFIED`, as for a
-//! running GVThread. The dump then *releases* it like `finish_park` does:
-//! back to `PARKED`, or, if `NOTIFIED` was set meanwhile, into a run queue,
-//! so no wake is lost and none is invented. Claim, unwind and release run in
+//! running GVThread. The dump then *releases* it: back to `PARKED`, and if
+//! `NOTIFIED` was set meanwhile, it passes that wake on through
+//! `Shared::wake`, the one wake path. No wake is lost; at worst (another
+//! wake landing between the release and the passed-on wake) the GVThread
+//! sees one spurious wake-up, which `park` allows anyway. Claim, unwind and release run in
 //! one runtime section (no forced preemption can freeze the dump while it
 //! holds a GVThread), and allocate nothing: the unwinder's scratch space
 //! and the loaded objects' tables are gathered before. Symbols are looked up
@@ -33,6 +35,7 @@
 //! per runtime, `gvthread-dump`, waits on that futex and does the dump and
 //! the printing.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
@@ -154,24 +157,23 @@ fn inspect_parked(
     Some(wait)
 }
 
-/// Gives a claimed GVThread back: parked again, or runnable if a wake came
-/// in meanwhile (the same decision as `finish_park`).
+/// Gives a claimed GVThread back: parked again and, if a wake came in
+/// meanwhile (`NOTIFIED`), woken through the one wake path
+/// (`Shared::wake`), so it is queued exactly as any woken GVThread is.
 fn release(shared: &Shared, slot: u32) {
     let st = shared.slots.state(slot);
     let mut cur = st.load(Ordering::Acquire);
     loop {
-        let notified = cur & NOTIFIED != 0;
-        let new = if notified { cur & !NOTIFIED } else { state::with_kind(cur, PARKED) };
-        // Release: our reads of the stack happen before whoever resumes it.
+        let new = state::with_kind(cur & !NOTIFIED, PARKED);
+        // Release: our reads of the stack happen before whoever resumes it
+        // (a waker's Acquire on this word).
         match st.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => {
-                if notified {
-                    shared.ready(slot, Priority::from_u8(state::priority(cur)));
-                }
-                return;
-            }
+            Ok(_) => break,
             Err(c) => cur = c,
         }
+    }
+    if cur & NOTIFIED != 0 {
+        shared.wake(slot, state::generation(cur));
     }
 }
 
@@ -222,6 +224,7 @@ fn name_of(_shared: &Shared, _slot: u32) -> Option<String> {
 
 fn format_dump(shared: &Shared, entries: &[Entry]) -> String {
     let mut out = String::new();
+    let mut symbols: HashMap<usize, Vec<String>> = HashMap::new();
     let _ = writeln!(
         out,
         "gvthread dump: {} live GVThread(s), {} worker role(s), {} OS thread(s)",
@@ -240,28 +243,31 @@ fn format_dump(shared: &Shared, entries: &[Entry]) -> String {
         }
         out.push('\n');
         for (i, &pc) in e.frames.iter().enumerate() {
-            symbolize(&mut out, i, pc);
+            let lines = symbols.entry(pc).or_insert_with(|| symbolize(pc));
+            for line in lines.iter() {
+                let _ = writeln!(out, "  {i:2}: {line}");
+            }
         }
     }
     out
 }
 
-/// Appends frame `i` (return address `pc`): function names (inlined ones
-/// too) and file:line.
-fn symbolize(out: &mut String, i: usize, pc: usize) {
-    let mut found = false;
+/// The lines for return address `pc`: one per function (inlined ones too),
+/// with file:line. Many GVThreads share frames, so callers cache this.
+fn symbolize(pc: usize) -> Vec<String> {
+    let mut lines = Vec::new();
     // A return address points after the call: look up the call itself.
     backtrace::resolve((pc - 1) as *mut std::ffi::c_void, |sym| {
-        let name = sym.name().map(|n| format!("{n:#}")).unwrap_or_else(|| "<unknown>".into());
-        let _ = writeln!(out, "  {i:2}: {name}");
-        if let (Some(file), Some(line)) = (sym.filename(), sym.lineno()) {
-            let _ = writeln!(out, "        at {}:{line}", file.display());
+        let mut line = sym.name().map(|n| format!("{n:#}")).unwrap_or_else(|| "<unknown>".into());
+        if let (Some(file), Some(n)) = (sym.filename(), sym.lineno()) {
+            let _ = write!(line, "\n        at {}:{n}", file.display());
         }
-        found = true;
+        lines.push(line);
     });
-    if !found {
-        let _ = writeln!(out, "  {i:2}: {pc:#x}");
+    if lines.is_empty() {
+        lines.push(format!("{pc:#x}"));
     }
+    lines
 }
 
 // ---- the opt-in SIGQUIT dump ----

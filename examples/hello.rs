@@ -15,27 +15,28 @@
 //! ```text
 //! spawned 100000 GVThreads on a runtime with 2 workers
 //!   each tested 10 numbers, yielded once; 1 in 100 also slept 1 ms
-//!   GVThreads started per OS thread: {"gvthread-spare": 3256, "gvthread-worker-1": 96744}
-//!   GVThreads that resumed on another OS thread than they started on: 59
-//!   worker roles moved to another OS thread: 2 (forced preemptions 2, blocked system calls 0, OS threads now 4)
+//!   GVThreads started per OS thread: {"gvthread-spare-1": 10114, "gvthread-worker-0": 89886}
+//!   GVThreads that resumed on another OS thread than they started on: 15
+//!   worker roles moved to another OS thread: 2 (forced preemptions 2, blocked system calls 0, OS threads now 5)
 //! primes below 1000000: 78498 (sieve says 78498)
 //! ```
 //!
 //! * A *worker* is a role (a run queue and the right to run GVThreads), and
 //!   the OS thread holding it can change. The spawn loop of the main
 //!   GVThread runs for longer than a time slice without blocking, so the
-//!   preemption monitor freezes it on its thread and hands that thread's
-//!   role to a `gvthread-spare` thread, which carries on with the queue. So
-//!   a spare thread running GVThreads, and a third OS thread beside the two
-//!   workers, are expected; the threads are named after what they started as.
+//!   preemption monitor freezes it on its thread and hands that role to a
+//!   spare thread of the same role (`gvthread-spare-<role>`), which carries
+//!   on with the queue. So a spare thread running GVThreads, and more OS
+//!   threads than workers, are expected; threads are named after what they
+//!   started as.
 //! * Idle workers steal GVThreads that have not started yet from busy ones:
 //!   that is where load balance comes from. How the work splits between
 //!   threads depends on timing; on a busy 2-core machine one thread may do
 //!   nearly all of it, and that is not a fault.
-//! * A GVThread that has started stays on its OS thread (its *home*), so
-//!   thread-locals stay valid across blocking calls (see docs/safety.md); the
-//!   few that resumed elsewhere ran while their home thread held a frozen
-//!   GVThread (forced preemption lends the home's queue to the spare).
+//! * A GVThread that has started stays with its role (its *home*): it runs
+//!   only on that role's OS threads, so thread-locals stay consistent across
+//!   blocking calls (see docs/safety.md). The few that resumed on another OS
+//!   thread moved between their role's worker thread and its spare.
 
 use std::collections::BTreeMap;
 use std::thread::ThreadId;

@@ -52,7 +52,7 @@
 //! <pid>` (or Ctrl-\\) prints it on standard error, like Go's goroutine dump.
 //!
 //! ```text
-//! gvthread-0.1 [Normal] parked on channel [gvthread/src/sync/chan/mod.rs:471], for 2.113 s
+//! gvthread-0.1 [Normal, worker 0] parked on channel [gvthread/src/sync/chan/mod.rs:471], for 2.113 s
 //!    0: gvthread::sched::machine::switch_to
 //!   ...
 //!    3: myapp::wait_for_orders
@@ -95,7 +95,7 @@ mod util;
 
 pub use preempt::no_preempt;
 pub use runtime::block_on::{Async, BlockOn, Closure};
-pub use runtime::config::{DEFAULT_MAX_GVTHREADS, DEFAULT_MAX_OS_THREADS, MAX_WORKERS, SchedulerConfig};
+pub use runtime::config::{DEFAULT_MAX_GVTHREADS, DEFAULT_THREADS_PER_WORKER, MAX_WORKERS, SchedulerConfig};
 pub use runtime::error::{RuntimeError, SpawnError};
 pub use runtime::handle::{Handle, current_id, current_token, spawn, spawn_with_priority, try_spawn};
 pub use runtime::metrics::RuntimeMetrics;

@@ -392,16 +392,11 @@ fn loops_with_safepoints_yield_every_time_slice() {
     assert_eq!(m.forced_preemptions, 0, "{m:?}");
 }
 
-#[test]
-fn a_wakee_does_not_wait_for_a_waker_that_keeps_computing() {
-    if !common::isolated("a_wakee_does_not_wait_for_a_waker_that_keeps_computing", LIMIT) {
-        return;
-    }
-    // Two workers, no forced preemption: the woken GVThread sits in the
-    // waker's `runnext`; the monitor must move it where the idle worker can
-    // take it, instead of letting it wait until the waker stops computing.
-    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(2).enable_forced_preempt(false));
-    let ran_early = rt.block_on(|| {
+/// A waker that keeps computing after waking a GVThread: does the wakee run
+/// before the waker stops? `config` decides how it can.
+fn wakee_runs_beside_a_computing_waker(config: SchedulerConfig) -> bool {
+    let mut rt = Runtime::new(config.num_workers(2));
+    rt.block_on(|| {
         let (tx, rx) = gvthread::channel::<()>(1);
         let flag = Arc::new(AtomicBool::new(false));
         let f = flag.clone();
@@ -423,8 +418,33 @@ fn a_wakee_does_not_wait_for_a_waker_that_keeps_computing() {
         let r = waker.join().unwrap();
         wakee.join().unwrap();
         r
-    });
-    assert!(ran_early, "the wakee only ran after its waker stopped computing");
+    })
+}
+
+#[test]
+fn a_wakee_bound_to_a_computing_waker_runs_after_a_forced_preemption() {
+    if !common::isolated("a_wakee_bound_to_a_computing_waker_runs_after_a_forced_preemption", LIMIT) {
+        return;
+    }
+    // The wakee may be bound to the waker's role (it started there): only
+    // that role's threads may run it. Forced preemption freezes the waker
+    // and a spare thread of the role runs the wakee.
+    assert!(
+        wakee_runs_beside_a_computing_waker(SchedulerConfig::default()),
+        "the wakee only ran after its waker stopped computing"
+    );
+}
+
+#[test]
+fn under_free_migration_a_wakee_moves_to_the_idle_worker() {
+    if !common::isolated("under_free_migration_a_wakee_moves_to_the_idle_worker", LIMIT) {
+        return;
+    }
+    // No forced preemption: the monitor moves the wakee out of the busy
+    // worker's `runnext`, and the idle worker takes it.
+    // SAFETY: the GVThreads of this test keep no thread-bound state.
+    let config = unsafe { SchedulerConfig::default().free_migration(true) }.enable_forced_preempt(false);
+    assert!(wakee_runs_beside_a_computing_waker(config), "the wakee only ran after its waker stopped computing");
 }
 
 #[test]

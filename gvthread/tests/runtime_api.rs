@@ -39,11 +39,40 @@ fn other_config_errors_name_the_knob() {
         (SchedulerConfig::default().time_slice(Duration::ZERO), "time_slice"),
         (SchedulerConfig::default().timer_interval(Duration::ZERO), "timer_interval"),
         (SchedulerConfig::default().num_workers(200).num_low_priority_workers(100), "num_workers"),
+        // Sums that overflow are refused, not a panic inside `try_new`.
+        (SchedulerConfig::default().num_workers(usize::MAX).num_low_priority_workers(1), "num_workers"),
+        (SchedulerConfig::default().num_workers(1).num_low_priority_workers(usize::MAX), "num_workers"),
+        (SchedulerConfig::default().num_workers(2).max_os_threads(1), "max_os_threads"),
     ] {
         match Runtime::try_new(cfg) {
             Err(RuntimeError::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
             other => panic!("expected InvalidConfig for {field}, got {other:?}"),
         }
+    }
+}
+
+#[test]
+fn huge_time_slices_are_accepted_and_run() {
+    let _w = common::watchdog("huge_time_slices_are_accepted_and_run", Duration::from_secs(60));
+    // `time_slice + grace_period` must not overflow in the monitor.
+    for cfg in [
+        SchedulerConfig::default().time_slice(Duration::MAX),
+        SchedulerConfig::default().grace_period(Duration::MAX),
+        SchedulerConfig::default().time_slice(Duration::MAX).grace_period(Duration::MAX),
+        SchedulerConfig::default().timer_interval(Duration::MAX),
+    ] {
+        let mut rt = Runtime::try_new(cfg.num_workers(1)).expect("a huge duration is a valid setting");
+        let v = rt.block_on(|| {
+            // A GVThread that keeps the worker for a few monitor ticks.
+            let t = std::time::Instant::now();
+            while t.elapsed() < Duration::from_millis(30) {
+                std::hint::spin_loop();
+            }
+            // Needs a live timer thread (which ran the monitor meanwhile).
+            gvthread::sleep(Duration::from_millis(1));
+            gvthread::spawn(|_| 5).join().unwrap()
+        });
+        assert_eq!(v, 5);
     }
 }
 

@@ -103,7 +103,7 @@ fn parked_gvthreads_show_their_functions_and_reasons() {
     }
     assert!(dump.contains("until +"), "the sleep's deadline is shown:\n{dump}");
     assert!(dump.contains(&format!("gvthread-{}", on_channel.id().slot())), "{dump}");
-    assert!(dump.contains("[Normal]"), "{dump}");
+    assert!(dump.contains("[Normal, worker "), "{dump}");
 
     // Dumping held nobody back: every GVThread still gets its wake.
     tx.send(1).unwrap();

@@ -99,3 +99,39 @@ fn reference_stays_valid_across_blocking_calls() {
     });
     assert_eq!(total, 20 * 4950);
 }
+
+static TEARDOWN_DROPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct CreatedDuringTeardown;
+impl Drop for CreatedDuringTeardown {
+    fn drop(&mut self) {
+        TEARDOWN_DROPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+struct CreatesAnotherOnDrop;
+impl Drop for CreatesAnotherOnDrop {
+    fn drop(&mut self) {
+        // A destructor that touches another GVThread-local: the value is
+        // created during teardown and must be dropped too.
+        LATE.with(|_| ());
+    }
+}
+
+gvthread::gvthread_local! {
+    static EARLY: CreatesAnotherOnDrop = CreatesAnotherOnDrop;
+    static LATE: CreatedDuringTeardown = CreatedDuringTeardown;
+}
+
+#[test]
+fn values_created_during_teardown_are_dropped() {
+    let _w = common::watchdog("values_created_during_teardown_are_dropped", std::time::Duration::from_secs(60));
+    let mut rt = common::rt(2);
+    rt.block_on(|| {
+        let hs: Vec<_> = (0..100).map(|_| gvthread::spawn(|_| EARLY.with(|_| ()))).collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    assert_eq!(TEARDOWN_DROPS.load(std::sync::atomic::Ordering::SeqCst), 100);
+}

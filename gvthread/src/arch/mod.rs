@@ -10,6 +10,9 @@
 //! * [`switch`]: saves the callee-saved state of the running context into `from`
 //!   and resumes `to`. It returns when somebody switches back to `from`.
 //! * [`STACK_ALIGNMENT`]: the alignment of the initial stack pointer.
+//! * [`Interrupted`]: what the preemption handler needs to know about the
+//!   code a signal interrupted (its program counter, and whether it was
+//!   blocked in a system call), read from the kernel's `ucontext_t`.
 //!
 //! Voluntary switches only need the callee-saved registers: the caller of
 //! `switch` already treats every caller-saved register as clobbered, as for any
@@ -18,7 +21,7 @@
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86_64::{Context, STACK_ALIGNMENT, init_stack, switch};
+pub(crate) use x86_64::{Context, Interrupted, STACK_ALIGNMENT, Syscall, init_stack, switch};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86_64::{SuspendedRegs, suspended_regs};
 

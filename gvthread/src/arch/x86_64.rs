@@ -165,6 +165,118 @@ pub(crate) unsafe fn init_stack(stack_top: usize, entry: EntryFn, arg: *mut u8) 
     Context { sp }
 }
 
+/// The interrupted code of a signal, as the preemption handler sees it.
+pub(crate) struct Interrupted {
+    ctx: *mut libc::ucontext_t,
+    /// The address of the next instruction to run (`rip`).
+    pub(crate) pc: usize,
+    /// Blocked in a system call: the kernel either rewound `rip` to the
+    /// `syscall` instruction (a call restarted after the handler, `SA_RESTART`)
+    /// or left it just after one with `-EINTR` in `rax` (a call that is not
+    /// restarted, such as `nanosleep`).
+    pub(crate) in_syscall: bool,
+    /// The call will restart: `rip` is at the `syscall` and `rax` holds its
+    /// number again.
+    restarting: bool,
+}
+
+/// A system call the handler found its thread blocked in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Syscall {
+    /// The call's number.
+    pub(crate) nr: libc::c_long,
+    /// Its six arguments (`rdi`, `rsi`, `rdx`, `r10`, `r8`, `r9`).
+    pub(crate) args: [libc::c_long; 6],
+    /// It returned `-EINTR` (instead of being restarted).
+    pub(crate) interrupted: bool,
+}
+
+const SYSCALL: [u8; 2] = [0x0f, 0x05];
+/// `mov $imm32, %eax`: how glibc loads the number of an inline system call.
+const MOV_IMM32_EAX: u8 = 0xb8;
+const PAGE: usize = 4096;
+
+impl Interrupted {
+    /// Reads the interrupted state from a signal handler's context.
+    ///
+    /// # Safety
+    /// `ctx` must be the `ucontext_t` the kernel passed to an `SA_SIGINFO`
+    /// handler running now, and the value must not outlive the handler.
+    pub(crate) unsafe fn from_ucontext(ctx: *mut libc::c_void) -> Interrupted {
+        let ctx = ctx.cast::<libc::ucontext_t>();
+        // SAFETY: the kernel passes a valid ucontext_t to SA_SIGINFO handlers.
+        let regs = unsafe { &(*ctx).uc_mcontext.gregs };
+        let pc = regs[libc::REG_RIP as usize] as usize;
+        let rax = regs[libc::REG_RAX as usize];
+        // `pc` is the next instruction to run, so its page is mapped and
+        // readable (x86_64 code pages are). Only read bytes in that page: the
+        // next and the previous page may be unmapped.
+        let offset = pc % PAGE;
+        // SAFETY: `pc` and `pc + 1` lie in `pc`'s page (offset <= PAGE - 2).
+        let at = offset <= PAGE - 2 && unsafe { (pc as *const [u8; 2]).read_unaligned() } == SYSCALL;
+        // SAFETY: `pc - 2` and `pc - 1` lie in `pc`'s page (offset >= 2).
+        let after = rax == -(libc::EINTR as i64)
+            && offset >= 2
+            && unsafe { ((pc - 2) as *const [u8; 2]).read_unaligned() } == SYSCALL;
+        Interrupted { ctx, pc, in_syscall: at || after, restarting: at }
+    }
+
+    /// The system call the thread was blocked in, when its number is known:
+    /// always for a call about to restart; for one that returned `-EINTR`,
+    /// only when glibc's `mov $nr, %eax; syscall` sequence precedes `rip`.
+    pub(crate) fn syscall(&self) -> Option<Syscall> {
+        if !self.in_syscall {
+            return None;
+        }
+        // SAFETY: `ctx` is the handler's live ucontext (see `from_ucontext`).
+        let regs = unsafe { &(*self.ctx).uc_mcontext.gregs };
+        let nr = if self.restarting {
+            regs[libc::REG_RAX as usize]
+        } else {
+            // The 5-byte `mov` ends where the 2-byte `syscall` starts.
+            let mov = self.pc.checked_sub(7)?;
+            if mov / PAGE != self.pc / PAGE {
+                return None;
+            }
+            // SAFETY: `mov..pc` lies in `pc`'s page, which is mapped code.
+            let bytes = unsafe { (mov as *const [u8; 5]).read_unaligned() };
+            if bytes[0] != MOV_IMM32_EAX {
+                return None;
+            }
+            i32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as i64
+        };
+        let r = |i: libc::c_int| regs[i as usize];
+        Some(Syscall {
+            nr,
+            args: [
+                r(libc::REG_RDI),
+                r(libc::REG_RSI),
+                r(libc::REG_RDX),
+                r(libc::REG_R10),
+                r(libc::REG_R8),
+                r(libc::REG_R9),
+            ],
+            interrupted: !self.restarting,
+        })
+    }
+
+    /// Makes the interrupted code resume after its system call with
+    /// `result` (a raw kernel result: a value, or `-errno`).
+    ///
+    /// # Safety
+    /// Only for the call [`syscall`](Self::syscall) returned, once it was
+    /// carried out; the handler must then return to the interrupted code.
+    pub(crate) unsafe fn complete_syscall(&self, result: libc::c_long) {
+        // SAFETY: `ctx` is the handler's live ucontext; the kernel restores
+        // these registers from it when the handler returns.
+        let regs = unsafe { &mut (*self.ctx).uc_mcontext.gregs };
+        regs[libc::REG_RAX as usize] = result;
+        if self.restarting {
+            regs[libc::REG_RIP as usize] += SYSCALL.len() as i64;
+        }
+    }
+}
+
 /// The registers a suspended context resumes with, as an unwinder needs them:
 /// its program counter (where `switch` returns to), its stack pointer after
 /// that return, and the callee-saved registers.

@@ -247,6 +247,11 @@ impl SlotPool {
         &self.chunk(slot).completions[slot as usize % SLOTS_PER_CHUNK]
     }
 
+    /// Number of slot ids this pool can ever hand out (ids are below it).
+    pub(crate) fn capacity(&self) -> usize {
+        self.table.chunks.len() * SLOTS_PER_CHUNK
+    }
+
     /// Number of slots ever handed out (live ones are among `0..used()`).
     pub(crate) fn used(&self) -> u32 {
         self.fresh.load(Ordering::Acquire)

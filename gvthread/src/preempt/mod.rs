@@ -56,12 +56,14 @@
 //! `epoll_wait` or a plain `Read::read` hands `ErrorKind::Interrupted` to its
 //! caller (see `docs/preemption.md`).
 
+mod foreign;
 mod monitor;
 pub(crate) mod signal;
 mod spares;
+mod syscall;
 
 pub(crate) use monitor::Monitor;
-pub(crate) use spares::SparePool;
+pub(crate) use spares::{spare_count, starter_thread};
 
 use std::sync::atomic::Ordering;
 
@@ -86,11 +88,6 @@ pub fn safepoint_check() {
     let Some(m) = (unsafe { machine::current_ptr_inlined().as_ref() }) else { return };
     let w = m.worker_ptr();
     if w.is_null() {
-        // Back from a system call during which the role was handed away.
-        let slot = m.current_slot();
-        if slot != machine::NO_GVTHREAD {
-            machine::ensure_role(m, slot);
-        }
         return;
     }
     // SAFETY: a non-null role pointer targets an element of the runtime's

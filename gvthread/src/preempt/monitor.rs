@@ -3,20 +3,33 @@
 //!
 //! For each worker role it watches the activity counter (bumped at every
 //! switch, and by a yield that found nothing else to run; not by safepoints,
-//! which only poll the request). Unchanged for `time_slice`: the role's cooperative
-//! preemption flag is set (the next `safepoint!()` yields). Still unchanged
-//! after `time_slice + grace_period` and forced preemption is on: the OS
-//! thread holding the role gets SIGURG (see `signal`), again every time slice
-//! while the stall lasts. This also rescues workers stuck in blocking calls
-//! (`std::thread::sleep`, a contended `std::sync::Mutex`, FFI): the handler
-//! runs, hands the role to a spare thread, and the other GVThreads go on.
+//! which only poll the request). Unchanged for `time_slice`: the role's
+//! cooperative preemption flag is set (the next `safepoint!()` yields) and a
+//! spare thread is requested for the role ahead of need. Still unchanged
+//! after `time_slice + grace_period`, forced preemption on, and something
+//! else waiting for the role: the OS thread holding the role gets SIGURG (see
+//! `signal`), again at every tick while the stall lasts (the handler declines
+//! at unsafe points, and the next tick retries). This also rescues workers
+//! stuck in blocking calls (`std::thread::sleep`, a contended
+//! `std::sync::Mutex`, FFI): the handler freezes the GVThread in its call and
+//! the role's other GVThreads go on.
+//!
+//! Lock holders first: while a role has frozen GVThreads, a holder that has
+//! not switched for two ticks gets a `PREEMPT_BLOCKED` signal, which freezes
+//! it only if it is blocked in the kernel, and then hands the role to the
+//! oldest frozen GVThread (likely the owner of the lock it waits for).
+//!
+//! The monitor runs on the timer thread outside every lock, and neither
+//! allocates nor starts threads (see `spares`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::signal::PREEMPT_SIGNAL;
+use super::spares::request_spare;
 use crate::runtime::shared::Shared;
+use crate::sched::machine::{PREEMPT_BLOCKED, PREEMPT_HOG};
 
 /// What the monitor remembers about one worker role.
 #[derive(Clone, Copy)]
@@ -27,7 +40,6 @@ struct Watch {
     activity: u64,
     since: Instant,
     flagged: bool,
-    last_signal: Option<Instant>,
 }
 
 /// Monitor state, owned by the timer thread.
@@ -39,10 +51,7 @@ impl Monitor {
     pub(crate) fn new(shared: &Shared) -> Monitor {
         let now = Instant::now();
         Monitor {
-            watches: vec![
-                Watch { runnext: u32::MAX, activity: 0, since: now, flagged: false, last_signal: None };
-                shared.workers.len()
-            ],
+            watches: vec![Watch { runnext: u32::MAX, activity: 0, since: now, flagged: false }; shared.workers.len()],
         }
     }
 
@@ -63,7 +72,7 @@ impl Monitor {
             }
             let activity = w.activity.load(Ordering::Relaxed);
             if !w.busy.load(Ordering::Relaxed) || activity != watch.activity {
-                *watch = Watch { runnext: watch.runnext, activity, since: now, flagged: false, last_signal: None };
+                *watch = Watch { runnext: watch.runnext, activity, since: now, flagged: false };
                 any_busy |= w.busy.load(Ordering::Relaxed);
                 continue;
             }
@@ -73,29 +82,34 @@ impl Monitor {
                 watch.flagged = true;
                 w.preempt.store(true, Ordering::Release);
                 shared.metrics.preempt_requests.fetch_add(1, Ordering::Relaxed);
-            }
-            if cfg.enable_forced_preempt
-                && stalled >= cfg.time_slice + cfg.grace_period
-                && watch.last_signal.is_none_or(|t| now.duration_since(t) >= cfg.time_slice)
-                // Only when someone else could use the worker: freezing a
-                // GVThread that would be picked right back is pure cost.
-                && shared.any_runnable()
-            {
-                let holder = w.holder.load(Ordering::Acquire);
-                if !holder.is_null() {
-                    watch.last_signal = Some(now);
-                    // SAFETY: machines stay alive while registered in
-                    // `shared`, which outlives this timer thread's use.
-                    unsafe {
-                        (*holder).preempt_request.store(true, Ordering::Release);
-                        libc::pthread_kill((*holder).pthread, PREEMPT_SIGNAL);
-                    }
-                    shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
+                if cfg.enable_forced_preempt {
+                    request_spare(shared, w);
                 }
             }
-        }
-        if cfg.enable_forced_preempt && any_busy {
-            shared.ensure_spare();
+            if !cfg.enable_forced_preempt {
+                continue;
+            }
+            let request = if stalled >= cfg.time_slice.saturating_add(cfg.grace_period)
+                // Only when someone else could use the worker: freezing a
+                // GVThread that would be picked right back is pure cost.
+                && shared.has_work_for(w)
+            {
+                PREEMPT_HOG
+            } else if !w.frozen.is_empty() && stalled >= cfg.timer_interval.saturating_mul(2) {
+                PREEMPT_BLOCKED
+            } else {
+                continue;
+            };
+            let holder = w.holder.load(Ordering::Acquire);
+            if !holder.is_null() {
+                // SAFETY: machines stay alive while registered in `shared`,
+                // which outlives this timer thread's use.
+                unsafe {
+                    (*holder).preempt_request.store(request, Ordering::Release);
+                    libc::pthread_kill((*holder).pthread, PREEMPT_SIGNAL);
+                }
+                shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
+            }
         }
         any_busy
     }

@@ -5,7 +5,11 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::sched::machine::{self, Machine, NO_GVTHREAD};
+use super::foreign;
+use super::spares::{request_spare, take_spare};
+use super::syscall;
+use crate::arch::Interrupted;
+use crate::sched::machine::{self, Machine, NO_GVTHREAD, PREEMPT_BLOCKED, PREEMPT_NONE};
 use crate::util::signal::ChainedHandler;
 
 /// The signal used for forced preemption (as Go does: rarely used by
@@ -17,6 +21,7 @@ static HANDLER: ChainedHandler = ChainedHandler::new();
 /// Installs the handler once per process, remembering the previous one so
 /// that signals that are not ours are passed on.
 pub(crate) fn install() {
+    foreign::init();
     HANDLER.install(PREEMPT_SIGNAL, handler, libc::SA_ONSTACK | libc::SA_RESTART);
 }
 
@@ -25,11 +30,12 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     let saved_errno = unsafe { *libc::__errno_location() };
     let m = machine::current_ptr();
     // SAFETY: a non-null machine pointer of this thread is valid (see
-    // `machine::current`); the request flag tells our signals from others.
-    let ours = !m.is_null() && unsafe { (*m).preempt_request.swap(false, Ordering::AcqRel) };
-    if ours {
+    // `machine::current`); the request tells our signals from others.
+    let request =
+        if m.is_null() { PREEMPT_NONE } else { unsafe { (*m).preempt_request.swap(PREEMPT_NONE, Ordering::AcqRel) } };
+    if request != PREEMPT_NONE {
         // SAFETY: as above; `ctx` is the kernel's ucontext for this signal.
-        unsafe { preempt_here(&*m, ctx) };
+        unsafe { preempt_here(&*m, request, Interrupted::from_ucontext(ctx)) };
     } else {
         // SAFETY: forwarding the handler's own arguments. With no previous
         // handler there is nothing to do: SIGURG's default action is to
@@ -40,40 +46,25 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     unsafe { *libc::__errno_location() = saved_errno };
 }
 
-/// Whether the interrupted code was blocked in a system call: the kernel
-/// either rewound the instruction pointer to the `syscall` instruction (a
-/// restartable call, `SA_RESTART`) or left it just after one with `-EINTR`
-/// in `rax` (a call that is not restarted, such as `nanosleep`).
-///
-/// # Safety
-/// `ctx` must be the `ucontext_t` the kernel passed to the handler.
-unsafe fn interrupted_in_syscall(ctx: *mut libc::c_void) -> bool {
-    const SYSCALL: [u8; 2] = [0x0f, 0x05];
-    // SAFETY: the kernel passes a valid ucontext_t to SA_SIGINFO handlers.
-    let regs = unsafe { &(*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs };
-    let rip = regs[libc::REG_RIP as usize] as usize;
-    let rax = regs[libc::REG_RAX as usize];
-    // SAFETY: `rip` is the address of the next instruction to run: mapped,
-    // readable code (x86_64 code pages are readable).
-    if unsafe { (rip as *const [u8; 2]).read_unaligned() } == SYSCALL {
-        return true;
-    }
-    // Only look behind `rip` within its page (the page before may be unmapped).
-    // SAFETY: `rip - 2` is in the same page as `rip`, so it is mapped too.
-    rax == -(libc::EINTR as i64)
-        && rip & 0xfff >= 2
-        && unsafe { ((rip - 2) as *const [u8; 2]).read_unaligned() } == SYSCALL
-}
-
 /// Freezes the GVThread running on `m` right where it was interrupted (the
 /// kernel saved every register, FPU and SIMD state included, in the signal
-/// frame), queues it as runnable-but-bound-to-`m`, hands `m`'s role to a spare
-/// machine, and waits until a scheduler picks the GVThread and hands a role
-/// back; then returns, resuming the GVThread on its own OS thread.
+/// frame), queues it on its role's `frozen` queue, hands the role to another
+/// thread of the same role, and waits until a scheduler picks the GVThread and
+/// hands the role back; then returns, resuming the GVThread on its own OS
+/// thread. Declines (returns at once; the monitor retries) where freezing is
+/// not safe or not possible.
+///
+/// The role goes to, in order of preference:
+/// * for a GVThread blocked in a system call (`PREEMPT_BLOCKED`, or a hog
+///   request that found it in the kernel): the thread of the oldest frozen
+///   GVThread of the role, which may hold the lock it waits for;
+/// * otherwise a spare thread of the role, which runs everything else;
+/// * failing a spare (the role's threads are all taken): the oldest frozen
+///   GVThread's thread, so frozen GVThreads are resumed in turn.
 ///
 /// # Safety
 /// Called only from the signal handler on `m`'s own thread.
-unsafe fn preempt_here(m: &Machine, ctx: *mut libc::c_void) {
+unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
     if m.in_handler.get() || m.in_runtime() > 0 {
         return; // inside the runtime: the monitor retries at its next tick
     }
@@ -85,33 +76,57 @@ unsafe fn preempt_here(m: &Machine, ctx: *mut libc::c_void) {
     if sh.no_preempt_depth(slot) > 0 {
         return;
     }
-    let Some(spare) = sh.spares.pop() else {
+    if request == PREEMPT_BLOCKED && !at.in_syscall {
+        return; // running, not waiting: not a lock waiter
+    }
+    if !at.in_syscall && foreign::contains(at.pc) {
+        sh.metrics.unsafe_point_retries.fetch_add(1, Ordering::Relaxed);
+        return; // may hold a C library lock: retry at the next tick
+    }
+    let w = m.worker();
+    let to_frozen = |sh: &crate::runtime::shared::Shared| {
+        let f = w.frozen.pop(&sh.links)?;
+        let holder = sh.take_bound_machine(f);
+        // Every entry of `frozen` is bound to the machine that froze it.
+        (!holder.is_null()).then_some(holder)
+    };
+    let next =
+        if at.in_syscall { to_frozen(sh).or_else(|| take_spare(w)) } else { take_spare(w).or_else(|| to_frozen(sh)) };
+    let Some(next) = next else {
         sh.metrics.no_spare.fetch_add(1, Ordering::Relaxed);
+        request_spare(sh, w);
         return;
     };
-    // SAFETY: `ctx` is the ucontext the kernel passed to this handler.
-    if unsafe { interrupted_in_syscall(ctx) } {
-        // Blocked in the kernel: freezing it here would only make it retake
-        // the role, and stall it again, each time it is scheduled. Instead
-        // the role goes to the spare now and the call finishes on this
-        // thread without one; the GVThread gets a role back at its next
-        // runtime call (`machine::ensure_role`).
-        let role = m.drop_role();
-        sh.metrics.syscall_handoffs.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: spares stay alive (registry) while they wait.
-        unsafe { (*spare).give_role(role) };
-        return;
-    }
     m.in_handler.set(true);
-    let role = m.worker();
-    // The state word stays ACTIVE: queued-but-bound is still "not parked".
-    // The spare queues it (globally, behind everything runnable) first thing.
-    sh.bind(slot, m);
-    role.preempted.store(slot, Ordering::Release);
     sh.metrics.forced_preemptions.fetch_add(1, Ordering::Relaxed);
     let role = m.drop_role();
-    // SAFETY: spares stay alive (registry) while they wait.
-    unsafe { (*spare).give_role(role) };
+    if let Some(call) = at.syscall().and_then(syscall::resumable) {
+        // Blocked in the kernel: the role goes on without us while the call
+        // finishes here (see `syscall`).
+        sh.metrics.syscall_handoffs.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: machines stay alive (registry) while the runtime runs.
+        unsafe { (*next).give_role(role) };
+        request_spare(sh, w);
+        let result = syscall::carry_out(call);
+        // SAFETY: `call` was the interrupted call, now carried out; the
+        // handler returns to the interrupted code after the role is back.
+        unsafe { at.complete_syscall(result) };
+        sh.bind(slot, m);
+        w.frozen.push(&sh.links, slot);
+        // The role's holder may sleep. The idle lock is never held by the
+        // code a handler interrupts (it is taken only inside runtime
+        // sections, where the handler declines), so taking it here cannot
+        // deadlock this thread.
+        sh.idle_for(w).wake_worker(w.index, &sh.workers);
+    } else {
+        // The state word stays as it is: queued-but-bound is still "not
+        // parked". Queued before the role leaves: its next holder may take it.
+        sh.bind(slot, m);
+        w.frozen.push(&sh.links, slot);
+        // SAFETY: machines stay alive (registry) while the runtime runs.
+        unsafe { (*next).give_role(role) };
+        request_spare(sh, w);
+    }
     match m.wait_for_role() {
         Some(r) => m.take_role(r),
         // The runtime stopped while we waited: this GVThread is abandoned.
@@ -124,7 +139,7 @@ unsafe fn preempt_here(m: &Machine, ctx: *mut libc::c_void) {
     let w = m.worker();
     w.note_switch();
     w.busy.store(true, Ordering::SeqCst);
-    // The monitor may have gone idle while the role sat on a spare's
+    // The monitor may have gone idle while the role sat on another thread's
     // scheduler stack; it must watch this GVThread again.
     sh.wake_monitor();
     m.in_handler.set(false);

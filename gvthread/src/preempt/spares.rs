@@ -1,54 +1,89 @@
-//! The pool of spare machines, usable from a signal handler.
+//! Spare machines: the extra OS threads of a worker role.
+//!
+//! Each role has a fixed number of thread places (`Worker::machines`: its
+//! first worker thread plus up to `threads_per_role - 1` spares, from
+//! [`SchedulerConfig::max_os_threads`](crate::SchedulerConfig::max_os_threads)).
+//! A spare takes the role when the preemption handler freezes a GVThread on
+//! the thread that held it. A spare serves its role only, for life: the
+//! role's GVThreads may keep the addresses of thread-locals of every thread
+//! the role ran on, so a thread must never run another role's GVThreads.
+//!
+//! * Taking a spare ([`take_spare`]) is a scan of the role's few places with
+//!   a compare-and-swap: no lock, no allocation, callable from the handler.
+//! * Starting one allocates and takes the allocator's and the loader's locks
+//!   (`pthread_create`), which a frozen GVThread might hold; so neither the
+//!   handler nor the timer thread does it. They raise the role's
+//!   `want_spare` flag and unpark the *spare starter* thread, which is the
+//!   only thread that ever blocks on such a lock for spares, harmlessly.
 
-use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
+use crate::runtime::shared::Shared;
 use crate::sched::machine::Machine;
+use crate::sched::worker::Worker;
 
-/// Spare machines waiting for a role: a fixed array of pointers, so that
-/// taking one is a lock-free, allocation-free scan (async-signal-safe).
-pub(crate) struct SparePool {
-    slots: Box<[AtomicPtr<Machine>]>,
-    count: AtomicUsize,
+/// Takes a spare machine of role `w`, if one waits. Async-signal-safe.
+pub(crate) fn take_spare(w: &Worker) -> Option<*const Machine> {
+    for p in w.machines.iter() {
+        let m = p.load(Ordering::Acquire);
+        // SAFETY: registered machines stay alive until the runtime has
+        // stopped all its threads (see `Shared::clear_machines`).
+        if !m.is_null()
+            && unsafe { &*m }.spare.compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        {
+            return Some(m);
+        }
+    }
+    None
 }
 
-impl SparePool {
-    pub(crate) fn new(capacity: usize) -> SparePool {
-        SparePool {
-            slots: (0..capacity).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
-            count: AtomicUsize::new(0),
-        }
-    }
+/// Spare machines of role `w` waiting now.
+pub(crate) fn spare_count(w: &Worker) -> usize {
+    w.machines
+        .iter()
+        .filter(|p| {
+            let m = p.load(Ordering::Acquire);
+            // SAFETY: as in `take_spare`.
+            !m.is_null() && unsafe { &*m }.spare.load(Ordering::Relaxed)
+        })
+        .count()
+}
 
-    /// Offers `m` as a spare; false if the pool is full (the caller exits).
-    pub(crate) fn push(&self, m: &Machine) -> bool {
-        let p = m as *const Machine as *mut Machine;
-        for s in self.slots.iter() {
-            if s.compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                self.count.fetch_add(1, Ordering::AcqRel);
-                return true;
+/// Asks the spare starter for one more spare of role `w`, if the role has
+/// room for one and none waits. Async-signal-safe (atomics and a futex).
+pub(crate) fn request_spare(shared: &Shared, w: &Worker) {
+    if spare_count(w) > 0 {
+        return;
+    }
+    if w.is_full() {
+        shared.metrics.thread_cap_reached.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    if !w.want_spare.swap(true, Ordering::AcqRel) {
+        shared.spare_starter.unpark();
+    }
+}
+
+/// Body of the spare starter thread: starts the spares roles asked for,
+/// until the runtime stops.
+pub(crate) fn starter_thread(shared: Arc<Shared>) {
+    loop {
+        if shared.is_stopped() {
+            return;
+        }
+        for w in shared.workers.iter() {
+            if !w.want_spare.swap(false, Ordering::AcqRel) {
+                continue;
             }
-        }
-        false
-    }
-
-    /// Takes a spare, if any. Async-signal-safe.
-    pub(crate) fn pop(&self) -> Option<*const Machine> {
-        if self.count.load(Ordering::Acquire) == 0 {
-            return None;
-        }
-        for s in self.slots.iter() {
-            let p = s.load(Ordering::Acquire);
-            if !p.is_null() && s.compare_exchange(p, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                self.count.fetch_sub(1, Ordering::AcqRel);
-                return Some(p);
+            if spare_count(w) > 0 || w.is_full() {
+                continue;
             }
+            // An error (the OS refused a thread) leaves the role without a
+            // spare: forced preemption then resumes its frozen GVThreads in
+            // turn, as at the thread cap.
+            let _ = shared.start_machine(w.index, false);
         }
-        None
-    }
-
-    /// Spares waiting now.
-    pub(crate) fn len(&self) -> usize {
-        self.count.load(Ordering::Acquire)
+        shared.spare_starter.park(None);
     }
 }

@@ -15,8 +15,10 @@ pub(crate) type ContextHook = Arc<dyn Fn() -> Box<dyn std::any::Any> + Send + Sy
 /// Largest number of worker roles (ordinary plus low-priority).
 pub const MAX_WORKERS: usize = 256;
 
-/// Default for [`SchedulerConfig::max_os_threads`] (Go's limit is 10,000 too).
-pub const DEFAULT_MAX_OS_THREADS: usize = 10_000;
+/// Default OS threads per worker role: [`SchedulerConfig::max_os_threads`]
+/// defaults to this many times `num_workers + num_low_priority_workers` (each
+/// role's own worker thread plus three spares for forced preemption).
+pub const DEFAULT_THREADS_PER_WORKER: usize = 4;
 
 /// Default for [`SchedulerConfig::max_gvthreads`]: 2 Mi GVThreads. Address
 /// space is reserved in 4 GiB chunks as the live count grows, so a large
@@ -48,7 +50,8 @@ pub struct SchedulerConfig {
     pub(crate) enable_forced_preempt: bool,
     pub(crate) debug_logging: bool,
     pub(crate) shutdown_timeout: Duration,
-    pub(crate) max_os_threads: usize,
+    pub(crate) max_os_threads: Option<usize>,
+    pub(crate) free_migration: bool,
     pub(crate) on_worker_start: Option<Hook>,
     pub(crate) on_worker_stop: Option<Hook>,
     pub(crate) worker_context: Option<ContextHook>,
@@ -70,7 +73,8 @@ impl Default for SchedulerConfig {
             enable_forced_preempt: true,
             debug_logging: false,
             shutdown_timeout: Duration::from_secs(1),
-            max_os_threads: DEFAULT_MAX_OS_THREADS,
+            max_os_threads: None,
+            free_migration: false,
             on_worker_start: None,
             on_worker_stop: None,
             worker_context: None,
@@ -93,6 +97,7 @@ impl fmt::Debug for SchedulerConfig {
             .field("debug_logging", &self.debug_logging)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("max_os_threads", &self.max_os_threads)
+            .field("free_migration", &self.free_migration)
             .field("on_worker_start", &self.on_worker_start.is_some())
             .field("on_worker_stop", &self.on_worker_stop.is_some())
             .field("worker_context", &self.worker_context.is_some())
@@ -165,12 +170,45 @@ impl SchedulerConfig {
     }
 
     /// Most OS threads the runtime runs GVThreads on (default
-    /// [`DEFAULT_MAX_OS_THREADS`]). Workers come first; the rest are spare
-    /// threads that take over a worker role while its previous thread holds a
-    /// preempted GVThread or is stuck in a blocking call. At the cap, forced
-    /// preemption pauses (counted in `RuntimeMetrics::thread_cap_reached`).
+    /// [`DEFAULT_THREADS_PER_WORKER`] × the number of worker roles). Each
+    /// role gets an equal share (at least one): its worker thread plus spare
+    /// threads that take the role over while its previous thread holds a
+    /// GVThread frozen by forced preemption. A role whose threads all hold
+    /// frozen GVThreads resumes them in turn instead of starting more
+    /// threads, so the count never exceeds this cap. The runtime also runs a
+    /// timer thread and, with forced preemption on, a thread that starts
+    /// spares; those two are not counted here.
     pub fn max_os_threads(mut self, n: usize) -> Self {
-        self.max_os_threads = n;
+        self.max_os_threads = Some(n);
+        self
+    }
+
+    /// Lets a started GVThread resume on any worker thread (free migration),
+    /// instead of only on the threads of the worker role where it first ran.
+    ///
+    /// Off by default. Free migration balances load after the start too
+    /// (work stealing of running GVThreads), at the price of soundness for
+    /// thread-bound state: LLVM may keep a `thread_local!`'s address across
+    /// a call, so code that touches a thread-local, blocks (any gvthread
+    /// call that parks or yields) and touches it again can use the previous
+    /// OS thread's value while that thread uses it too; the same holds for
+    /// any `!Send` handle to thread-owned data kept across a blocking call
+    /// (an `Rc` out of a thread-local, `rand::thread_rng()`, a `tracing`
+    /// span guard).
+    ///
+    /// # Safety
+    /// The program, including every library it calls inside GVThreads, must
+    /// keep no thread-bound state (thread-locals, `!Send` values tied to an
+    /// OS thread) across a blocking gvthread call. See `docs/safety.md`.
+    ///
+    /// ```
+    /// // SAFETY: these GVThreads keep no thread-bound state across blocking calls.
+    /// let config = unsafe { gvthread::SchedulerConfig::default().free_migration(true) };
+    /// let mut rt = gvthread::Runtime::new(config.num_workers(2));
+    /// assert_eq!(rt.block_on(|| 1 + 1), 2);
+    /// ```
+    pub unsafe fn free_migration(mut self, on: bool) -> Self {
+        self.free_migration = on;
         self
     }
 
@@ -229,6 +267,18 @@ impl SchedulerConfig {
         self
     }
 
+    /// Worker roles (ordinary plus low-priority); valid after `validate`.
+    pub(crate) fn roles(&self) -> usize {
+        self.resolved_workers().saturating_add(self.num_low_priority_workers)
+    }
+
+    /// OS threads each role may have (its worker plus spares), at least one.
+    pub(crate) fn threads_per_role(&self) -> usize {
+        let roles = self.roles().max(1);
+        let cap = self.max_os_threads.unwrap_or(roles.saturating_mul(DEFAULT_THREADS_PER_WORKER));
+        (cap / roles).max(1)
+    }
+
     /// Number of ordinary workers this configuration resolves to.
     pub(crate) fn resolved_workers(&self) -> usize {
         self.num_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -241,12 +291,12 @@ impl SchedulerConfig {
         if workers == 0 {
             return bad("num_workers", "must be at least 1".into());
         }
-        if workers + self.num_low_priority_workers > MAX_WORKERS {
+        if workers > MAX_WORKERS || self.num_low_priority_workers > MAX_WORKERS || self.roles() > MAX_WORKERS {
             return bad(
                 "num_workers",
                 format!(
-                    "num_workers + num_low_priority_workers = {} exceeds the maximum of {MAX_WORKERS}",
-                    workers + self.num_low_priority_workers
+                    "num_workers ({workers}) + num_low_priority_workers ({}) exceeds the maximum of {MAX_WORKERS}",
+                    self.num_low_priority_workers
                 ),
             );
         }
@@ -256,13 +306,12 @@ impl SchedulerConfig {
         if self.max_gvthreads > u32::MAX as usize / 2 {
             return bad("max_gvthreads", format!("must be at most {}", u32::MAX / 2));
         }
-        if self.max_os_threads < workers + self.num_low_priority_workers {
+        if let Some(n) = self.max_os_threads
+            && n < self.roles()
+        {
             return bad(
                 "max_os_threads",
-                format!(
-                    "must be at least num_workers + num_low_priority_workers ({})",
-                    workers + self.num_low_priority_workers
-                ),
+                format!("must be at least num_workers + num_low_priority_workers ({})", self.roles()),
             );
         }
         if self.time_slice.is_zero() {

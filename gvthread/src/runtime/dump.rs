@@ -47,7 +47,7 @@ use crate::memory::GUARD_SIZE;
 use crate::sched::machine;
 use crate::task::header::HEADER_SIZE;
 use crate::task::priority::Priority;
-use crate::task::state::{self, ACTIVE, FREE, NOTIFIED, PARKED};
+use crate::task::state::{self, ACTIVE, BLOCKED, FREE, NOTIFIED, PARKED};
 use crate::util::futex;
 use crate::util::signal::ChainedHandler;
 
@@ -59,6 +59,8 @@ struct Entry {
     slot: u32,
     generation: u32,
     priority: Priority,
+    /// The worker role it is bound to once started.
+    home: Option<usize>,
     state: String,
     /// Nanoseconds in that state (coarse clock), if known.
     for_nanos: Option<u64>,
@@ -103,6 +105,9 @@ pub(crate) fn dump(shared: &Shared) -> String {
         } else if state::kind(word) == PARKED {
             // Woken between the load and the claim.
             "runnable (just woken)".to_string()
+        } else if state::kind(word) == BLOCKED {
+            // Parked while unwinding: its OS thread itself waits (see `sched::park`).
+            format!("blocked while unwinding, its OS thread waiting (on {})", reason.unwrap_or_else(|| "?".into()))
         } else if caller == Some((slot, generation)) {
             "running (called dump)".to_string()
         } else if !header.bound.load(Ordering::Acquire).is_null() {
@@ -116,6 +121,7 @@ pub(crate) fn dump(shared: &Shared) -> String {
             slot,
             generation,
             priority: Priority::from_u8(state::priority(word)),
+            home: state::home(word),
             state,
             for_nanos,
             frames,
@@ -237,7 +243,14 @@ fn format_dump(shared: &Shared, entries: &[Entry]) -> String {
         if let Some(name) = name_of(shared, e.slot) {
             let _ = write!(out, " \"{name}\"");
         }
-        let _ = write!(out, " [{:?}] {}", e.priority, e.state);
+        match e.home {
+            Some(h) => {
+                let _ = write!(out, " [{:?}, worker {h}] {}", e.priority, e.state);
+            }
+            None => {
+                let _ = write!(out, " [{:?}, not started] {}", e.priority, e.state);
+            }
+        }
         if let Some(n) = e.for_nanos {
             let _ = write!(out, ", for {}", millis(n));
         }

@@ -12,6 +12,7 @@ pub(crate) struct Counters {
     pub(crate) handoffs: AtomicU64,
     pub(crate) syscall_handoffs: AtomicU64,
     pub(crate) no_spare: AtomicU64,
+    pub(crate) unsafe_point_retries: AtomicU64,
     pub(crate) thread_cap_reached: AtomicU64,
     pub(crate) os_threads_started: AtomicU64,
 }
@@ -41,12 +42,19 @@ pub struct RuntimeMetrics {
     pub signals_sent: u64,
     /// Worker roles handed back to a machine holding a preempted GVThread.
     pub handoffs: u64,
-    /// Worker roles handed to a spare thread while their GVThread was blocked
-    /// in a system call (the call then finishes without holding the role).
+    /// Forced preemptions of GVThreads blocked in a system call (their role
+    /// went first to the thread of a frozen GVThread that may hold the lock
+    /// they wait for; the call resumes with them).
     pub syscall_handoffs: u64,
-    /// Forced preemptions skipped because no spare OS thread was free.
+    /// Forced preemptions skipped because the role had neither a spare
+    /// thread nor a frozen GVThread to resume (retried at the next tick).
     pub no_spare: u64,
-    /// Times a spare OS thread was needed but `max_os_threads` was reached.
+    /// Forced preemptions declined because the GVThread was running inside
+    /// the C library, the dynamic loader, the vDSO or the unwinder, whose
+    /// locks other threads need (retried at the next tick).
+    pub unsafe_point_retries: u64,
+    /// Times a spare OS thread was wanted but its role had all the threads
+    /// `max_os_threads` allows it.
     pub thread_cap_reached: u64,
     /// OS threads running or waiting as machines now (workers and spares).
     pub os_threads: usize,

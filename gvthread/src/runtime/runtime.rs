@@ -94,15 +94,19 @@ impl Runtime {
             rt.dumper = Some(SignalDumper::start(&rt.shared).map_err(RuntimeError::ThreadSpawn)?);
         }
         for index in 0..rt.shared.workers.len() {
-            rt.shared.start_machine(Some(index)).map_err(RuntimeError::ThreadSpawn)?;
+            rt.shared.start_machine(index, true).map_err(RuntimeError::ThreadSpawn)?;
         }
         if rt.shared.config.enable_forced_preempt {
             crate::preempt::signal::install();
-            // One spare ready for the first hand-off (the monitor keeps one),
-            // if the thread cap allows it.
-            if rt.shared.config.max_os_threads > rt.shared.workers.len() {
-                rt.shared.start_machine(None).map_err(RuntimeError::ThreadSpawn)?;
-            }
+            // Spares are started on demand (the monitor asks ahead of need)
+            // by a thread of their own: starting a thread may block on locks
+            // a frozen GVThread holds (see `preempt::spares`).
+            let sh = rt.shared.clone();
+            let starter = std::thread::Builder::new()
+                .name("gvthread-spares".into())
+                .spawn(move || crate::preempt::starter_thread(sh))
+                .map_err(RuntimeError::ThreadSpawn)?;
+            rt.shared.threads.lock().unwrap_or_else(|e| e.into_inner()).push(starter);
         }
         Ok(rt)
     }

@@ -7,7 +7,7 @@ use std::thread::JoinHandle as ThreadHandle;
 use super::config::SchedulerConfig;
 use super::metrics::{Counters, RuntimeMetrics};
 use crate::memory::SlotPool;
-use crate::preempt::SparePool;
+use crate::sched::homeq::Links;
 use crate::sched::idle::Idle;
 use crate::sched::inject::GlobalQueues;
 use crate::sched::machine::{self, Machine};
@@ -16,6 +16,7 @@ use crate::sync::cancel::CancellationToken;
 use crate::task::header::{HEADER_SIZE, Header};
 use crate::task::join::JoinCore;
 use crate::timer::Timers;
+use crate::util::futex::Parker;
 
 /// Accepting spawns.
 const RUNNING: u8 = 0;
@@ -24,11 +25,8 @@ const SHUTTING_DOWN: u8 = 1;
 /// Stopped: workers leave their loops, nothing more runs.
 const STOPPED: u8 = 2;
 
-/// Capacity of the spare pool.
-const MAX_SPARES: usize = 256;
-
 /// Body of every machine OS thread.
-fn machine_thread(shared: Arc<Shared>, role: Option<usize>) {
+fn machine_thread(shared: Arc<Shared>, role: usize, primary: bool) {
     crate::memory::ensure_altstack(); // the overflow handler runs on it (memory/guard.rs)
     if let Some(hook) = &shared.config.on_worker_start {
         hook();
@@ -36,7 +34,7 @@ fn machine_thread(shared: Arc<Shared>, role: Option<usize>) {
     let stop_hook = shared.config.on_worker_stop.clone();
     // `worker_context`: its guard lives exactly as long as this machine runs.
     let context_guard = shared.config.worker_context.as_ref().map(|f| f());
-    machine::run(shared, role);
+    machine::run(shared, role, primary);
     drop(context_guard);
     if let Some(hook) = stop_hook {
         hook();
@@ -52,6 +50,11 @@ pub(crate) struct Shared {
     pub(crate) num_normal_workers: usize,
     pub(crate) num_low_workers: usize,
     pub(crate) global: GlobalQueues,
+    /// Link words of the home queues (`Worker::home`, one per slot).
+    pub(crate) links: Links,
+    /// Started GVThreads may run on any role (the `unsafe` opt-in
+    /// `SchedulerConfig::free_migration`): homes are never claimed.
+    pub(crate) free_migration: bool,
     pub(crate) idle: Idle,
     pub(crate) idle_low: Idle,
     pub(crate) timers: Timers,
@@ -62,11 +65,8 @@ pub(crate) struct Shared {
     lifecycle: AtomicU8,
     done_lock: Mutex<()>,
     done_cv: Condvar,
-    /// Spare machines waiting for a role (forced preemption hands roles to them).
-    pub(crate) spares: SparePool,
-    /// Every machine started, kept alive until shutdown (raw pointers to them
-    /// live in roles, headers and the spare pool).
-    machines: Mutex<Vec<Arc<Machine>>>,
+    /// Where the spare starter thread sleeps (see `preempt::spares`).
+    pub(crate) spare_starter: Parker,
     /// OS threads of the machines, joined at shutdown.
     pub(crate) threads: Mutex<Vec<ThreadHandle<()>>>,
     /// The monitor sleeps because no role was busy; the next busy role wakes it.
@@ -78,8 +78,11 @@ impl Shared {
     pub(crate) fn new(config: SchedulerConfig, slots: SlotPool) -> Shared {
         let normal = config.resolved_workers();
         let low = config.num_low_priority_workers;
-        let workers = (0..normal + low).map(|i| Worker::new(i, i >= normal)).collect();
+        let per_role = config.threads_per_role();
+        let workers = (0..normal + low).map(|i| Worker::new(i, i >= normal, per_role)).collect();
         Shared {
+            links: Links::new(slots.capacity()),
+            free_migration: config.free_migration,
             max_gvthreads: config.max_gvthreads,
             config,
             slots,
@@ -95,63 +98,85 @@ impl Shared {
             lifecycle: AtomicU8::new(RUNNING),
             done_lock: Mutex::new(()),
             done_cv: Condvar::new(),
-            spares: SparePool::new(MAX_SPARES),
-            machines: Mutex::new(Vec::new()),
+            spare_starter: Parker::new(),
             threads: Mutex::new(Vec::new()),
             monitor_idle: AtomicBool::new(false),
             metrics: Counters::default(),
         }
     }
 
-    /// Keeps `m` alive until shutdown.
-    pub(crate) fn register_machine(&self, m: Arc<Machine>) {
-        self.machines.lock().unwrap_or_else(|e| e.into_inner()).push(m);
+    /// Records `m` in a thread place of its role (reserved by
+    /// `start_machine`), keeping it alive until shutdown: raw pointers to
+    /// machines live in roles, headers and the monitor.
+    pub(crate) fn register_machine(&self, m: &Arc<Machine>) -> bool {
+        let raw = Arc::into_raw(m.clone()).cast_mut();
+        for p in self.workers[m.role].machines.iter() {
+            if p.compare_exchange(std::ptr::null_mut(), raw, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                return true;
+            }
+        }
+        // SAFETY: `raw` came from `Arc::into_raw` just above and was not stored.
+        drop(unsafe { Arc::from_raw(raw) });
+        false
     }
 
-    /// Machines started so far.
+    /// Machines started so far (all roles).
     pub(crate) fn machine_count(&self) -> usize {
-        self.machines.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.workers.iter().map(Worker::machine_count).sum()
+    }
+
+    /// Every registered machine.
+    fn each_machine(&self, mut f: impl FnMut(&Machine)) {
+        for w in self.workers.iter() {
+            for p in w.machines.iter() {
+                let m = p.load(Ordering::Acquire);
+                // SAFETY: registered machines stay alive until `clear_machines`.
+                if let Some(m) = unsafe { m.as_ref() } {
+                    f(m);
+                }
+            }
+        }
     }
 
     /// Drops the registry (after the threads stopped), breaking the cycle
     /// between machines and this structure.
     pub(crate) fn clear_machines(&self) {
-        self.machines.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        for w in self.workers.iter() {
+            for p in w.machines.iter() {
+                let m = p.swap(std::ptr::null_mut(), Ordering::AcqRel);
+                if !m.is_null() {
+                    // SAFETY: stored by `register_machine` from `Arc::into_raw`,
+                    // and swapped out here exactly once.
+                    drop(unsafe { Arc::from_raw(m) });
+                }
+            }
+        }
     }
 
-    /// Starts an OS thread running a machine (`role` first, or as a spare).
-    pub(crate) fn start_machine(self: &Arc<Self>, role: Option<usize>) -> std::io::Result<()> {
-        let name = match role {
-            Some(i) if self.workers[i].low_priority => format!("gvthread-low-{i}"),
-            Some(i) => format!("gvthread-worker-{i}"),
-            None => "gvthread-spare".to_string(),
+    /// Starts an OS thread running a machine of role `role` (holding it if
+    /// `primary`, else as a spare), if the role has a free thread place.
+    pub(crate) fn start_machine(self: &Arc<Self>, role: usize, primary: bool) -> std::io::Result<()> {
+        let w = &self.workers[role];
+        if !w.reserve_thread() {
+            self.metrics.thread_cap_reached.fetch_add(1, Ordering::Relaxed);
+            return Err(std::io::Error::other("the role has max_os_threads / roles threads already"));
+        }
+        let name = match (w.low_priority, primary) {
+            (true, true) => format!("gvthread-low-{role}"),
+            (false, true) => format!("gvthread-worker-{role}"),
+            (_, false) => format!("gvthread-spare-{role}"),
         };
         let sh = self.clone();
-        let t = std::thread::Builder::new().name(name).spawn(move || machine_thread(sh, role))?;
-        self.metrics.os_threads_started.fetch_add(1, Ordering::Relaxed);
-        self.threads.lock().unwrap_or_else(|e| e.into_inner()).push(t);
-        Ok(())
-    }
-
-    /// Makes sure a spare machine exists for the next forced preemption,
-    /// within `max_os_threads`. Called by the timer thread.
-    pub(crate) fn ensure_spare(self: &Arc<Self>) {
-        if self.spares.len() > 0 || self.is_shutting_down() {
-            return;
-        }
-        if self.machine_count() >= self.config.max_os_threads {
-            if self.metrics.thread_cap_reached.fetch_add(1, Ordering::Relaxed) == 0 && self.config.debug_logging {
-                eprintln!(
-                    "gvthread: max_os_threads ({}) reached; forced preemption and stuck-worker rescue pause until threads free up",
-                    self.config.max_os_threads
-                );
+        match std::thread::Builder::new().name(name).spawn(move || machine_thread(sh, role, primary)) {
+            Ok(t) => {
+                self.metrics.os_threads_started.fetch_add(1, Ordering::Relaxed);
+                self.threads.lock().unwrap_or_else(|e| e.into_inner()).push(t);
+                Ok(())
             }
-            return;
-        }
-        if let Err(e) = self.start_machine(None)
-            && self.config.debug_logging
-        {
-            eprintln!("gvthread: could not start a spare OS thread: {e}");
+            Err(e) => {
+                w.unreserve_thread();
+                Err(e)
+            }
         }
     }
 
@@ -167,9 +192,10 @@ impl Shared {
             handoffs: Counters::load(&c.handoffs),
             syscall_handoffs: Counters::load(&c.syscall_handoffs),
             no_spare: Counters::load(&c.no_spare),
+            unsafe_point_retries: Counters::load(&c.unsafe_point_retries),
             thread_cap_reached: Counters::load(&c.thread_cap_reached),
             os_threads: self.machine_count(),
-            spare_threads: self.spares.len(),
+            spare_threads: self.workers.iter().map(crate::preempt::spare_count).sum(),
         }
     }
 
@@ -283,9 +309,8 @@ impl Shared {
     /// Stops the workers and the timer thread.
     pub(crate) fn stop(&self) {
         self.lifecycle.store(STOPPED, Ordering::SeqCst);
-        for m in self.machines.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            m.release_waiter();
-        }
+        self.each_machine(Machine::release_waiter);
+        self.spare_starter.unpark();
         self.idle.notify_all(&self.workers);
         self.idle_low.notify_all(&self.workers);
         for w in self.workers.iter() {

@@ -17,6 +17,13 @@
 //! sleeping). A worker that stops searching because it found work wakes
 //! another sleeper if it was the last searcher, so a burst of work spreads
 //! over the workers one wake at a time instead of waking everybody at once.
+//!
+//! Work bound to one role (a started GVThread, see `sched`) is announced with
+//! [`Idle::wake_worker`], which wakes that role's worker if it sleeps.
+//!
+//! The `sleepers` lock is only taken inside runtime sections, by the
+//! scheduler loop, or by threads that are not machines of this runtime, so a
+//! GVThread frozen by the preemption handler never holds it.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
@@ -57,6 +64,26 @@ impl Idle {
             self.num_searching.fetch_add(1, Ordering::SeqCst);
             idx
         };
+        workers[idx].parker.unpark();
+    }
+
+    /// Wakes worker `idx` if it sleeps: work only it may run was just made
+    /// available (a GVThread bound to its role). Like `notify_one`, the
+    /// caller pushed the work first; by the fences either the sleeper's final
+    /// look sees it or we see the sleeper.
+    pub(crate) fn wake_worker(&self, idx: usize, workers: &[Worker]) {
+        fence(Ordering::SeqCst);
+        if self.num_sleeping.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        {
+            let mut s = self.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(pos) = s.iter().position(|&i| i == idx) else { return };
+            s.swap_remove(pos);
+            self.num_sleeping.fetch_sub(1, Ordering::SeqCst);
+            // Woken workers start out searching (see `notify_one`).
+            self.num_searching.fetch_add(1, Ordering::SeqCst);
+        }
         workers[idx].parker.unpark();
     }
 

@@ -22,10 +22,14 @@
 //! next on that machine) completes the pending action and leaves it, so the
 //! count stays balanced per machine even though GVThreads migrate.
 //!
-//! # Roles move between machines
+//! # Roles move between machines, machines never change roles
 //!
 //! A machine may give its role away (to a machine holding a preempted
-//! GVThread, see `preempt`) and become a *spare*, waiting for another role.
+//! GVThread, see `preempt`) and become a *spare*, waiting for the role to
+//! come back. Each machine serves exactly one role for its whole life (see
+//! the `sched` module docs: a role's GVThreads may have kept addresses of the
+//! thread-locals of every OS thread the role ran on, so those threads must
+//! never run another role's GVThreads).
 //!
 //! # Thread-local access
 //!
@@ -38,7 +42,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::ptr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering, compiler_fence};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, Ordering, compiler_fence};
 
 use super::worker::Worker;
 use crate::arch::{self, Context};
@@ -64,11 +68,21 @@ pub(crate) enum Pending {
     Exit(u32),
 }
 
-/// One OS thread running GVThreads for a runtime.
+/// No preemption requested (see [`Machine::preempt_request`]).
+pub(crate) const PREEMPT_NONE: u8 = 0;
+/// Preempt the running GVThread: it used up its time slice.
+pub(crate) const PREEMPT_HOG: u8 = 1;
+/// Freeze the running GVThread only if it is blocked in a system call
+/// (frozen GVThreads of the role wait, and may hold the lock it waits for).
+pub(crate) const PREEMPT_BLOCKED: u8 = 2;
+
+/// One OS thread running GVThreads for one worker role of a runtime.
 pub(crate) struct Machine {
     pub(crate) shared: Arc<Shared>,
-    /// The role held, or null while spare (or while waiting in the
-    /// preemption handler).
+    /// The role this machine serves, for life.
+    pub(crate) role: usize,
+    /// The role held (always `role`'s), or null while spare (or while
+    /// waiting in the preemption handler).
     worker: Cell<*const Worker>,
     sched_ctx: UnsafeCell<Context>,
     current: Cell<u32>,
@@ -81,8 +95,12 @@ pub(crate) struct Machine {
     rand: FastRand,
     /// The pthread of this machine, for `pthread_kill`.
     pub(crate) pthread: libc::pthread_t,
-    /// Set by the preemption monitor right before it signals this machine.
-    pub(crate) preempt_request: AtomicBool,
+    /// Set by the preemption monitor right before it signals this machine
+    /// (`PREEMPT_*`); the handler takes it.
+    pub(crate) preempt_request: AtomicU8,
+    /// Waiting for its role as a spare, and free to be taken
+    /// ([`take_spare`](crate::preempt::take_spare)).
+    pub(crate) spare: AtomicBool,
     /// Set while this machine waits inside the preemption handler.
     pub(crate) in_handler: Cell<bool>,
     /// A role handed to this machine while it waits (spare or preempted).
@@ -140,37 +158,42 @@ pub(crate) fn current_gvthread() -> Option<(&'static Machine, u32)> {
     (slot != NO_GVTHREAD).then_some((m, slot))
 }
 
-/// Runs a machine on the calling OS thread until the runtime stops: with
-/// `role` first if given, otherwise starting as a spare.
-pub(crate) fn run(shared: Arc<Shared>, role: Option<usize>) {
+/// Runs a machine of role `role` on the calling OS thread until the runtime
+/// stops: holding the role first if `primary`, otherwise starting as one of
+/// the role's spares.
+pub(crate) fn run(shared: Arc<Shared>, role: usize, primary: bool) {
     let m = Arc::new(Machine {
+        role,
         worker: Cell::new(ptr::null()),
         sched_ctx: UnsafeCell::new(Context::default()),
         current: Cell::new(NO_GVTHREAD),
         pending: Cell::new(Pending::None),
         in_runtime: Cell::new(0),
         deferred: Cell::new(NO_GVTHREAD),
-        rand: FastRand::new(0x9E37_79B9_7F4A_7C15 ^ (role.unwrap_or(999) as u64 + 1) ^ (&shared as *const _ as u64)),
+        rand: FastRand::new(0x9E37_79B9_7F4A_7C15 ^ (role as u64 + 1) ^ (&shared as *const _ as u64)),
         // SAFETY: pthread_self has no preconditions.
         pthread: unsafe { libc::pthread_self() },
-        preempt_request: AtomicBool::new(false),
+        preempt_request: AtomicU8::new(PREEMPT_NONE),
+        spare: AtomicBool::new(false),
         in_handler: Cell::new(false),
         handoff: AtomicPtr::new(ptr::null_mut()),
         handoff_ready: AtomicU32::new(0),
         shared,
     });
-    m.shared.register_machine(m.clone());
+    if !m.shared.register_machine(&m) {
+        return; // the role has as many threads as it may have
+    }
     MACHINE.with(|c| c.set(Arc::as_ptr(&m)));
-    let mut next_role = role.map(|i| &m.shared.workers[i] as *const Worker);
+    let mut next_role = primary.then(|| &m.shared.workers[role] as *const Worker);
     loop {
-        let role = match next_role.take() {
+        let r = match next_role.take() {
             Some(r) => r,
             None => match m.wait_as_spare() {
                 Some(r) => r,
                 None => break,
             },
         };
-        m.take_role(role);
+        m.take_role(r);
         m.schedule_loop();
         if m.shared.is_stopped() {
             break;
@@ -270,11 +293,12 @@ impl Machine {
         }
     }
 
-    /// Offers this machine as a spare and waits for a role.
+    /// Offers this machine as a spare of its role and waits for the role.
     fn wait_as_spare(&self) -> Option<*const Worker> {
-        if self.shared.is_stopped() || !self.shared.spares.push(self) {
+        if self.shared.is_stopped() {
             return None;
         }
+        self.spare.store(true, Ordering::Release);
         self.wait_for_role()
     }
 
@@ -286,7 +310,6 @@ impl Machine {
         // On the scheduler stack the role runs no GVThread (a role taken over
         // from a preempted machine may still say busy).
         self.worker().busy.store(false, Ordering::Relaxed);
-        sh.requeue_preempted(self.worker());
         loop {
             self.complete_pending();
             if sh.is_stopped() {
@@ -360,6 +383,7 @@ impl Machine {
             return true;
         }
         let w = self.worker();
+        sh.claim_home(slot, w);
         // Enter the section before `current` names the GVThread: the signal
         // handler must never take the scheduler stack for the GVThread's.
         self.enter();
@@ -408,6 +432,7 @@ impl Machine {
         let sh = &*self.shared;
         match next {
             Some(n) if !sh.is_bound(n) => {
+                sh.claim_home(n, self.worker());
                 self.current.set(n);
                 self.worker().note_switch();
                 sh.context_of(n)
@@ -454,46 +479,11 @@ fn spin_for_work(sh: &Shared, w: &Worker) -> bool {
     }
 }
 
-/// Makes sure the machine running the calling GVThread holds a worker role.
-///
-/// A machine gives its role away without stopping its GVThread when the
-/// preemption handler finds the GVThread blocked in a system call (see
-/// `preempt`): the call finishes on this thread without a role, and the
-/// GVThread must get one back before it uses the scheduler again. It queues
-/// itself as bound to this machine, like a preempted GVThread, and waits
-/// until a worker picks it and hands over its role.
-#[inline]
-pub(crate) fn ensure_role(m: &Machine, slot: u32) {
-    if m.worker.get().is_null() {
-        reacquire_role(m, slot);
-    }
-}
-
-#[cold]
-fn reacquire_role(m: &Machine, slot: u32) {
-    let sh = &*m.shared;
-    sh.bind(slot, m);
-    sh.queue_preempted(slot);
-    match m.wait_for_role() {
-        Some(r) => m.take_role(r),
-        // The runtime stopped meanwhile: this GVThread is abandoned; it must
-        // never run on without a role.
-        None => loop {
-            std::thread::park();
-        },
-    }
-    let w = m.worker();
-    w.note_switch();
-    w.busy.store(true, Ordering::SeqCst);
-    sh.wake_monitor();
-}
-
 /// Suspends the calling GVThread; `action` is completed once its registers are
 /// saved. Returns when the GVThread is resumed, possibly on another machine.
 ///
 /// Must be called by a GVThread (`m` is its machine, `slot` its slot).
 pub(crate) fn switch_away(m: &Machine, slot: u32, action: Pending) {
-    ensure_role(m, slot);
     m.enter();
     let next = m.next_runnable();
     switch_to(m, slot, action, next);
@@ -537,7 +527,12 @@ pub(crate) fn yield_preempted(m: &Machine, slot: u32) {
 }
 
 fn yield_as(m: &Machine, slot: u32, action: Pending) {
-    ensure_role(m, slot);
+    if std::thread::panicking() {
+        // Unwinding: the GVThread must stay on this OS thread, which holds
+        // its panic count (see `park`); a yield would let it resume on another.
+        std::thread::yield_now();
+        return;
+    }
     m.enter();
     m.worker().clear_preempt_request();
     match m.next_runnable() {

@@ -34,6 +34,7 @@
 //! resumed a stale context); always switching through the scheduler context
 //! (twice the switches per yield); a global run queue only (contention).
 
+pub(crate) mod homeq;
 pub(crate) mod idle;
 pub(crate) mod inject;
 pub(crate) mod machine;

@@ -21,10 +21,13 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::machine::{self, Pending};
 use crate::runtime::shared::Shared;
 use crate::task::header::WaitInfo;
 use crate::task::state;
+use crate::util::futex;
 
 /// A reference to one incarnation of a GVThread: waking it after it ended or
 /// after its slot was reused is a no-op.
@@ -89,7 +92,7 @@ impl Waiter {
 /// A reference to the calling GVThread, if the caller is one.
 pub(crate) fn current_gvref() -> Option<GvRef> {
     let (m, slot) = machine::current_gvthread()?;
-    let generation = state::generation(m.shared.slots.state(slot).load(std::sync::atomic::Ordering::Relaxed));
+    let generation = state::generation(m.shared.slots.state(slot).load(Ordering::Relaxed));
     Some(GvRef { shared: m.shared.clone(), slot, generation })
 }
 
@@ -114,7 +117,7 @@ pub(crate) fn park_until(deadline: Instant) {
     }
     match machine::current_gvthread() {
         Some((m, slot)) => {
-            let generation = state::generation(m.shared.slots.state(slot).load(std::sync::atomic::Ordering::Relaxed));
+            let generation = state::generation(m.shared.slots.state(slot).load(Ordering::Relaxed));
             let shared = m.shared.clone();
             let key = machine::in_section(|| shared.timers.add(deadline, slot, generation));
             // Cancel the timer however the park ends (it unwinds at shutdown).
@@ -154,8 +157,8 @@ fn park_gvthread(m: &machine::Machine, slot: u32, site: &'static Location<'stati
     // SAFETY: the running GVThread's own header; `wait` is a set of atomics,
     // and the slot (so the pointer) stays ours across the park.
     let wait: *const WaitInfo = unsafe { &(*m.shared.header(slot)).wait };
-    // Bookkeeping for `Handle::dump`: two relaxed stores and a coarse clock
-    // read (vDSO), on the GVThread's own header.
+    // Bookkeeping for `Handle::dump`: three relaxed stores and a coarse
+    // clock read (vDSO), on the GVThread's own header.
     // SAFETY: see above.
     unsafe { (*wait).parking(site, timeout) };
     park_gvthread_inner(m, slot);
@@ -170,11 +173,49 @@ fn park_gvthread(m: &machine::Machine, slot: u32, site: &'static Location<'stati
 fn park_gvthread_inner(m: &machine::Machine, slot: u32) {
     let st = m.shared.slots.state(slot);
     // Fast path: a wake already arrived; consume it without switching.
-    if st.load(std::sync::atomic::Ordering::Acquire) & state::NOTIFIED != 0 {
-        st.fetch_and(!state::NOTIFIED, std::sync::atomic::Ordering::Acquire);
+    if st.load(Ordering::Acquire) & state::NOTIFIED != 0 {
+        st.fetch_and(!state::NOTIFIED, Ordering::Acquire);
+        return;
+    }
+    if std::thread::panicking() {
+        park_blocking(st);
         return;
     }
     machine::switch_away(m, slot, Pending::Park(slot));
+}
+
+/// Parks an unwinding GVThread without switching away from its OS thread.
+///
+/// std counts panics per OS thread: a GVThread that blocks in a destructor
+/// while unwinding and resumed on another OS thread would finish its unwind
+/// there, leaving one thread's count stuck at "panicking" and taking the
+/// other's below zero (later panics then abort). So the OS thread itself
+/// waits, on the futex in the state word (kind `BLOCKED`); `Shared::wake`
+/// makes the word `ACTIVE` and wakes the futex. Meanwhile the worker role
+/// stays with this thread; the preemption monitor finds it blocked in a
+/// system call and hands the role to a spare thread, as for any GVThread
+/// blocked in the kernel.
+fn park_blocking(st: &AtomicU64) {
+    let mut cur = st.load(Ordering::Acquire);
+    loop {
+        let (new, done) = if cur & state::NOTIFIED != 0 {
+            (cur & !state::NOTIFIED, true)
+        } else {
+            (state::with_kind(cur, state::BLOCKED), false)
+        };
+        match st.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) if done => return,
+            Ok(_) => break,
+            Err(c) => cur = c,
+        }
+    }
+    loop {
+        let w = st.load(Ordering::Acquire);
+        if state::kind(w) != state::BLOCKED {
+            return;
+        }
+        futex::wait_word_upper(st, (w >> 32) as u32);
+    }
 }
 
 /// Lets other GVThreads run; returns at once when nothing else is runnable.

@@ -9,10 +9,10 @@ use super::worker::Worker;
 use crate::Priority;
 use crate::arch::Context;
 use crate::runtime::shared::Shared;
-use crate::task::state::{self, ACTIVE, NOTIFIED, PARKED};
+use crate::task::state::{self, ACTIVE, BLOCKED, NOTIFIED, PARKED};
 use crate::util::rand::FastRand;
 
-/// "No slot" in `Worker::runnext` and `Worker::preempted`.
+/// "No slot" in `Worker::runnext`.
 pub(crate) const NO_SLOT: u32 = u32::MAX;
 
 /// Every this many scheduling decisions a worker looks at the global queue
@@ -34,15 +34,43 @@ impl Shared {
         unsafe { (*self.header(slot)).ctx.get() }
     }
 
-    /// Next GVThread for `w` without stealing: urgent global work, local
-    /// queue, global queue, then low priority (when no dedicated workers).
+    /// Binds `slot` to `w` if it has never run (called right before it runs
+    /// for the first time; a no-op afterwards, and always under free
+    /// migration).
+    #[inline]
+    pub(crate) fn claim_home(&self, slot: u32, w: &Worker) {
+        if self.free_migration {
+            return;
+        }
+        let st = self.slots.state(slot);
+        if st.load(Ordering::Relaxed) & state::STARTED == 0 {
+            // Only the role about to run it writes these bits; wakers only
+            // read them after it parked (publication through the state word).
+            st.fetch_or(state::home_bits(w.index), Ordering::Relaxed);
+        }
+    }
+
+    /// Next GVThread for `w` without stealing: urgent work, `runnext`, the
+    /// role's bound and fresh GVThreads, global work, then GVThreads that had
+    /// their time slice, then low priority (when no dedicated workers).
     #[inline]
     pub(crate) fn next_quick(&self, w: &Worker) -> Option<u32> {
+        let links = &self.links;
         if w.low_priority {
-            return self.global.pop(Priority::Low);
+            return w
+                .home_queue(Priority::Low)
+                .pop(links)
+                .or_else(|| w.frozen.pop(links))
+                .or_else(|| w.preempted.pop(links))
+                .or_else(|| self.global.pop(Priority::Low));
         }
-        if self.global.has_urgent()
-            && let Some(s) = self.global.pop(Priority::Critical).or_else(|| self.global.pop(Priority::High))
+        if self.has_urgent(w)
+            && let Some(s) = w
+                .home_queue(Priority::Critical)
+                .pop(links)
+                .or_else(|| self.global.pop(Priority::Critical))
+                .or_else(|| w.home_queue(Priority::High).pop(links))
+                .or_else(|| self.global.pop(Priority::High))
         {
             return Some(s);
         }
@@ -51,9 +79,15 @@ impl Shared {
         w.ticks.store(tick, Ordering::Relaxed);
         if tick.is_multiple_of(GLOBAL_CHECK_INTERVAL) {
             // Fairness: a pair of GVThreads waking each other through
-            // `runnext`, or a busy local ring, cannot starve the others.
-            if let Some(s) =
-                self.global.pop(Priority::Normal).or_else(|| self.global.pop_preempted()).or_else(|| w.local.pop())
+            // `runnext`, or a busy local queue, cannot starve the others.
+            if let Some(s) = self
+                .global
+                .pop(Priority::Normal)
+                .or_else(|| w.frozen.pop(links))
+                .or_else(|| w.preempted.pop(links))
+                .or_else(|| self.global.pop_preempted())
+                .or_else(|| w.local.pop())
+                .or_else(|| w.home_queue(Priority::Normal).pop(links))
             {
                 return Some(s);
             }
@@ -64,13 +98,28 @@ impl Shared {
                 return Some(s);
             }
         }
-        if let Some(s) = w.local.pop() {
-            return Some(s);
+        // Bound (woken, yielded) and fresh GVThreads take turns first.
+        let home = w.home_queue(Priority::Normal);
+        let local = if tick & 1 == 0 {
+            home.pop(links).or_else(|| w.local.pop())
+        } else {
+            w.local.pop().or_else(|| home.pop(links))
+        };
+        if local.is_some() {
+            return local;
         }
         if let Some(s) = self.global.pop(Priority::Normal) {
             return Some(s);
         }
+        // Frozen GVThreads first: each holds an OS thread, and may hold a
+        // lock that others wait for.
+        if let Some(s) = w.frozen.pop(links).or_else(|| w.preempted.pop(links)) {
+            return Some(s);
+        }
         if let Some(s) = self.global.pop_preempted() {
+            return Some(s);
+        }
+        if let Some(s) = w.home_queue(Priority::Low).pop(links) {
             return Some(s);
         }
         if self.num_low_workers == 0 {
@@ -79,15 +128,25 @@ impl Shared {
         None
     }
 
+    /// Whether Critical or High work waits for `w`.
+    #[inline]
+    fn has_urgent(&self, w: &Worker) -> bool {
+        self.global.has_urgent()
+            || !w.home_queue(Priority::Critical).is_empty()
+            || !w.home_queue(Priority::High).is_empty()
+    }
+
     /// Whether `next_quick` would find something (racy hint).
     #[inline]
     pub(crate) fn has_quick_work(&self, w: &Worker) -> bool {
+        let own = !w.frozen.is_empty() || !w.preempted.is_empty() || !w.home_queue(Priority::Low).is_empty();
         if w.low_priority {
-            return !self.global.is_empty(Priority::Low);
+            return own || !self.global.is_empty(Priority::Low);
         }
-        self.global.has_urgent()
+        own || self.has_urgent(w)
             || w.runnext.load(Ordering::Relaxed) != NO_SLOT
             || !w.local.is_empty()
+            || !w.home_queue(Priority::Normal).is_empty()
             || !self.global.is_empty(Priority::Normal)
             || self.global.has_preempted()
             || (self.num_low_workers == 0 && !self.global.is_empty(Priority::Low))
@@ -122,35 +181,57 @@ impl Shared {
 
     /// Queues a runnable slot and wakes a worker for it if needed. Callable
     /// from any thread.
-    pub(crate) fn ready(&self, slot: u32, prio: Priority) {
-        debug_assert_eq!(
-            state::kind(self.slots.state(slot).load(Ordering::Relaxed)),
-            ACTIVE,
-            "ready() of a non-runnable GVThread"
-        );
+    pub(crate) fn ready(&self, slot: u32, _prio: Priority) {
+        let word = self.slots.state(slot).load(Ordering::Relaxed);
+        debug_assert_eq!(state::kind(word), ACTIVE, "ready() of a non-runnable GVThread");
+        self.ready_word(slot, word);
+    }
+
+    /// [`ready`](Self::ready) with the slot's state word already read.
+    ///
+    /// On a machine of this runtime it runs as a runtime section: the idle
+    /// bookkeeping it may touch takes a lock, which a GVThread frozen by the
+    /// preemption handler must never be holding.
+    pub(crate) fn ready_word(&self, slot: u32, word: u64) {
+        let prio = Priority::from_u8(state::priority(word));
+        let m = machine::current().filter(|m| std::ptr::eq(&*m.shared, self));
+        if let Some(m) = m {
+            m.enter();
+        }
+        let mine = m.map_or(std::ptr::null(), |m| m.worker_ptr());
+        match state::home(word) {
+            Some(h) => {
+                let w = &self.workers[h];
+                if std::ptr::eq(mine, w) {
+                    // Bound here, and we hold the role: it runs on this worker.
+                    if prio == Priority::Normal {
+                        self.set_runnext(w, slot);
+                    } else {
+                        w.home_queue(prio).push(&self.links, slot);
+                    }
+                } else {
+                    w.home_queue(prio).push(&self.links, slot);
+                    self.idle_for(w).wake_worker(h, &self.workers);
+                }
+            }
+            None => self.ready_fresh(slot, prio, mine),
+        }
+        if let Some(m) = m {
+            m.leave();
+        }
+    }
+
+    /// Queues a GVThread that has not started (any role may run it), or any
+    /// GVThread under free migration.
+    fn ready_fresh(&self, slot: u32, prio: Priority, mine: *const Worker) {
         match prio {
             Priority::Normal => {
-                if let Some(m) = machine::current()
-                    && std::ptr::eq(&*m.shared, self)
-                    && !m.worker_ptr().is_null()
-                    && !m.worker().low_priority
+                // SAFETY: a non-null role pointer of the current machine
+                // targets an element of `self.workers`.
+                if let Some(w) = unsafe { mine.as_ref() }
+                    && !w.low_priority
                 {
-                    // A runtime section: the role's owner must not be frozen
-                    // (and its role handed off) mid-push.
-                    m.enter();
-                    let w = m.worker();
-                    // Runs next on this worker; the GVThread it displaces goes
-                    // to the (stealable) local ring.
-                    let displaced = w.runnext.swap(slot, Ordering::AcqRel);
-                    if displaced != NO_SLOT {
-                        w.local.push(displaced, |s| self.global.push(Priority::Normal, s));
-                    }
-                    m.leave();
-                    // Only stealable work is worth waking another worker for;
-                    // with a group of one there is nobody else to wake.
-                    if displaced != NO_SLOT && self.num_normal_workers > 1 {
-                        self.idle.notify_one(&self.workers);
-                    }
+                    self.set_runnext(w, slot);
                     return;
                 }
                 self.global.push(Priority::Normal, slot);
@@ -167,14 +248,33 @@ impl Shared {
         }
     }
 
+    /// Makes `slot` run next on `w` (held by the caller, inside a section);
+    /// the GVThread it displaces goes back to its queue.
+    fn set_runnext(&self, w: &Worker, slot: u32) {
+        let displaced = w.runnext.swap(slot, Ordering::AcqRel);
+        if displaced == NO_SLOT {
+            return;
+        }
+        let word = self.slots.state(displaced).load(Ordering::Relaxed);
+        if state::home(word).is_some() {
+            w.home_queue(Priority::Normal).push(&self.links, displaced);
+        } else {
+            w.local.push(displaced, |s| self.global.push(Priority::Normal, s));
+            // Only stealable work is worth waking another worker for; with
+            // a group of one there is nobody else to wake.
+            if self.num_normal_workers > 1 {
+                self.idle.notify_one(&self.workers);
+            }
+        }
+    }
+
     /// Pushes a slot the worker itself just made runnable (no wake-ups).
-    fn requeue_local(&self, slot: u32, prio: Priority, w: &Worker) {
-        debug_assert_eq!(
-            state::kind(self.slots.state(slot).load(Ordering::Relaxed)),
-            ACTIVE,
-            "requeue of a non-runnable GVThread"
-        );
-        if prio == Priority::Normal && !w.low_priority {
+    fn requeue_local(&self, slot: u32, word: u64, w: &Worker) {
+        debug_assert_eq!(state::kind(word), ACTIVE, "requeue of a non-runnable GVThread");
+        let prio = Priority::from_u8(state::priority(word));
+        if let Some(h) = state::home(word) {
+            self.workers[h].home_queue(prio).push(&self.links, slot);
+        } else if prio == Priority::Normal && !w.low_priority {
             w.local.push(slot, |s| self.global.push(Priority::Normal, s));
         } else {
             self.global.push(prio, slot);
@@ -191,7 +291,7 @@ impl Shared {
                 return false;
             }
             let new = match state::kind(cur) {
-                PARKED => state::with_kind(cur, ACTIVE),
+                PARKED | BLOCKED => state::with_kind(cur, ACTIVE),
                 ACTIVE => {
                     if cur & NOTIFIED != 0 {
                         return true;
@@ -204,8 +304,11 @@ impl Shared {
             // context is saved); Release publishes our wake to the parker.
             match st.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
-                    if state::kind(cur) == PARKED {
-                        self.ready(slot, Priority::from_u8(state::priority(cur)));
+                    match state::kind(cur) {
+                        PARKED => self.ready_word(slot, new),
+                        // Its OS thread waits on the word's futex (see `park`).
+                        BLOCKED => crate::util::futex::wake_word_upper(st),
+                        _ => {}
                     }
                     return true;
                 }
@@ -214,55 +317,26 @@ impl Shared {
         }
     }
 
-    /// Moves a GVThread frozen by the preemption handler of `w`'s previous
-    /// holder to the tail of the global queue (see `Worker::preempted`).
-    pub(crate) fn requeue_preempted(&self, w: &Worker) {
-        let slot = w.preempted.swap(u32::MAX, Ordering::AcqRel);
-        if slot != u32::MAX {
-            self.queue_preempted(slot);
-        }
-    }
-
-    /// Queues a GVThread that used up its time slice (or must wait for a
-    /// role): Normal ones on the preempted queue, others on their priority's
-    /// queue; wakes a worker for it.
-    pub(crate) fn queue_preempted(&self, slot: u32) {
-        let word = self.slots.state(slot).load(Ordering::Relaxed);
-        let prio = Priority::from_u8(state::priority(word));
-        if prio == Priority::Normal {
-            self.global.push_preempted(slot);
-        } else {
-            self.global.push(prio, slot);
-        }
-        if prio == Priority::Low && self.num_low_workers > 0 {
-            self.idle_low.notify_one(&self.workers);
-        } else {
-            self.idle.notify_one(&self.workers);
-        }
-    }
-
-    /// After a cooperative preemption switched away: Normal GVThreads go
-    /// behind fresh work (the preempted queue), others back to their queue.
+    /// After a cooperative preemption switched away: bound Normal GVThreads
+    /// go behind fresh and woken work on their role, others back to their
+    /// queue.
     pub(crate) fn finish_preempted(&self, slot: u32, w: &Worker) {
         let word = self.slots.state(slot).load(Ordering::Relaxed);
-        match Priority::from_u8(state::priority(word)) {
-            Priority::Normal => self.global.push_preempted(slot),
-            prio => self.requeue_local(slot, prio, w),
+        match (Priority::from_u8(state::priority(word)), state::home(word)) {
+            (Priority::Normal, Some(h)) => self.workers[h].preempted.push(&self.links, slot),
+            (Priority::Normal, None) => self.global.push_preempted(slot),
+            _ => self.requeue_local(slot, word, w),
         }
-    }
-
-    /// Whether anything at all is runnable (the monitor only forces a
-    /// preemption when someone else could use the worker).
-    pub(crate) fn any_runnable(&self) -> bool {
-        (0..4).any(|p| !self.global.is_empty(Priority::from_u8(p)))
-            || self.global.has_preempted()
-            || self.workers.iter().any(|w| !w.local.is_empty() || w.runnext.load(Ordering::Relaxed) != NO_SLOT)
     }
 
     /// Moves `w`'s `runnext` to the global queue if it still holds `slot`
     /// (called by the monitor when it sat there for a whole tick while its
     /// worker kept running something else). Returns whether it moved.
     pub(crate) fn evict_runnext(&self, w: &Worker, slot: u32) -> bool {
+        // A bound GVThread could not run anywhere else: leave it.
+        if state::home(self.slots.state(slot).load(Ordering::Relaxed)).is_some() {
+            return false;
+        }
         if w.runnext.compare_exchange(slot, NO_SLOT, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             self.global.push(Priority::Normal, slot);
             self.idle.notify_one(&self.workers);
@@ -275,7 +349,7 @@ impl Shared {
     /// After a yield switched away: back on the queue (the state stays ACTIVE).
     pub(crate) fn finish_yield(&self, slot: u32, w: &Worker) {
         let word = self.slots.state(slot).load(Ordering::Relaxed);
-        self.requeue_local(slot, Priority::from_u8(state::priority(word)), w);
+        self.requeue_local(slot, word, w);
     }
 
     /// After a park switched away: publish PARKED, unless a wake came in
@@ -291,7 +365,7 @@ impl Shared {
             match st.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
                     if notified {
-                        self.requeue_local(slot, Priority::from_u8(state::priority(cur)), w);
+                        self.requeue_local(slot, new, w);
                     }
                     return;
                 }

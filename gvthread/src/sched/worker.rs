@@ -7,11 +7,12 @@
 //!
 //! [`Machine`]: super::machine::Machine
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use super::homeq::HomeQueue;
 use super::machine::Machine;
-
 use super::queue::LocalQueue;
+use crate::Priority;
 use crate::memory::SlotCache;
 use crate::util::futex::Parker;
 
@@ -21,8 +22,31 @@ pub(crate) struct Worker {
     pub(crate) index: usize,
     /// Runs only `Priority::Low` GVThreads.
     pub(crate) low_priority: bool,
-    /// Normal-priority run queue (owner: the machine holding this role).
+    /// Normal-priority GVThreads that have not started yet (owner: the
+    /// machine holding this role; other roles steal from it).
     pub(crate) local: LocalQueue,
+    /// Runnable GVThreads bound to this role, one queue per priority
+    /// (`Priority as usize`). Never stolen.
+    pub(crate) home: [HomeQueue; 4],
+    /// Bound Normal GVThreads that used up a time slice and yielded at a
+    /// safepoint: taken after fresh and woken work.
+    pub(crate) preempted: HomeQueue,
+    /// Bound GVThreads frozen inside the preemption handler of one of this
+    /// role's machines (`Header::bound` names which). Only that machine can
+    /// resume one, so taking it hands the role over.
+    pub(crate) frozen: HomeQueue,
+    /// The OS threads (machines) of this role: index 0 is its first worker
+    /// thread, the others its spares. A machine serves one role for life, so
+    /// the thread-locals of these threads are only ever used by GVThreads of
+    /// this role, one thread at a time. Slots never go back to null before
+    /// shutdown.
+    pub(crate) machines: Box<[AtomicPtr<Machine>]>,
+    /// Thread places taken (threads started or starting), at most
+    /// `machines.len()`.
+    pub(crate) threads_reserved: AtomicUsize,
+    /// The preemption handler or monitor wants another spare thread for
+    /// this role (the spare starter makes it).
+    pub(crate) want_spare: AtomicBool,
     /// Where the holding machine sleeps when idle.
     pub(crate) parker: Parker,
     /// Scheduling decisions made; every 61st looks at the global queue first.
@@ -37,12 +61,6 @@ pub(crate) struct Worker {
     pub(crate) preempt: AtomicBool,
     /// The machine holding this role (for the monitor's signals).
     pub(crate) holder: AtomicPtr<Machine>,
-    /// A GVThread just frozen by the preemption handler of this role's
-    /// previous holder (`u32::MAX` if none). The next holder moves it to the
-    /// tail of the global queue before running anything, so it waits behind
-    /// everything already runnable (as Go does with preempted goroutines);
-    /// the handler itself cannot push there (the global queue allocates).
-    pub(crate) preempted: AtomicU32,
     /// The GVThread this role runs next (Go's `runnext`): the last one woken
     /// or spawned by a GVThread on this role (`u32::MAX` if none). It keeps a
     /// waker and its wakee on one worker (a channel ping-pong never crosses
@@ -54,18 +72,23 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn new(index: usize, low_priority: bool) -> Worker {
+    pub(crate) fn new(index: usize, low_priority: bool, threads: usize) -> Worker {
         Worker {
             index,
             low_priority,
             local: LocalQueue::new(),
+            home: Default::default(),
+            preempted: HomeQueue::new(),
+            frozen: HomeQueue::new(),
+            machines: (0..threads.max(1)).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
+            want_spare: AtomicBool::new(false),
+            threads_reserved: AtomicUsize::new(0),
             parker: Parker::new(),
             ticks: AtomicU32::new(0),
             activity: AtomicU64::new(0),
             busy: AtomicBool::new(false),
             preempt: AtomicBool::new(false),
             holder: AtomicPtr::new(std::ptr::null_mut()),
-            preempted: AtomicU32::new(u32::MAX),
             runnext: AtomicU32::new(u32::MAX),
             slot_cache: SlotCache::new(),
         }
@@ -84,6 +107,41 @@ impl Worker {
     pub(crate) fn note_switch(&self) {
         self.note_activity();
         self.clear_preempt_request();
+    }
+
+    /// The home queue for bound GVThreads of priority `p`.
+    #[inline]
+    pub(crate) fn home_queue(&self, p: Priority) -> &HomeQueue {
+        &self.home[p as usize]
+    }
+
+    /// Whether every thread place of this role is taken.
+    pub(crate) fn is_full(&self) -> bool {
+        self.threads_reserved.load(Ordering::Acquire) >= self.machines.len()
+    }
+
+    /// Takes a thread place; false if the role has as many as it may.
+    pub(crate) fn reserve_thread(&self) -> bool {
+        let mut n = self.threads_reserved.load(Ordering::Relaxed);
+        loop {
+            if n >= self.machines.len() {
+                return false;
+            }
+            match self.threads_reserved.compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(c) => n = c,
+            }
+        }
+    }
+
+    /// Gives back a place whose thread could not be started.
+    pub(crate) fn unreserve_thread(&self) {
+        self.threads_reserved.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Machines of this role started so far.
+    pub(crate) fn machine_count(&self) -> usize {
+        self.machines.iter().filter(|m| !m.load(Ordering::Acquire).is_null()).count()
     }
 
     /// Drops a cooperative preemption request.

@@ -15,17 +15,30 @@ pub(crate) struct LocalMap(Option<Box<Values>>);
 type Values = Vec<Option<Box<dyn Any>>>;
 
 impl LocalMap {
-    /// Drops every value. Destructors may create new values; repeat a few
-    /// times, like std does for thread-locals.
-    pub(crate) fn clear(&mut self) {
+    /// Drops every value of `map`. Destructors may create new values (through
+    /// `with`, which reaches the map by raw pointer); repeat a few times, like
+    /// std does for thread-locals.
+    ///
+    /// Takes a raw pointer, not `&mut self`: a `&mut` held across the
+    /// destructors would let the compiler assume nothing else touches the
+    /// map meanwhile, and a value created during teardown would be lost.
+    ///
+    /// # Safety
+    /// `map` must be valid, and only the calling GVThread (or OS thread) may
+    /// use it; no reference into it may be live.
+    pub(crate) unsafe fn clear(map: *mut LocalMap) {
         for _ in 0..8 {
-            match self.0.take() {
+            // SAFETY: by the contract; the `&mut` lives only for the `take`.
+            let values = unsafe { (*map).0.take() };
+            match values {
                 Some(values) => drop(values),
                 None => return,
             }
         }
         // Destructors kept re-creating values: drop what is left, then stop.
-        self.0 = None;
+        // SAFETY: as above.
+        let rest = unsafe { (*map).0.take() };
+        std::mem::forget(rest);
     }
 }
 

@@ -163,7 +163,7 @@ fn finish<T: Send + 'static>(result: Result<T, JoinError>) -> ! {
         let header = m.shared.header(slot);
         // SAFETY: our own header; nothing else touches these fields.
         unsafe {
-            (*(*header).locals.get()).clear();
+            LocalMap::clear((*header).locals.get());
             drop((*(*header).token.get()).take());
         }
     });

@@ -1,17 +1,24 @@
 //! The per-slot state word.
 //!
 //! ```text
-//!  63      46 45 44 43  41 40      39  32 31                0
-//! +----------+-----+------+--------+------+------------------+
-//! |  unused  | prio|unused|NOTIFIED| kind |    generation    |
-//! +----------+-----+------+--------+------+------------------+
+//!  63   56 55    48  47    46  45 44 43  41 40      39  32 31                0
+//! +-------+--------+-------+----+-----+------+--------+------+------------------+
+//! |unused |  home  |STARTED|    | prio|unused|NOTIFIED| kind |    generation    |
+//! +-------+--------+-------+----+-----+------+--------+------+------------------+
 //! ```
+//!
+//! `STARTED` and `home` record where the GVThread first ran: the index of the
+//! worker role it is bound to for the rest of its life (see `sched` for why a
+//! started GVThread never leaves its role's OS threads). They are set once, by
+//! the role that runs it for the first time, before it runs; a fresh word
+//! (spawn) has neither.
 //!
 //! | kind     | who owns the stack                                  | queued?            |
 //! |----------|-----------------------------------------------------|--------------------|
 //! | `FREE`   | nobody (slot on the free list)                      | no                 |
 //! | `ACTIVE` | the run queue holding it, or the worker running it  | queued, or running |
 //! | `PARKED` | nobody; the next waker re-queues it                 | no                 |
+//! | `BLOCKED`| its OS thread, waiting on the word's futex (a park while unwinding) | no  |
 //!
 //! Queued and running are one kind on purpose: nothing needs to tell them
 //! apart (a wake sets `NOTIFIED` on either), and not distinguishing them
@@ -29,6 +36,11 @@ pub(crate) const FREE: u64 = 0;
 pub(crate) const ACTIVE: u64 = 1;
 /// Parked: registers saved, waiting for a wake.
 pub(crate) const PARKED: u64 = 2;
+/// Waiting without switching: its OS thread sleeps on the futex in the upper
+/// half of the word (a GVThread that blocks while unwinding must stay on its
+/// OS thread, whose panic count it carries). A wake makes it `ACTIVE` and
+/// wakes the futex.
+pub(crate) const BLOCKED: u64 = 3;
 
 const KIND_SHIFT: u32 = 32;
 const KIND_MASK: u64 = 0xff << KIND_SHIFT;
@@ -36,6 +48,24 @@ const KIND_MASK: u64 = 0xff << KIND_SHIFT;
 pub(crate) const NOTIFIED: u64 = 1 << 40;
 const PRIO_SHIFT: u32 = 44;
 const PRIO_MASK: u64 = 0b11 << PRIO_SHIFT;
+/// The GVThread has run: it is bound to the role in `home`.
+pub(crate) const STARTED: u64 = 1 << 47;
+const HOME_SHIFT: u32 = 48;
+const HOME_MASK: u64 = 0xff << HOME_SHIFT;
+
+/// The role a started GVThread is bound to (`None` before it first runs).
+#[inline]
+pub(crate) fn home(word: u64) -> Option<usize> {
+    (word & STARTED != 0).then_some(((word & HOME_MASK) >> HOME_SHIFT) as usize)
+}
+
+/// The bits that bind a GVThread to role `index` (at most 255).
+#[inline]
+#[must_use]
+pub(crate) fn home_bits(index: usize) -> u64 {
+    debug_assert!(index <= 0xff);
+    STARTED | ((index as u64) << HOME_SHIFT)
+}
 
 /// Generation part of a state word.
 #[inline]
@@ -84,5 +114,11 @@ mod tests {
         assert_eq!(generation(p), 7);
         assert_eq!(priority(p), 3);
         assert!(p & NOTIFIED != 0);
+        assert_eq!(home(w), None);
+        let h = p | home_bits(200);
+        assert_eq!(home(h), Some(200));
+        assert_eq!(generation(h), 7);
+        assert_eq!(kind(with_kind(h, BLOCKED)), BLOCKED);
+        assert_eq!(home(with_kind(h, BLOCKED)), Some(200));
     }
 }

@@ -19,38 +19,43 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(1);
 const TRIM_PER_ROUND: usize = 1024;
 
 /// Runs until the runtime stops.
+///
+/// The sleep queue's lock is held only to take due timers and read the next
+/// deadline: waking GVThreads, giving pages back and the preemption monitor
+/// all run outside it (a GVThread adding a timer holds it inside a runtime
+/// section, so it must never wait long for it).
 pub(crate) fn run(shared: Arc<Shared>) {
     let timers = &shared.timers;
-    let mut due: Vec<(u32, u32)> = Vec::new();
+    let mut due: Vec<(u32, u32)> = Vec::with_capacity(64);
     let mut monitor = Monitor::new(&shared);
     let mut last_tick = Instant::now();
     let mut quiet_ticks = 0u32;
-    let mut q = timers.queue.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         if shared.is_stopped() {
             return;
         }
         let now = Instant::now();
-        while let Some(entry) = q.first_entry() {
-            if entry.key().0 > now {
-                break;
+        let next = {
+            let mut q = timers.queue.lock().unwrap_or_else(|e| e.into_inner());
+            while due.len() < due.capacity()
+                && let Some(entry) = q.first_entry()
+            {
+                if entry.key().0 > now {
+                    break;
+                }
+                due.push(entry.remove());
             }
-            due.push(entry.remove());
-        }
-        let next = q.first_key_value().map(|(k, _)| k.0);
+            q.first_key_value().map(|(k, _)| k.0)
+        };
         if !due.is_empty() {
-            drop(q);
             for (slot, generation) in due.drain(..) {
                 shared.wake(slot, generation);
             }
-            q = timers.queue.lock().unwrap_or_else(|e| e.into_inner());
             continue;
         }
         let mut wait = next.map(|t| t.saturating_duration_since(now));
         if shared.slots.needs_trim() {
-            drop(q);
             shared.slots.trim(TRIM_PER_ROUND);
-            q = timers.queue.lock().unwrap_or_else(|e| e.into_inner());
             if shared.slots.needs_trim() {
                 wait = Some(wait.map_or(HOUSEKEEPING_INTERVAL, |w| w.min(HOUSEKEEPING_INTERVAL)));
             }
@@ -80,8 +85,6 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 wait = Some(wait.map_or(until_tick, |w| w.min(until_tick)));
             }
         }
-        drop(q);
         timers.parker.park(wait);
-        q = timers.queue.lock().unwrap_or_else(|e| e.into_inner());
     }
 }

@@ -31,6 +31,35 @@ pub(crate) fn wake(atom: &AtomicU32, n: i32) {
     }
 }
 
+/// The address of the upper 32 bits of a 64-bit word (x86_64 and aarch64
+/// are little-endian), used as a futex. Only the kernel reads through it.
+fn upper_half(word: &std::sync::atomic::AtomicU64) -> *const u32 {
+    word.as_ptr().cast::<u32>().wrapping_add(1).cast_const()
+}
+
+/// Blocks while the upper half of `word` equals `expected` (or until woken).
+pub(crate) fn wait_word_upper(word: &std::sync::atomic::AtomicU64, expected: u32) {
+    // SAFETY: FUTEX_WAIT only reads the aligned 4 bytes at the address, which
+    // lie inside `word` and stay valid during the call; no timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            upper_half(word),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            std::ptr::null::<libc::timespec>(),
+        );
+    }
+}
+
+/// Wakes the threads blocked in [`wait_word_upper`] on `word`.
+pub(crate) fn wake_word_upper(word: &std::sync::atomic::AtomicU64) {
+    // SAFETY: FUTEX_WAKE does not access memory.
+    unsafe {
+        libc::syscall(libc::SYS_futex, upper_half(word), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+    }
+}
+
 const EMPTY: u32 = 0;
 const NOTIFIED: u32 = 1;
 const PARKED: u32 = u32::MAX;

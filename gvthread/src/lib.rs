@@ -46,8 +46,8 @@
 //!
 //! [`Handle::dump`] lists every live GVThread: id, priority, state (running,
 //! runnable, or parked and on what: channel, mutex, join, sleep, future,
-//! unblock), how long parked ones have waited, and for those a symbolized backtrace unwound
-//! from the saved context. With
+//! unblock), how long parked ones have waited, and for those a symbolized
+//! backtrace unwound from the saved context (`docs/debugging.md`). With
 //! [`dump_on_sigquit(true)`](SchedulerConfig::dump_on_sigquit), `kill -QUIT
 //! <pid>` (or Ctrl-\\) prints it on standard error, like Go's goroutine dump.
 //!

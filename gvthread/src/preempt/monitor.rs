@@ -51,7 +51,10 @@ impl Monitor {
     pub(crate) fn new(shared: &Shared) -> Monitor {
         let now = Instant::now();
         Monitor {
-            watches: vec![Watch { runnext: u32::MAX, activity: 0, since: now, flagged: false }; shared.workers.len()],
+            watches: vec![
+                Watch { runnext: u32::MAX, activity: 0, since: now, flagged: false };
+                shared.workers.len()
+            ],
         }
     }
 

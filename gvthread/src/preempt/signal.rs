@@ -31,8 +31,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     let m = machine::current_ptr();
     // SAFETY: a non-null machine pointer of this thread is valid (see
     // `machine::current`); the request tells our signals from others.
-    let request =
-        if m.is_null() { PREEMPT_NONE } else { unsafe { (*m).preempt_request.swap(PREEMPT_NONE, Ordering::AcqRel) } };
+    let request = if m.is_null() { PREEMPT_NONE } else { unsafe { (*m).preempt_request.swap(PREEMPT_NONE, Ordering::AcqRel) } };
     if request != PREEMPT_NONE {
         // SAFETY: as above; `ctx` is the kernel's ucontext for this signal.
         unsafe { preempt_here(&*m, request, Interrupted::from_ucontext(ctx)) };
@@ -90,8 +89,11 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
         // Every entry of `frozen` is bound to the machine that froze it.
         (!holder.is_null()).then_some(holder)
     };
-    let next =
-        if at.in_syscall { to_frozen(sh).or_else(|| take_spare(w)) } else { take_spare(w).or_else(|| to_frozen(sh)) };
+    let next = if at.in_syscall {
+        to_frozen(sh).or_else(|| take_spare(w))
+    } else {
+        take_spare(w).or_else(|| to_frozen(sh))
+    };
     let Some(next) = next else {
         sh.metrics.no_spare.fetch_add(1, Ordering::Relaxed);
         request_spare(sh, w);

@@ -29,8 +29,7 @@ pub(crate) fn take_spare(w: &Worker) -> Option<*const Machine> {
         let m = p.load(Ordering::Acquire);
         // SAFETY: registered machines stay alive until the runtime has
         // stopped all its threads (see `Shared::clear_machines`).
-        if !m.is_null()
-            && unsafe { &*m }.spare.compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        if !m.is_null() && unsafe { &*m }.spare.compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed).is_ok()
         {
             return Some(m);
         }

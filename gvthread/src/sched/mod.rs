@@ -34,8 +34,8 @@
 //! resumed a stale context); always switching through the scheduler context
 //! (twice the switches per yield); a global run queue only (contention).
 
-pub(crate) mod homeq;
 pub(crate) mod idle;
+pub(crate) mod homeq;
 pub(crate) mod inject;
 pub(crate) mod machine;
 pub(crate) mod park;

@@ -124,7 +124,9 @@ fn a_gvthread_can_dump_its_own_runtime() {
     let _w = common::watchdog("a_gvthread_can_dump_its_own_runtime", Duration::from_secs(60));
     let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1));
     let dump = rt.block_on(|| gvthread::Handle::current().dump());
-    assert!(dump.contains("running (called dump)"), "{dump}");
+    assert!(dump.contains("running (called dump"), "{dump}");
+    // It waited for the dump parked, so its own stack is in it.
+    assert!(dump.contains("a_gvthread_can_dump_its_own_runtime"), "{dump}");
 }
 
 /// Dumps taken over and over while GVThreads ping-pong on channels: every

@@ -68,10 +68,27 @@ struct Entry {
 }
 
 /// Builds the dump of `shared`'s GVThreads (see the module docs).
-pub(crate) fn dump(shared: &Shared) -> String {
+///
+/// Called from a GVThread, the work is done on an `unblock` pool thread while
+/// the GVThread parks: reading debug information and walking the loader's
+/// list take locks (the loader's, the symbolizer's) that a GVThread must not
+/// be frozen holding by a forced preemption, and take long enough to hold up
+/// its worker. The caller then appears parked, with its own backtrace.
+pub(crate) fn dump(shared: &Arc<Shared>) -> String {
     let caller = machine::current_gvthread()
-        .filter(|(m, _)| std::ptr::eq(&*m.shared, shared))
+        .filter(|(m, _)| Arc::ptr_eq(&m.shared, shared))
         .map(|(m, slot)| (slot, state::generation(m.shared.slots.state(slot).load(Ordering::Relaxed))));
+    if machine::current_gvthread().is_some() {
+        let shared = shared.clone();
+        return crate::future::unblock(move || dump_on_this_thread(&shared, caller));
+    }
+    dump_on_this_thread(shared, caller)
+}
+
+/// The dump, built on a thread that runs no GVThread; `caller` is the
+/// GVThread that asked for it, if any.
+fn dump_on_this_thread(shared: &Shared, caller: Option<(u32, u32)>) -> String {
+    debug_assert!(machine::current_gvthread().is_none());
     let modules = Modules::loaded();
     let mut unwinder = Unwinder::new();
     let mut entries = Vec::new();
@@ -88,7 +105,7 @@ pub(crate) fn dump(shared: &Shared) -> String {
         // stay mapped while the runtime runs); `bound` and `wait` are atomics.
         let header = unsafe { &*shared.header(slot) };
         let parked = if state::kind(word) == PARKED {
-            machine::in_section(|| inspect_parked(shared, slot, word, &modules, &mut unwinder, &mut frames))
+            inspect_parked(shared, slot, word, &modules, &mut unwinder, &mut frames)
         } else {
             None
         };
@@ -100,7 +117,9 @@ pub(crate) fn dump(shared: &Shared) -> String {
         // GVThreads that are in that park now.
         let for_nanos = (since != 0 && site.is_some()).then(|| now.saturating_sub(since));
         let reason = site.map(|s| describe_site(s, deadline, now));
-        let state = if claimed {
+        let state = if caller == Some((slot, generation)) {
+            "running (called dump, parked until it returns)".to_string()
+        } else if claimed {
             format!("parked on {}", reason.unwrap_or_else(|| "?".into()))
         } else if state::kind(word) == PARKED {
             // Woken between the load and the claim.
@@ -108,8 +127,6 @@ pub(crate) fn dump(shared: &Shared) -> String {
         } else if state::kind(word) == BLOCKED {
             // Parked while unwinding: its OS thread itself waits (see `sched::park`).
             format!("blocked while unwinding, its OS thread waiting (on {})", reason.unwrap_or_else(|| "?".into()))
-        } else if caller == Some((slot, generation)) {
-            "running (called dump)".to_string()
         } else if !header.bound.load(Ordering::Acquire).is_null() {
             "preempted (frozen by a forced preemption, waiting for a worker)".to_string()
         } else if let Some(r) = reason {
@@ -135,7 +152,7 @@ type WaitRead = (Option<&'static std::panic::Location<'static>>, u64, u64);
 
 /// Claims the parked GVThread `slot` (state `word`), reads its wait info,
 /// unwinds its stack into `frames`, and releases it. Returns `None` if it
-/// was woken first. Called in a runtime section; allocates nothing.
+/// was woken first. Allocates nothing.
 fn inspect_parked(
     shared: &Shared,
     slot: u32,

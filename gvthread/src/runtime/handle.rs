@@ -206,6 +206,10 @@ impl Handle {
     /// assert_eq!(waiter.join().unwrap(), 1);
     /// ```
     ///
+    /// Callable from any thread. Inside a GVThread it parks that GVThread
+    /// while a helper thread (the [`unblock`](crate::unblock) pool) builds
+    /// the dump, so its own backtrace is included.
+    ///
     /// Parked GVThreads are briefly held out of reach of their wakers while
     /// their stacks are read (a wake meanwhile is delivered right after), so
     /// a dump never reads a stack that is running. Running and runnable

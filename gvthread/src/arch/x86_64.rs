@@ -248,7 +248,14 @@ impl Interrupted {
         let r = |i: libc::c_int| regs[i as usize];
         Some(Syscall {
             nr,
-            args: [r(libc::REG_RDI), r(libc::REG_RSI), r(libc::REG_RDX), r(libc::REG_R10), r(libc::REG_R8), r(libc::REG_R9)],
+            args: [
+                r(libc::REG_RDI),
+                r(libc::REG_RSI),
+                r(libc::REG_RDX),
+                r(libc::REG_R10),
+                r(libc::REG_R8),
+                r(libc::REG_R9),
+            ],
             interrupted: !self.restarting,
         })
     }

@@ -52,7 +52,11 @@ pub(crate) fn contains(pc: usize) -> bool {
     RANGES[..n].iter().any(|(s, e)| (s.load(Ordering::Relaxed)..e.load(Ordering::Relaxed)).contains(&pc))
 }
 
-unsafe extern "C" fn collect(info: *mut libc::dl_phdr_info, _size: libc::size_t, _data: *mut libc::c_void) -> libc::c_int {
+unsafe extern "C" fn collect(
+    info: *mut libc::dl_phdr_info,
+    _size: libc::size_t,
+    _data: *mut libc::c_void,
+) -> libc::c_int {
     // SAFETY: dl_iterate_phdr passes a valid info structure for the duration
     // of the callback.
     let info = unsafe { &*info };

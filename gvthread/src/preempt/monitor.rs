@@ -51,10 +51,7 @@ impl Monitor {
     pub(crate) fn new(shared: &Shared) -> Monitor {
         let now = Instant::now();
         Monitor {
-            watches: vec![
-                Watch { runnext: u32::MAX, activity: 0, since: now, flagged: false };
-                shared.workers.len()
-            ],
+            watches: vec![Watch { runnext: u32::MAX, activity: 0, since: now, flagged: false }; shared.workers.len()],
         }
     }
 
@@ -86,7 +83,7 @@ impl Monitor {
                 w.preempt.store(true, Ordering::Release);
                 shared.metrics.preempt_requests.fetch_add(1, Ordering::Relaxed);
                 if cfg.enable_forced_preempt {
-                    request_spare(shared, w);
+                    request_spare(shared, w, false);
                 }
             }
             if !cfg.enable_forced_preempt {

@@ -10,6 +10,7 @@ use super::spares::{request_spare, take_spare};
 use super::syscall;
 use crate::arch::Interrupted;
 use crate::sched::machine::{self, Machine, NO_GVTHREAD, PREEMPT_BLOCKED, PREEMPT_NONE};
+use crate::task::state;
 use crate::util::signal::ChainedHandler;
 
 /// The signal used for forced preemption (as Go does: rarely used by
@@ -29,9 +30,14 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     // SAFETY: reading errno of this thread.
     let saved_errno = unsafe { *libc::__errno_location() };
     let m = machine::current_ptr();
-    // SAFETY: a non-null machine pointer of this thread is valid (see
-    // `machine::current`); the request tells our signals from others.
-    let request = if m.is_null() { PREEMPT_NONE } else { unsafe { (*m).preempt_request.swap(PREEMPT_NONE, Ordering::AcqRel) } };
+    // The request tells our signals from others.
+    let request = if m.is_null() {
+        PREEMPT_NONE
+    } else {
+        // SAFETY: a non-null machine pointer of this thread is valid (see
+        // `machine::current`).
+        unsafe { (*m).preempt_request.swap(PREEMPT_NONE, Ordering::AcqRel) }
+    };
     if request != PREEMPT_NONE {
         // SAFETY: as above; `ctx` is the kernel's ucontext for this signal.
         unsafe { preempt_here(&*m, request, Interrupted::from_ucontext(ctx)) };
@@ -89,14 +95,14 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
         // Every entry of `frozen` is bound to the machine that froze it.
         (!holder.is_null()).then_some(holder)
     };
-    let next = if at.in_syscall {
-        to_frozen(sh).or_else(|| take_spare(w))
-    } else {
-        take_spare(w).or_else(|| to_frozen(sh))
-    };
+    let next =
+        if at.in_syscall { to_frozen(sh).or_else(|| take_spare(w)) } else { take_spare(w).or_else(|| to_frozen(sh)) };
     let Some(next) = next else {
         sh.metrics.no_spare.fetch_add(1, Ordering::Relaxed);
-        request_spare(sh, w);
+        // A GVThread blocked while unwinding cannot leave this thread: the
+        // role may need a thread beyond its cap to go on (see `Worker`).
+        let unwinding = state::kind(sh.slots.state(slot).load(Ordering::Relaxed)) == state::BLOCKED;
+        request_spare(sh, w, unwinding);
         return;
     };
     m.in_handler.set(true);
@@ -108,7 +114,7 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
         sh.metrics.syscall_handoffs.fetch_add(1, Ordering::Relaxed);
         // SAFETY: machines stay alive (registry) while the runtime runs.
         unsafe { (*next).give_role(role) };
-        request_spare(sh, w);
+        request_spare(sh, w, false);
         let result = syscall::carry_out(call);
         // SAFETY: `call` was the interrupted call, now carried out; the
         // handler returns to the interrupted code after the role is back.
@@ -127,7 +133,7 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
         w.frozen.push(&sh.links, slot);
         // SAFETY: machines stay alive (registry) while the runtime runs.
         unsafe { (*next).give_role(role) };
-        request_spare(sh, w);
+        request_spare(sh, w, false);
     }
     match m.wait_for_role() {
         Some(r) => m.take_role(r),

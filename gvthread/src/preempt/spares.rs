@@ -27,10 +27,13 @@ use crate::sched::worker::Worker;
 pub(crate) fn take_spare(w: &Worker) -> Option<*const Machine> {
     for p in w.machines.iter() {
         let m = p.load(Ordering::Acquire);
+        if m.is_null() {
+            continue;
+        }
         // SAFETY: registered machines stay alive until the runtime has
         // stopped all its threads (see `Shared::clear_machines`).
-        if !m.is_null() && unsafe { &*m }.spare.compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed).is_ok()
-        {
+        let machine = unsafe { &*m };
+        if machine.spare.compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             return Some(m);
         }
     }
@@ -50,14 +53,18 @@ pub(crate) fn spare_count(w: &Worker) -> usize {
 }
 
 /// Asks the spare starter for one more spare of role `w`, if the role has
-/// room for one and none waits. Async-signal-safe (atomics and a futex).
-pub(crate) fn request_spare(shared: &Shared, w: &Worker) {
+/// room for one and none waits (`beyond_cap`: room counting the places for
+/// threads blocked while unwinding). Async-signal-safe (atomics and a futex).
+pub(crate) fn request_spare(shared: &Shared, w: &Worker, beyond_cap: bool) {
     if spare_count(w) > 0 {
         return;
     }
-    if w.is_full() {
+    if w.is_full(beyond_cap) {
         shared.metrics.thread_cap_reached.fetch_add(1, Ordering::Relaxed);
         return;
+    }
+    if beyond_cap {
+        w.want_spare_beyond_cap.store(true, Ordering::Release);
     }
     if !w.want_spare.swap(true, Ordering::AcqRel) {
         shared.spare_starter.unpark();
@@ -75,13 +82,14 @@ pub(crate) fn starter_thread(shared: Arc<Shared>) {
             if !w.want_spare.swap(false, Ordering::AcqRel) {
                 continue;
             }
-            if spare_count(w) > 0 || w.is_full() {
+            let beyond_cap = w.want_spare_beyond_cap.swap(false, Ordering::AcqRel);
+            if spare_count(w) > 0 || w.is_full(beyond_cap) {
                 continue;
             }
             // An error (the OS refused a thread) leaves the role without a
             // spare: forced preemption then resumes its frozen GVThreads in
             // turn, as at the thread cap.
-            let _ = shared.start_machine(w.index, false);
+            let _ = shared.start_machine(w.index, false, beyond_cap);
         }
         shared.spare_starter.park(None);
     }

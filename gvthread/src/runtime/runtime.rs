@@ -94,7 +94,7 @@ impl Runtime {
             rt.dumper = Some(SignalDumper::start(&rt.shared).map_err(RuntimeError::ThreadSpawn)?);
         }
         for index in 0..rt.shared.workers.len() {
-            rt.shared.start_machine(index, true).map_err(RuntimeError::ThreadSpawn)?;
+            rt.shared.start_machine(index, true, false).map_err(RuntimeError::ThreadSpawn)?;
         }
         if rt.shared.config.enable_forced_preempt {
             crate::preempt::signal::install();

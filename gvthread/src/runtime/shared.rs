@@ -155,9 +155,9 @@ impl Shared {
 
     /// Starts an OS thread running a machine of role `role` (holding it if
     /// `primary`, else as a spare), if the role has a free thread place.
-    pub(crate) fn start_machine(self: &Arc<Self>, role: usize, primary: bool) -> std::io::Result<()> {
+    pub(crate) fn start_machine(self: &Arc<Self>, role: usize, primary: bool, beyond_cap: bool) -> std::io::Result<()> {
         let w = &self.workers[role];
-        if !w.reserve_thread() {
+        if !w.reserve_thread(beyond_cap) {
             self.metrics.thread_cap_reached.fetch_add(1, Ordering::Relaxed);
             return Err(std::io::Error::other("the role has max_os_threads / roles threads already"));
         }

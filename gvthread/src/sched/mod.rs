@@ -10,14 +10,31 @@
 //!   `num_low_priority_workers` roles that only run `Priority::Low`;
 //! * a **machine** (M, [`machine::Machine`]) is an OS thread holding a role.
 //!
-//! Run queues: each ordinary role has a fixed ring ([`queue::LocalQueue`])
-//! that its machine pushes to and pops from without locks; a global queue per
-//! priority ([`inject::GlobalQueues`]) takes spawns from outside the runtime,
-//! ring overflow, and non-Normal priorities. A worker looks for work in this
-//! order: Critical, High, its local ring (every 61st time the global Normal
-//! queue first), global Normal, global Low (when no dedicated low-priority
-//! workers exist), then steals half of another worker's ring. Idle workers
-//! sleep on a futex ([`idle`]).
+//! # Home roles
+//!
+//! A GVThread that has started runs only on the machines of the role where it
+//! first ran (its *home*, recorded in its state word). Each machine serves one
+//! role for life, and a role's machines run GVThreads one at a time. This is
+//! a soundness rule: LLVM keeps a thread-local's address across calls, and a
+//! GVThread's stack may hold `!Send` handles to its OS thread's data; a
+//! GVThread resumed on an unrelated OS thread could use the first thread's
+//! data while that thread does too. Within one role, only one machine runs
+//! user code at any time, so such data is never used by two threads at once.
+//! Unstarted GVThreads move freely (stealing, global queues): load balance is
+//! decided at the first run. `SchedulerConfig::free_migration` (unsafe) turns
+//! the rule off.
+//!
+//! Run queues: each ordinary role has a fixed ring ([`queue::LocalQueue`]) of
+//! unstarted GVThreads that its machine pushes to and pops from without locks
+//! and that others steal from; a global queue per priority
+//! ([`inject::GlobalQueues`]) takes unstarted GVThreads from outside the
+//! runtime, ring overflow, and non-Normal priorities; and each role has home
+//! queues ([`homeq::HomeQueue`]) of the started GVThreads bound to it, which
+//! any thread pushes to without a lock or an allocation. A worker looks for
+//! work in this order: Critical, High, `runnext`, its home queue and ring in
+//! turn (every 61st time the global and preempted queues first), global
+//! Normal, its frozen and preempted GVThreads, Low, then steals half of
+//! another worker's ring. Idle workers sleep on a futex ([`idle`]).
 //!
 //! # Park and wake
 //!
@@ -29,13 +46,16 @@
 //! publish step sees and turns into an immediate re-queue. A wake whose
 //! generation differs from the slot's is ignored.
 //!
-//! Rejected alternatives: setting a "blocked" flag before saving the context
+//! Rejected alternatives: free migration of started GVThreads (unsound for
+//! thread-bound state, kept as an unsafe opt-in); a home OS thread instead
+//! of a home role (a frozen CPU hog would hold up everything started on its
+//! thread); setting a "blocked" flag before saving the context
 //! (the original GVThread code: an early wake was lost, and a wake in between
 //! resumed a stale context); always switching through the scheduler context
 //! (twice the switches per yield); a global run queue only (contention).
 
-pub(crate) mod idle;
 pub(crate) mod homeq;
+pub(crate) mod idle;
 pub(crate) mod inject;
 pub(crate) mod machine;
 pub(crate) mod park;

@@ -16,6 +16,9 @@ use crate::Priority;
 use crate::memory::SlotCache;
 use crate::util::futex::Parker;
 
+/// Extra thread places per role for threads blocked while unwinding.
+const UNWIND_EXTRA_THREADS: usize = 64;
+
 /// One worker role.
 pub(crate) struct Worker {
     /// Index in `Shared::workers`.
@@ -44,9 +47,18 @@ pub(crate) struct Worker {
     /// Thread places taken (threads started or starting), at most
     /// `machines.len()`.
     pub(crate) threads_reserved: AtomicUsize,
+    /// Threads this role may have (`SchedulerConfig::max_os_threads` /
+    /// roles). The places beyond it are only for threads whose GVThread is
+    /// blocked while unwinding (see `sched::park`): such a GVThread cannot
+    /// leave its OS thread, so without them a role whose threads all hold
+    /// one could deadlock.
+    pub(crate) thread_cap: usize,
     /// The preemption handler or monitor wants another spare thread for
     /// this role (the spare starter makes it).
     pub(crate) want_spare: AtomicBool,
+    /// The spare wanted is for a thread blocked while unwinding: it may go
+    /// beyond `thread_cap`.
+    pub(crate) want_spare_beyond_cap: AtomicBool,
     /// Where the holding machine sleeps when idle.
     pub(crate) parker: Parker,
     /// Scheduling decisions made; every 61st looks at the global queue first.
@@ -80,8 +92,12 @@ impl Worker {
             home: Default::default(),
             preempted: HomeQueue::new(),
             frozen: HomeQueue::new(),
-            machines: (0..threads.max(1)).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
+            machines: (0..threads.max(1) + UNWIND_EXTRA_THREADS)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            thread_cap: threads.max(1),
             want_spare: AtomicBool::new(false),
+            want_spare_beyond_cap: AtomicBool::new(false),
             threads_reserved: AtomicUsize::new(0),
             parker: Parker::new(),
             ticks: AtomicU32::new(0),
@@ -115,16 +131,22 @@ impl Worker {
         &self.home[p as usize]
     }
 
-    /// Whether every thread place of this role is taken.
-    pub(crate) fn is_full(&self) -> bool {
-        self.threads_reserved.load(Ordering::Acquire) >= self.machines.len()
+    /// Whether the role has as many threads as it may (`beyond_cap`: counting
+    /// the places for threads blocked while unwinding).
+    pub(crate) fn is_full(&self, beyond_cap: bool) -> bool {
+        self.threads_reserved.load(Ordering::Acquire) >= self.limit(beyond_cap)
+    }
+
+    fn limit(&self, beyond_cap: bool) -> usize {
+        if beyond_cap { self.machines.len() } else { self.thread_cap }
     }
 
     /// Takes a thread place; false if the role has as many as it may.
-    pub(crate) fn reserve_thread(&self) -> bool {
+    pub(crate) fn reserve_thread(&self, beyond_cap: bool) -> bool {
+        let limit = self.limit(beyond_cap);
         let mut n = self.threads_reserved.load(Ordering::Relaxed);
         loop {
-            if n >= self.machines.len() {
+            if n >= limit {
                 return false;
             }
             match self.threads_reserved.compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Relaxed) {

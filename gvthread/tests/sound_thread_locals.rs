@@ -1,0 +1,214 @@
+//! Thread-bound state across blocking calls, under the default settings.
+//!
+//! LLVM computes a `thread_local!`'s address once per function and may keep
+//! it across calls, and a GVThread's stack can hold `!Send` handles to its OS
+//! thread's data (an `Rc` out of a thread-local). With free migration these
+//! would be used by two OS threads at once. Under the default rules (a
+//! started GVThread runs only on its role's threads, one at a time) no
+//! thread-bound object may ever be used by two threads at once. Each object
+//! here carries a detector: a flag set while it is in use; finding it already
+//! set means two threads use it at once.
+//!
+//! Run in release (CI does): that is where the addresses are cached. A CPU
+//! hog on the same workers forces hand-offs to spare threads throughout.
+
+mod common;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use gvthread::{Runtime, SchedulerConfig};
+
+/// Counts uses of a thread-bound object that overlapped another use.
+static OVERLAPS: AtomicU64 = AtomicU64::new(0);
+/// Counts uses in all.
+static USES: AtomicU64 = AtomicU64::new(0);
+
+/// A thread-bound object with a detector for concurrent use.
+struct Detected<T> {
+    in_use: AtomicBool,
+    value: T,
+}
+
+impl<T> Detected<T> {
+    const fn new(value: T) -> Self {
+        Detected { in_use: AtomicBool::new(false), value }
+    }
+
+    #[inline(never)]
+    fn use_it<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        if self.in_use.swap(true, Ordering::AcqRel) {
+            OVERLAPS.fetch_add(1, Ordering::Relaxed);
+        }
+        USES.fetch_add(1, Ordering::Relaxed);
+        // Widen the window a little so overlaps would show.
+        for _ in 0..20 {
+            std::hint::spin_loop();
+        }
+        let r = f(&self.value);
+        self.in_use.store(false, Ordering::Release);
+        r
+    }
+}
+
+thread_local! {
+    static BUF: Detected<RefCell<Vec<u64>>> = const { Detected::new(RefCell::new(Vec::new())) };
+    static SHARED_RC: Rc<Detected<Cell<u64>>> = Rc::new(Detected::new(Cell::new(0)));
+    static DEPTH: Cell<i64> = const { Cell::new(0) };
+}
+
+#[inline(never)]
+fn push(b: &Detected<RefCell<Vec<u64>>>, v: u64) {
+    b.use_it(|b| {
+        let mut g = b.borrow_mut();
+        g.push(v);
+        if g.len() > 64 {
+            g.clear();
+        }
+    });
+}
+
+/// The pattern: the thread-local's address is computed once in this
+/// function and reused after the yield.
+#[inline(never)]
+fn tls_across_yields(n: u64) {
+    for i in 0..n {
+        BUF.with(|b| push(b, i));
+        gvthread::yield_now();
+        BUF.with(|b| push(b, i));
+    }
+}
+
+/// An `Rc` cloned out of a thread-local and kept across parks (how
+/// `rand::thread_rng()` works): its reference count is not atomic.
+#[inline(never)]
+fn rc_across_parks(n: u64) {
+    for i in 0..n {
+        let rc = SHARED_RC.with(|r| r.clone());
+        rc.use_it(|c| c.set(c.get() + 1));
+        if i % 4 == 0 {
+            gvthread::sleep(Duration::from_micros(50));
+        } else {
+            gvthread::yield_now();
+        }
+        rc.use_it(|c| c.set(c.get() + 1));
+        drop(rc);
+    }
+}
+
+/// The kernel's id of the calling thread (a system call: no thread-local
+/// whose address could be cached).
+fn os_thread_id() -> i64 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) }
+}
+
+/// A `tracing`-style guard: entering bumps a per-thread depth, leaving
+/// lowers it; it must leave on the thread it entered on.
+struct Entered(i64);
+impl Entered {
+    fn enter() -> Entered {
+        DEPTH.with(|d| d.set(d.get() + 1));
+        Entered(os_thread_id())
+    }
+}
+impl Drop for Entered {
+    fn drop(&mut self) {
+        if os_thread_id() != self.0 {
+            MOVED_GUARDS.fetch_add(1, Ordering::Relaxed);
+        }
+        DEPTH.with(|d| d.set(d.get() - 1));
+    }
+}
+
+/// Guards left on another thread than the one they entered on.
+static MOVED_GUARDS: AtomicU64 = AtomicU64::new(0);
+
+/// Runs `body` on 4 GVThreads on 2 workers beside a CPU hog that forces
+/// hand-offs (it is frozen, and a spare takes its role, throughout).
+fn beside_a_hog(body: fn(u64)) -> gvthread::RuntimeMetrics {
+    let _w = common::watchdog("thread-bound state beside a hog", Duration::from_secs(240));
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(2).time_slice(Duration::from_millis(2)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let hogs: Vec<_> = (0..2)
+        .map(|_| {
+            let s = s.clone();
+            rt.handle().spawn(move |_| {
+                while !s.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    rt.block_on(move || {
+        let hs: Vec<_> = (0..4).map(|_| gvthread::spawn(move |_| body(20_000))).collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    stop.store(true, Ordering::Relaxed);
+    for h in hogs {
+        h.join().unwrap();
+    }
+    rt.metrics()
+}
+
+#[test]
+fn thread_locals_across_yields_are_never_used_by_two_threads_at_once() {
+    let m = beside_a_hog(tls_across_yields);
+    assert!(USES.load(Ordering::Relaxed) >= 4 * 2 * 20_000);
+    assert_eq!(OVERLAPS.load(Ordering::Relaxed), 0, "a thread-local was used by two OS threads at once: {m:?}");
+    assert!(m.forced_preemptions > 0, "the hogs were never preempted: the test proved nothing ({m:?})");
+}
+
+#[test]
+fn an_rc_out_of_a_thread_local_is_never_used_by_two_threads_at_once() {
+    let m = beside_a_hog(rc_across_parks);
+    assert_eq!(OVERLAPS.load(Ordering::Relaxed), 0, "an Rc was used by two OS threads at once: {m:?}");
+    assert!(m.forced_preemptions > 0, "the hogs were never preempted: the test proved nothing ({m:?})");
+}
+
+#[test]
+fn guards_across_parks_stay_balanced() {
+    let _w = common::watchdog("guards_across_parks_stay_balanced", Duration::from_secs(120));
+    // Hogs run on a role of their own (Low priority on a dedicated worker),
+    // so their hand-offs happen beside, not under, the guarded GVThreads.
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(2).num_low_priority_workers(1));
+    let unbalanced = rt.block_on(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let hog = gvthread::spawn_with_priority(gvthread::Priority::Low, move |_| {
+            while !s.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        let hs: Vec<_> = (0..8)
+            .map(|_| {
+                gvthread::spawn(|_| {
+                    for i in 0..5_000 {
+                        let _g = Entered::enter();
+                        if i % 2 == 0 {
+                            gvthread::yield_now();
+                        } else {
+                            gvthread::sleep(Duration::from_micros(20));
+                        }
+                    }
+                    // Every GVThread of this worker ends here with its
+                    // guards left: the thread's depth counts only guards of
+                    // GVThreads still inside one.
+                    DEPTH.with(|d| d.get())
+                })
+            })
+            .collect();
+        let depths: Vec<i64> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+        stop.store(true, Ordering::Relaxed);
+        hog.join().unwrap();
+        depths
+    });
+    assert_eq!(MOVED_GUARDS.load(Ordering::Relaxed), 0, "a guard entered before a park was left on another thread");
+    assert!(unbalanced.iter().all(|&d| d >= 0), "a thread's guard depth went negative: {unbalanced:?}");
+}

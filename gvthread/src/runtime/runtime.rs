@@ -132,6 +132,12 @@ impl Runtime {
     /// `rt.block_on(|| async { .. })` returns the future unpolled (the
     /// compiler warns that it is unused).
     ///
+    /// The future moves to a worker thread, so it must be `Send` (unlike
+    /// with tokio's `block_on`, which polls on the calling thread). A future
+    /// that holds `!Send` values (an `Rc`) across `.await` can be built inside
+    /// the GVThread instead, where it never moves:
+    /// `rt.block_on(|| gvthread_futures::block_on(async { .. }))`.
+    ///
     /// # Panics
     /// If `f` panics, or if it cannot be spawned (runtime at capacity or shut
     /// down).

@@ -1,6 +1,6 @@
 //! `fork()` from a GVThread: the child can compute and print, and every gvthread call that
-//! would need the runtime's other threads (spawn, park, yield) fails with a clear message
-//! instead of hanging.
+//! would need the runtime's other threads (spawn, park) fails with a clear message instead of
+//! hanging.
 
 mod common;
 
@@ -48,17 +48,18 @@ fn child() -> i32 {
             return 2;
         }
     }
-    // Parking and yielding panic with the reason instead of hanging.
-    for (what, f) in
-        [("sleep", (|| gvthread::sleep(Duration::from_millis(1))) as fn()), ("yield_now", gvthread::yield_now)]
-    {
-        match quiet(f) {
-            Some(msg) if msg.contains("before fork()") => {}
-            other => {
-                eprintln!("child: {what} gave {other:?}");
-                return 3;
-            }
+    // Parking panics with the reason instead of hanging.
+    match quiet(|| gvthread::sleep(Duration::from_millis(1))) {
+        Some(msg) if msg.contains("before fork()") => {}
+        other => {
+            eprintln!("child: sleep gave {other:?}");
+            return 3;
         }
+    }
+    // Yielding still works on the forking thread's worker (nothing else runs there).
+    if quiet(gvthread::yield_now).is_some() {
+        eprintln!("child: yield_now panicked");
+        return 4;
     }
     0
 }

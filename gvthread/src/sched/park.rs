@@ -239,9 +239,11 @@ pub fn yield_now() {
     let m = unsafe { machine::current_ptr_inlined().as_ref() };
     match m {
         Some(m) if m.current_slot() != machine::NO_GVTHREAD => {
-            // A forked child's copy of a worker may hold no role, and no other
-            // thread would ever hand it one: fail instead of hanging.
-            if crate::util::fork::generation() != m.shared.config.fork_generation {
+            // Without a role (after a system-call hand-off) the yield waits for
+            // one; in a forked child no other thread would ever hand it over:
+            // fail instead of hanging. Checked only in that rare case, off the
+            // fast path.
+            if m.worker_ptr().is_null() && crate::util::fork::generation() != m.shared.config.fork_generation {
                 panic!("{}", crate::util::fork::FORKED_MESSAGE);
             }
             machine::yield_gvthread(m, m.current_slot())

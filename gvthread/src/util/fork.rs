@@ -5,7 +5,8 @@
 //! a GVThread that parks there would wait forever for a wake or a worker
 //! that no longer exists. A `pthread_atfork` child handler bumps
 //! [`generation`]; a runtime remembers the generation it was built in, and
-//! its blocking entry points (spawning, parking) fail with a clear message
+//! its entry points that need other threads (spawning, parking, a yield
+//! that must wait for a worker role) fail with a clear message
 //! when the two differ. The check is one relaxed load.
 
 use std::sync::Once;

@@ -100,12 +100,17 @@ fn dump_on_this_thread(shared: &Shared, caller: Option<(u32, u32)>) -> String {
         if state::kind(word) == FREE {
             continue;
         }
-        let mut frames = Vec::with_capacity(MAX_FRAMES);
+        let mut frames = Vec::new();
         // SAFETY: the header of a slot in use lies in mapped memory (headers
         // stay mapped while the runtime runs); `bound` and `wait` are atomics.
         let header = unsafe { &*shared.header(slot) };
         let parked = if state::kind(word) == PARKED {
-            inspect_parked(shared, slot, word, &modules, &mut unwinder, &mut frames)
+            // Room for the walk, made before the GVThread is held (the walk
+            // itself allocates nothing); trimmed after.
+            frames.reserve_exact(MAX_FRAMES);
+            let read = inspect_parked(shared, slot, word, &modules, &mut unwinder, &mut frames);
+            frames.shrink_to_fit();
+            read
         } else {
             None
         };

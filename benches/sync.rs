@@ -8,6 +8,9 @@
 //! * `mpmc_4x4`: 4 producers and 4 consumers sharing one capacity-64
 //!   channel; one iteration is one message. GVThreads on 2 workers against
 //!   crossbeam-channel on 8 OS threads.
+//! * `select`: one message through a channel, received with a plain
+//!   `recv` against a `select!` over two channels that both hold a value
+//!   (one GVThread; crossbeam-channel's `select!` on an OS thread beside).
 //! * `mutex_uncontended`: lock + unlock on one thread, `SchedMutex` against
 //!   `std::sync::Mutex`.
 //! * `mutex_contended`: 4 parties each incrementing a shared counter under the
@@ -18,7 +21,9 @@
 //! (or one set of threads) and is timed there, so per-batch setup becomes
 //! criterion's intercept, not the reported slope.
 //!
-//! Run with `cargo bench -p benches --bench sync` (about a minute).
+//! Run with `cargo bench -p benches --bench sync` (about a minute). The
+//! channel groups also run `benches/go/chan.go` when `go` is on `PATH`; it
+//! prints Go's figures for the same scenarios.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -101,6 +106,8 @@ fn ping_pong(c: &mut Criterion) {
     g.bench_function("gvthread_2_workers", |b| b.iter_custom(|n| gvthread_ping_pong(&mut rt2, n)));
     let tokio_rt = tokio::runtime::Builder::new_current_thread().build().expect("tokio runtime");
     g.bench_function("tokio_mpsc_current_thread", |b| b.iter_custom(|n| tokio_ping_pong(&tokio_rt, n)));
+    let tokio_mt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("tokio runtime");
+    g.bench_function("tokio_mpsc_multi_thread_2_workers", |b| b.iter_custom(|n| tokio_ping_pong(&tokio_mt, n)));
     g.bench_function("crossbeam_os_threads", |b| b.iter_custom(crossbeam_ping_pong));
     g.finish();
 }
@@ -254,5 +261,85 @@ fn mutex_contended(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ping_pong, mpmc, mutex_uncontended, mutex_contended);
+fn gvthread_recv(rt: &mut Runtime, iters: u64) -> Duration {
+    rt.block_on(move || {
+        let (tx, rx) = gvthread::channel::<u64>(4);
+        let start = Instant::now();
+        for i in 0..iters {
+            tx.send(i).unwrap();
+            black_box(rx.recv().unwrap());
+        }
+        start.elapsed()
+    })
+}
+
+fn gvthread_select(rt: &mut Runtime, iters: u64) -> Duration {
+    rt.block_on(move || {
+        let (tx1, rx1) = gvthread::channel::<u64>(4);
+        let (tx2, rx2) = gvthread::channel::<u64>(4);
+        tx1.send(0).unwrap();
+        tx2.send(0).unwrap();
+        let start = Instant::now();
+        for i in 0..iters {
+            // Both channels hold a value; refill the one the select drained.
+            let (v, tx) = gvthread::select! {
+                recv(rx1) -> v => (v, &tx1),
+                recv(rx2) -> v => (v, &tx2),
+            };
+            black_box(v.unwrap());
+            tx.send(i).unwrap();
+        }
+        start.elapsed()
+    })
+}
+
+fn crossbeam_select(iters: u64) -> Duration {
+    let (tx1, rx1) = crossbeam_channel::bounded::<u64>(4);
+    let (tx2, rx2) = crossbeam_channel::bounded::<u64>(4);
+    tx1.send(0).unwrap();
+    tx2.send(0).unwrap();
+    let start = Instant::now();
+    for i in 0..iters {
+        let (v, tx) = crossbeam_channel::select! {
+            recv(rx1) -> v => (v, &tx1),
+            recv(rx2) -> v => (v, &tx2),
+        };
+        black_box(v.unwrap());
+        tx.send(i).unwrap();
+    }
+    start.elapsed()
+}
+
+fn crossbeam_recv(iters: u64) -> Duration {
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(4);
+    let start = Instant::now();
+    for i in 0..iters {
+        tx.send(i).unwrap();
+        black_box(rx.recv().unwrap());
+    }
+    start.elapsed()
+}
+
+fn select(c: &mut Criterion) {
+    let mut g = c.benchmark_group("select");
+    g.sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    let mut rt = runtime(1);
+    g.bench_function("gvthread_send_recv", |b| b.iter_custom(|n| gvthread_recv(&mut rt, n)));
+    g.bench_function("gvthread_send_select_2_ready", |b| b.iter_custom(|n| gvthread_select(&mut rt, n)));
+    g.bench_function("crossbeam_send_recv", |b| b.iter_custom(crossbeam_recv));
+    g.bench_function("crossbeam_send_select_2_ready", |b| b.iter_custom(crossbeam_select));
+    g.finish();
+}
+
+/// Runs `benches/go/chan.go` if `go` is installed; it prints its own rows.
+fn go_baseline(_c: &mut Criterion) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/go/chan.go");
+    match std::process::Command::new("go").args(["run", path]).output() {
+        Ok(out) if out.status.success() => print!("{}", String::from_utf8_lossy(&out.stdout)),
+        Ok(out) => println!("go (failed: {})", String::from_utf8_lossy(&out.stderr).trim()),
+        Err(_) => println!("go (not installed: skipped)"),
+    }
+}
+
+criterion_group!(benches, ping_pong, mpmc, select, mutex_uncontended, mutex_contended, go_baseline);
 criterion_main!(benches);

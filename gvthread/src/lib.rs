@@ -102,11 +102,14 @@ pub use runtime::metrics::RuntimeMetrics;
 pub use runtime::runtime::Runtime;
 pub use sched::park::{sleep, yield_now};
 pub use sync::cancel::CancellationToken;
+pub use sync::cancel::{Cancelled, sleep_or_cancelled};
 pub use sync::chan::{
     IntoIter, Iter, Receiver, RecvError, RecvFut, RecvTimeoutError, SendError, SendFut, SendTimeoutError, Sender,
     TryIter, TryRecvError, TrySendError, channel,
 };
+pub use sync::chan::{RecvCancelError, SendCancelError, unbounded};
 pub use sync::mutex::{SchedMutex, SchedMutexGuard};
+pub use sync::select::{Select, SelectTimeoutError, SelectedOperation, TrySelectError};
 pub use task::id::GVThreadId;
 pub use task::join::{JoinError, JoinHandle};
 pub use task::local::LocalKey;
@@ -150,6 +153,9 @@ pub use gvthread_macros::test;
 pub mod __private {
     pub use crate::future::block_on as block_on_future;
     pub use crate::preempt::safepoint_check;
+    pub use crate::sync::cancel::CancelArm;
+    pub use crate::sync::chan::{RecvArm, SendArm};
+    pub use crate::sync::select::{Mode as SelectMode, SelectArm, run as select_run};
 }
 
 /// A cooperative preemption point: yields if the preemption monitor has asked

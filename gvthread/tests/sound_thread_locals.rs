@@ -11,6 +11,15 @@
 //!
 //! Run in release (CI does): that is where the addresses are cached. A CPU
 //! hog on the same workers forces hand-offs to spare threads throughout.
+//!
+//! Each use of a thread-bound object runs inside `gvthread::no_preempt`, so
+//! that forced preemption never freezes a GVThread half way through one: that
+//! is the one residual case `docs/safety.md` names (a GVThread frozen in the
+//! middle of an update, and another GVThread of its role reaching the same
+//! object meanwhile: reentrancy, as with a signal handler). What these tests
+//! check is the rule that makes everything else sound: two OS threads never
+//! use such an object at the same time, whatever addresses LLVM cached
+//! across the blocking calls in between.
 
 mod common;
 
@@ -62,12 +71,14 @@ thread_local! {
 
 #[inline(never)]
 fn push(b: &Detected<RefCell<Vec<u64>>>, v: u64) {
-    b.use_it(|b| {
-        let mut g = b.borrow_mut();
-        g.push(v);
-        if g.len() > 64 {
-            g.clear();
-        }
+    gvthread::no_preempt(|| {
+        b.use_it(|b| {
+            let mut g = b.borrow_mut();
+            g.push(v);
+            if g.len() > 64 {
+                g.clear();
+            }
+        })
     });
 }
 
@@ -87,15 +98,20 @@ fn tls_across_yields(n: u64) {
 #[inline(never)]
 fn rc_across_parks(n: u64) {
     for i in 0..n {
-        let rc = SHARED_RC.with(|r| r.clone());
-        rc.use_it(|c| c.set(c.get() + 1));
+        let rc = gvthread::no_preempt(|| {
+            let rc = SHARED_RC.with(|r| r.clone());
+            rc.use_it(|c| c.set(c.get() + 1));
+            rc
+        });
         if i % 4 == 0 {
             gvthread::sleep(Duration::from_micros(50));
         } else {
             gvthread::yield_now();
         }
-        rc.use_it(|c| c.set(c.get() + 1));
-        drop(rc);
+        gvthread::no_preempt(|| {
+            rc.use_it(|c| c.set(c.get() + 1));
+            drop(rc);
+        });
     }
 }
 

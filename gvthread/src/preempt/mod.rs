@@ -67,7 +67,27 @@ pub(crate) use spares::{spare_count, starter_thread};
 
 use std::sync::atomic::Ordering;
 
-use crate::sched::machine;
+use crate::runtime::shared::Shared;
+use crate::sched::machine::{self, PREEMPT_HOG};
+use crate::sched::worker::Worker;
+
+/// Asks role `w` to switch now: a more urgent GVThread was just woken for
+/// it. `own`: the caller is the GVThread running on `w` (it gets the
+/// cooperative request; its next safepoint or blocking call switches, and
+/// the monitor forces it otherwise). Any other caller signals `w`'s thread
+/// at once when forced preemption is on.
+pub(crate) fn preempt_now(shared: &Shared, w: &Worker, own: bool) {
+    w.preempt.store(true, Ordering::Release);
+    if own || !shared.config.enable_forced_preempt {
+        return;
+    }
+    let holder = w.holder.load(Ordering::Acquire);
+    // SAFETY: machines stay alive while registered in `shared`.
+    if let Some(holder) = unsafe { holder.as_ref() } {
+        holder.request_preemption(PREEMPT_HOG, w.activity.load(Ordering::Relaxed));
+        shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// Body of [`safepoint!`](crate::safepoint): yields when a preemption was
 /// requested. Opaque to the optimizer so that the thread-local it reads is

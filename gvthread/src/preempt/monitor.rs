@@ -14,6 +14,14 @@
 //! `std::sync::Mutex`, FFI): the handler freezes the GVThread in its call and
 //! the role's other GVThreads go on.
 //!
+//! Wake-up preemption: when a GVThread was woken for a role (`woken`) and the
+//! role's running GVThread has run for `wakeup_granularity` (1 ms by
+//! default), the monitor asks it to yield and forces it at once, instead of
+//! waiting for the end of its time slice (a woken GVThread that then keeps
+//! running is preempted like any other at the end of its own slice). A wake
+//! of a more urgent priority preempts at once, from the waker
+//! (`preempt_now`).
+//!
 //! Lock holders first: while a role has frozen GVThreads, a holder that has
 //! not switched for two ticks gets a `PREEMPT_BLOCKED` signal, which freezes
 //! it only if it is blocked in the kernel, and then hands the role to the
@@ -26,7 +34,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::signal::PREEMPT_SIGNAL;
 use super::spares::request_spare;
 use crate::runtime::shared::Shared;
 use crate::sched::machine::{PREEMPT_BLOCKED, PREEMPT_HOG};
@@ -73,11 +80,20 @@ impl Monitor {
             let activity = w.activity.load(Ordering::Relaxed);
             if !w.busy.load(Ordering::Relaxed) || activity != watch.activity {
                 *watch = Watch { runnext: watch.runnext, activity, since: now, flagged: false };
+                w.since_ns.store(shared.coarse_now(), Ordering::Relaxed);
                 any_busy |= w.busy.load(Ordering::Relaxed);
                 continue;
             }
             any_busy = true;
             let stalled = now.duration_since(watch.since);
+            // Wake-up preemption: something woke for this role while the
+            // running GVThread has had its minimum share.
+            let woken = w.woken.load(Ordering::Relaxed)
+                && (stalled >= cfg.wakeup_granularity || w.urgent_wake.load(Ordering::Relaxed));
+            if woken && !w.preempt.load(Ordering::Relaxed) {
+                w.preempt.store(true, Ordering::Release);
+                shared.metrics.wakeup_preemptions.fetch_add(1, Ordering::Relaxed);
+            }
             if stalled >= cfg.time_slice && !watch.flagged {
                 watch.flagged = true;
                 w.preempt.store(true, Ordering::Release);
@@ -89,7 +105,7 @@ impl Monitor {
             if !cfg.enable_forced_preempt {
                 continue;
             }
-            let request = if stalled >= cfg.time_slice.saturating_add(cfg.grace_period)
+            let request = if (woken || stalled >= cfg.time_slice.saturating_add(cfg.grace_period))
                 // Only when someone else could use the worker: freezing a
                 // GVThread that would be picked right back is pure cost.
                 && shared.has_work_for(w)
@@ -101,13 +117,10 @@ impl Monitor {
                 continue;
             };
             let holder = w.holder.load(Ordering::Acquire);
-            if !holder.is_null() {
-                // SAFETY: machines stay alive while registered in `shared`,
-                // which outlives this timer thread's use.
-                unsafe {
-                    (*holder).preempt_request.store(request, Ordering::Release);
-                    libc::pthread_kill((*holder).pthread, PREEMPT_SIGNAL);
-                }
+            // SAFETY: machines stay alive while registered in `shared`,
+            // which outlives this timer thread's use.
+            if let Some(holder) = unsafe { holder.as_ref() } {
+                holder.request_preemption(request, activity);
                 shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
             }
         }

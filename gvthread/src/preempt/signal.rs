@@ -81,6 +81,11 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
     if sh.no_preempt_depth(slot) > 0 {
         return;
     }
+    // SAFETY: a non-null role pointer targets an element of the runtime's
+    // worker array.
+    if unsafe { &*m.worker_ptr() }.activity.load(Ordering::Relaxed) != m.preempt_activity.load(Ordering::Relaxed) {
+        return; // the role switched since the request: not the GVThread it was about
+    }
     if request == PREEMPT_BLOCKED && !at.in_syscall {
         return; // running, not waiting: not a lock waiter
     }
@@ -107,6 +112,7 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
     };
     m.in_handler.set(true);
     sh.metrics.forced_preemptions.fetch_add(1, Ordering::Relaxed);
+    sh.note_hog(w);
     let role = m.drop_role();
     if let Some(call) = at.syscall().and_then(syscall::resumable) {
         // Blocked in the kernel: the role goes on without us while the call

@@ -47,6 +47,7 @@ pub struct SchedulerConfig {
     pub(crate) time_slice: Duration,
     pub(crate) grace_period: Duration,
     pub(crate) timer_interval: Duration,
+    pub(crate) wakeup_granularity: Duration,
     pub(crate) enable_forced_preempt: bool,
     pub(crate) debug_logging: bool,
     pub(crate) shutdown_timeout: Duration,
@@ -70,6 +71,7 @@ impl Default for SchedulerConfig {
             time_slice: Duration::from_millis(10),
             grace_period: Duration::from_millis(1),
             timer_interval: Duration::from_millis(1),
+            wakeup_granularity: Duration::from_millis(1),
             enable_forced_preempt: true,
             debug_logging: false,
             shutdown_timeout: Duration::from_secs(1),
@@ -93,6 +95,7 @@ impl fmt::Debug for SchedulerConfig {
             .field("time_slice", &self.time_slice)
             .field("grace_period", &self.grace_period)
             .field("timer_interval", &self.timer_interval)
+            .field("wakeup_granularity", &self.wakeup_granularity)
             .field("enable_forced_preempt", &self.enable_forced_preempt)
             .field("debug_logging", &self.debug_logging)
             .field("shutdown_timeout", &self.shutdown_timeout)
@@ -145,6 +148,26 @@ impl SchedulerConfig {
     /// Period of the preemption monitor while GVThreads run (default 1 ms).
     pub fn timer_interval(mut self, d: Duration) -> Self {
         self.timer_interval = d;
+        self
+    }
+
+    /// How long a GVThread runs at least before a GVThread woken for its
+    /// worker (by a timer, a message, a join, a future) preempts it (default
+    /// 1 ms; `Duration::MAX` turns wake-up preemption off). A woken GVThread
+    /// then waits about this long (plus up to one `timer_interval`) beside a
+    /// CPU hog, instead of the hog's whole time slice; a woken GVThread that
+    /// keeps running is preempted at the end of its own slice, like any hog.
+    /// Critical and High GVThreads preempt Normal and Low ones at once, and
+    /// any wake preempts a Low one at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = gvthread::SchedulerConfig::default().wakeup_granularity(Duration::from_micros(500));
+    /// let mut rt = gvthread::Runtime::new(config.num_workers(1));
+    /// assert_eq!(rt.block_on(|| 2 + 2), 4);
+    /// ```
+    pub fn wakeup_granularity(mut self, d: Duration) -> Self {
+        self.wakeup_granularity = d;
         self
     }
 

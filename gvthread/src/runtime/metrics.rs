@@ -8,6 +8,7 @@ pub(crate) struct Counters {
     pub(crate) forced_preemptions: AtomicU64,
     pub(crate) cooperative_preemptions: AtomicU64,
     pub(crate) preempt_requests: AtomicU64,
+    pub(crate) wakeup_preemptions: AtomicU64,
     pub(crate) signals_sent: AtomicU64,
     pub(crate) handoffs: AtomicU64,
     pub(crate) syscall_handoffs: AtomicU64,
@@ -38,6 +39,9 @@ pub struct RuntimeMetrics {
     pub cooperative_preemptions: u64,
     /// Times the monitor asked a GVThread to yield (time slice exceeded).
     pub preempt_requests: u64,
+    /// Times the monitor asked a GVThread to yield early because another one
+    /// was woken for its worker (wake-up preemption).
+    pub wakeup_preemptions: u64,
     /// SIGURG signals sent by the monitor.
     pub signals_sent: u64,
     /// Worker roles handed back to a machine holding a preempted GVThread.

@@ -69,6 +69,12 @@ pub(crate) struct Shared {
     pub(crate) spare_starter: Parker,
     /// OS threads of the machines, joined at shutdown.
     pub(crate) threads: Mutex<Vec<ThreadHandle<()>>>,
+    /// Start of the coarse clock.
+    pub(crate) epoch: std::time::Instant,
+    /// Coarse clock: ns since `epoch`, advanced by the timer thread at every
+    /// wake-up (every tick while any role is busy). Scheduling decisions read
+    /// it instead of the system clock.
+    pub(crate) coarse_ns: std::sync::atomic::AtomicU64,
     /// The monitor sleeps because no role was busy; the next busy role wakes it.
     pub(crate) monitor_idle: AtomicBool,
     pub(crate) metrics: Counters,
@@ -100,6 +106,8 @@ impl Shared {
             done_cv: Condvar::new(),
             spare_starter: Parker::new(),
             threads: Mutex::new(Vec::new()),
+            epoch: std::time::Instant::now(),
+            coarse_ns: std::sync::atomic::AtomicU64::new(0),
             monitor_idle: AtomicBool::new(false),
             metrics: Counters::default(),
         }
@@ -188,6 +196,7 @@ impl Shared {
             forced_preemptions: Counters::load(&c.forced_preemptions),
             cooperative_preemptions: Counters::load(&c.cooperative_preemptions),
             preempt_requests: Counters::load(&c.preempt_requests),
+            wakeup_preemptions: Counters::load(&c.wakeup_preemptions),
             signals_sent: Counters::load(&c.signals_sent),
             handoffs: Counters::load(&c.handoffs),
             syscall_handoffs: Counters::load(&c.syscall_handoffs),
@@ -241,6 +250,25 @@ impl Shared {
             c.set(c.get() - 1);
             c.get()
         }
+    }
+
+    /// The coarse clock (see `coarse_ns`). Async-signal-safe.
+    #[inline]
+    pub(crate) fn coarse_now(&self) -> u64 {
+        self.coarse_ns.load(Ordering::Relaxed)
+    }
+
+    /// Records that the GVThread running on `w` used up its time slice now.
+    /// Async-signal-safe.
+    pub(crate) fn note_hog(&self, w: &Worker) {
+        let slice = self.config.time_slice.as_nanos().min(u64::MAX as u128) as u64;
+        w.note_hog(self.coarse_now(), slice);
+    }
+
+    /// Advances the coarse clock to `now` (the timer thread).
+    pub(crate) fn set_coarse_now(&self, now: std::time::Instant) {
+        let ns = now.saturating_duration_since(self.epoch).as_nanos().min(u64::MAX as u128) as u64;
+        self.coarse_ns.fetch_max(ns, Ordering::Relaxed);
     }
 
     /// Wakes the monitor if it sleeps (a role just became busy).

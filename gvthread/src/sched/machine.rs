@@ -42,7 +42,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::ptr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, Ordering, compiler_fence};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering, compiler_fence};
 
 use super::worker::Worker;
 use crate::arch::{self, Context};
@@ -98,6 +98,10 @@ pub(crate) struct Machine {
     /// Set by the preemption monitor right before it signals this machine
     /// (`PREEMPT_*`); the handler takes it.
     pub(crate) preempt_request: AtomicU8,
+    /// The role's activity counter when the request was made: the handler
+    /// freezes only the GVThread the request was about (one that has run
+    /// without switching since), never one that started running since.
+    pub(crate) preempt_activity: AtomicU64,
     /// Waiting for its role as a spare, and free to be taken
     /// ([`take_spare`](crate::preempt::take_spare)).
     pub(crate) spare: AtomicBool,
@@ -174,6 +178,7 @@ pub(crate) fn run(shared: Arc<Shared>, role: usize, primary: bool) {
         // SAFETY: pthread_self has no preconditions.
         pthread: unsafe { libc::pthread_self() },
         preempt_request: AtomicU8::new(PREEMPT_NONE),
+        preempt_activity: AtomicU64::new(0),
         spare: AtomicBool::new(false),
         in_handler: Cell::new(false),
         handoff: AtomicPtr::new(ptr::null_mut()),
@@ -262,6 +267,17 @@ impl Machine {
         self.handoff.store(role as *mut Worker, Ordering::Release);
         self.handoff_ready.store(1, Ordering::Release);
         futex::wake(&self.handoff_ready, 1);
+    }
+
+    /// Asks this machine's thread, by signal, to preempt the GVThread that
+    /// has been running on role `w` since its activity counter read
+    /// `activity`. Async-signal-safe.
+    pub(crate) fn request_preemption(&self, request: u8, activity: u64) {
+        self.preempt_activity.store(activity, Ordering::Relaxed);
+        self.preempt_request.store(request, Ordering::Release);
+        // SAFETY: the pthread of a registered machine, which lives until the
+        // runtime has stopped its threads.
+        unsafe { libc::pthread_kill(self.pthread, crate::preempt::signal::PREEMPT_SIGNAL) };
     }
 
     /// Wakes this machine from a wait for a role without giving it one
@@ -383,7 +399,7 @@ impl Machine {
             return true;
         }
         let w = self.worker();
-        sh.claim_home(slot, w);
+        sh.about_to_run(slot, w);
         // Enter the section before `current` names the GVThread: the signal
         // handler must never take the scheduler stack for the GVThread's.
         self.enter();
@@ -432,7 +448,7 @@ impl Machine {
         let sh = &*self.shared;
         match next {
             Some(n) if !sh.is_bound(n) => {
-                sh.claim_home(n, self.worker());
+                sh.about_to_run(n, self.worker());
                 self.current.set(n);
                 self.worker().note_switch();
                 sh.context_of(n)

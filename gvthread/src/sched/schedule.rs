@@ -34,19 +34,21 @@ impl Shared {
         unsafe { (*self.header(slot)).ctx.get() }
     }
 
-    /// Binds `slot` to `w` if it has never run (called right before it runs
-    /// for the first time; a no-op afterwards, and always under free
-    /// migration).
+    /// Called by `w`'s holder right before it runs `slot`: binds it to `w` if
+    /// it has never run (not under free migration), and records its
+    /// priority as the one running.
     #[inline]
-    pub(crate) fn claim_home(&self, slot: u32, w: &Worker) {
-        if self.free_migration {
-            return;
-        }
+    pub(crate) fn about_to_run(&self, slot: u32, w: &Worker) {
         let st = self.slots.state(slot);
-        if st.load(Ordering::Relaxed) & state::STARTED == 0 {
+        let word = st.load(Ordering::Relaxed);
+        if word & state::STARTED == 0 && !self.free_migration {
             // Only the role about to run it writes these bits; wakers only
             // read them after it parked (publication through the state word).
             st.fetch_or(state::home_bits(w.index), Ordering::Relaxed);
+        }
+        let prio = state::priority(word);
+        if w.running_prio.load(Ordering::Relaxed) != prio {
+            w.running_prio.store(prio, Ordering::Relaxed);
         }
     }
 
@@ -60,8 +62,7 @@ impl Shared {
             return w
                 .home_queue(Priority::Low)
                 .pop(links)
-                .or_else(|| w.frozen.pop(links))
-                .or_else(|| w.preempted.pop(links))
+                .or_else(|| self.pop_had_slice(w, 0))
                 .or_else(|| self.global.pop(Priority::Low));
         }
         if self.has_urgent(w)
@@ -77,14 +78,21 @@ impl Shared {
         // Only the holding machine touches `ticks`; relaxed is enough.
         let tick = w.ticks.load(Ordering::Relaxed).wrapping_add(1);
         w.ticks.store(tick, Ordering::Relaxed);
+        // CPU-time fairness: a GVThread that used up its time slice is due
+        // again once the role gave the others as much time (`note_hog`),
+        // however much woken work keeps arriving.
+        if (!w.frozen.is_empty() || !w.preempted.is_empty())
+            && self.coarse_now() >= w.hog_due.load(Ordering::Relaxed)
+            && let Some(s) = self.pop_had_slice(w, tick)
+        {
+            return Some(s);
+        }
         if tick.is_multiple_of(GLOBAL_CHECK_INTERVAL) {
             // Fairness: a pair of GVThreads waking each other through
             // `runnext`, or a busy local queue, cannot starve the others.
             if let Some(s) = self
                 .global
                 .pop(Priority::Normal)
-                .or_else(|| w.frozen.pop(links))
-                .or_else(|| w.preempted.pop(links))
                 .or_else(|| self.global.pop_preempted())
                 .or_else(|| w.local.pop())
                 .or_else(|| w.home_queue(Priority::Normal).pop(links))
@@ -111,9 +119,7 @@ impl Shared {
         if let Some(s) = self.global.pop(Priority::Normal) {
             return Some(s);
         }
-        // Frozen GVThreads first: each holds an OS thread, and may hold a
-        // lock that others wait for.
-        if let Some(s) = w.frozen.pop(links).or_else(|| w.preempted.pop(links)) {
+        if let Some(s) = self.pop_had_slice(w, tick) {
             return Some(s);
         }
         if let Some(s) = self.global.pop_preempted() {
@@ -126,6 +132,19 @@ impl Shared {
             return self.global.pop(Priority::Low);
         }
         None
+    }
+
+    /// A GVThread of `w` that used up its time slice: frozen ones (each holds
+    /// an OS thread, and may hold a lock others wait for) and cooperatively
+    /// preempted ones take turns, so neither kind starves the other.
+    #[inline]
+    fn pop_had_slice(&self, w: &Worker, tick: u32) -> Option<u32> {
+        let links = &self.links;
+        if tick & 2 == 0 {
+            w.frozen.pop(links).or_else(|| w.preempted.pop(links))
+        } else {
+            w.preempted.pop(links).or_else(|| w.frozen.pop(links))
+        }
     }
 
     /// Whether Critical or High work waits for `w`.
@@ -213,11 +232,27 @@ impl Shared {
                     w.home_queue(prio).push(&self.links, slot);
                     self.idle_for(w).wake_worker(h, &self.workers);
                 }
+                self.note_wake(w, prio, std::ptr::eq(mine, w));
             }
             None => self.ready_fresh(slot, prio, mine),
         }
         if let Some(m) = m {
             m.leave();
+        }
+    }
+
+    /// Wake-up preemption: a GVThread of priority `prio` was just made
+    /// runnable for role `w` (`own`: by the GVThread running on `w`). The
+    /// monitor preempts the running GVThread once it has run for
+    /// `wakeup_granularity`; a more urgent one (Critical or High over Normal,
+    /// anything over Low) preempts it at once.
+    fn note_wake(&self, w: &Worker, prio: Priority, own: bool) {
+        if !w.woken.load(Ordering::Relaxed) {
+            w.woken.store(true, Ordering::Relaxed);
+        }
+        if (prio as u8) < w.running_prio.load(Ordering::Relaxed) && w.busy.load(Ordering::Relaxed) {
+            w.urgent_wake.store(true, Ordering::Relaxed);
+            crate::preempt::preempt_now(self, w, own);
         }
     }
 
@@ -321,6 +356,7 @@ impl Shared {
     /// go behind fresh and woken work on their role, others back to their
     /// queue.
     pub(crate) fn finish_preempted(&self, slot: u32, w: &Worker) {
+        self.note_hog(w);
         let word = self.slots.state(slot).load(Ordering::Relaxed);
         match (Priority::from_u8(state::priority(word)), state::home(word)) {
             (Priority::Normal, Some(h)) => self.workers[h].preempted.push(&self.links, slot),

@@ -7,7 +7,7 @@
 //!
 //! [`Machine`]: super::machine::Machine
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::homeq::HomeQueue;
 use super::machine::Machine;
@@ -71,6 +71,23 @@ pub(crate) struct Worker {
     pub(crate) busy: AtomicBool,
     /// Cooperative preemption requested: the next safepoint yields.
     pub(crate) preempt: AtomicBool,
+    /// A GVThread was made runnable for this role (woken or spawned) since
+    /// its last switch: the monitor preempts the running one once it has run
+    /// for `wakeup_granularity` (wake-up preemption).
+    pub(crate) woken: AtomicBool,
+    /// The GVThread woken is more urgent than the running one: preempt at
+    /// once (the monitor retries at every tick until the role switches).
+    pub(crate) urgent_wake: AtomicBool,
+    /// Priority of the GVThread running now (`Priority as u8`): a wake of a
+    /// more urgent one preempts it at once.
+    pub(crate) running_prio: AtomicU8,
+    /// When the running GVThread started running (coarse clock, ns; written
+    /// by the monitor when it sees the activity counter move).
+    pub(crate) since_ns: AtomicU64,
+    /// When the oldest GVThread that used up its time slice (`frozen`,
+    /// `preempted`) is due again (coarse clock, ns): the role first gives as
+    /// much time to the others as that GVThread just had (CPU-time fairness).
+    pub(crate) hog_due: AtomicU64,
     /// The machine holding this role (for the monitor's signals).
     pub(crate) holder: AtomicPtr<Machine>,
     /// The GVThread this role runs next (Go's `runnext`): the last one woken
@@ -104,6 +121,11 @@ impl Worker {
             activity: AtomicU64::new(0),
             busy: AtomicBool::new(false),
             preempt: AtomicBool::new(false),
+            woken: AtomicBool::new(false),
+            urgent_wake: AtomicBool::new(false),
+            running_prio: AtomicU8::new(Priority::Normal as u8),
+            since_ns: AtomicU64::new(0),
+            hog_due: AtomicU64::new(0),
             holder: AtomicPtr::new(std::ptr::null_mut()),
             runnext: AtomicU32::new(u32::MAX),
             slot_cache: SlotCache::new(),
@@ -123,6 +145,19 @@ impl Worker {
     pub(crate) fn note_switch(&self) {
         self.note_activity();
         self.clear_preempt_request();
+        if self.woken.load(Ordering::Relaxed) {
+            self.woken.store(false, Ordering::Relaxed);
+            self.urgent_wake.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Records that the GVThread running now used up its time slice at
+    /// `now` (coarse ns): the role's other work gets as much time (at most
+    /// `slice` ns: it may have run longer only while nobody else waited)
+    /// before it is due again.
+    pub(crate) fn note_hog(&self, now: u64, slice: u64) {
+        let ran = now.saturating_sub(self.since_ns.load(Ordering::Relaxed)).min(slice);
+        self.hog_due.store(now.saturating_add(ran), Ordering::Relaxed);
     }
 
     /// The home queue for bound GVThreads of priority `p`.

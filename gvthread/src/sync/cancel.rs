@@ -3,15 +3,63 @@
 //! A token is a node in a tree: cancelling a node cancels its whole subtree.
 //! Parents keep weak references to children, so dropping a child subtree
 //! frees it; dead entries are pruned when a parent's child list grows.
-//! Cancellation is cooperative: code checks [`CancellationToken::is_cancelled`].
+//! Children keep strong references to their parents, so a dropped token in
+//! the middle of a chain still passes its ancestors' cancellation on.
+//! Cancellation is cooperative: code checks [`CancellationToken::is_cancelled`],
+//! or waits for it: a `cancelled(token)` arm of [`select!`](crate::select),
+//! [`Receiver::recv_or_cancelled`](crate::Receiver::recv_or_cancelled),
+//! [`Sender::send_or_cancelled`](crate::Sender::send_or_cancelled) and
+//! [`sleep_or_cancelled`] return as soon as the token is cancelled.
+//!
+//! # Waiting for cancellation
+//!
+//! Each node has a [`WaitQueue`] of waiters (select arms) next to its child
+//! list, under the same lock. A waiter registers under the lock only if the
+//! flag is still clear; `cancel` sets the flag *before* taking the lock and
+//! emptying the queue. So a waiter either sees the flag or is in the queue
+//! that `cancel` empties; the wakes run after the lock is released. Both
+//! critical sections are runtime sections, so a GVThread frozen by forced
+//! preemption never holds the lock.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use super::select::{self, SelectArm, SelectCtx};
+use super::waitq::{WaitId, WaitQueue};
+use crate::sched::machine::in_section;
 
 struct Node {
     cancelled: AtomicBool,
-    children: Mutex<Vec<Weak<Node>>>,
+    inner: Mutex<Inner>,
+    /// Keeps the ancestors alive while a descendant lives, so cancelling an
+    /// ancestor reaches it even when the tokens in between were dropped
+    /// (parents only hold weak references to children).
+    parent: Option<Arc<Node>>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Unlink the ancestor chain iteratively: a long chain of tokens
+        // (spawns from spawns) must not recurse once per level.
+        let mut next = self.parent.take();
+        while let Some(p) = next {
+            next = Arc::into_inner(p).and_then(|mut n| n.parent.take());
+        }
+    }
+}
+
+struct Inner {
+    children: Vec<Weak<Node>>,
+    waiters: WaitQueue,
+}
+
+impl Node {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // No user code runs under this lock.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// A cancellation flag shared by clones and inherited by children.
@@ -41,8 +89,16 @@ impl Default for CancellationToken {
 impl CancellationToken {
     /// A new root token.
     pub fn new() -> CancellationToken {
+        CancellationToken::with_parent(None)
+    }
+
+    fn with_parent(parent: Option<Arc<Node>>) -> CancellationToken {
         CancellationToken {
-            node: Arc::new(Node { cancelled: AtomicBool::new(false), children: Mutex::new(Vec::new()) }),
+            node: Arc::new(Node {
+                cancelled: AtomicBool::new(false),
+                inner: Mutex::new(Inner { children: Vec::new(), waiters: WaitQueue::new() }),
+                parent,
+            }),
         }
     }
 
@@ -55,8 +111,9 @@ impl CancellationToken {
 
     /// [`child`](Self::child) for callers already in a runtime section.
     pub(crate) fn child_inner(&self) -> CancellationToken {
-        let child = CancellationToken::new();
-        let mut children = self.node.children.lock().unwrap_or_else(|e| e.into_inner());
+        let child = CancellationToken::with_parent(Some(self.node.clone()));
+        let mut inner = self.node.lock();
+        let children = &mut inner.children;
         // Checked under the lock: `cancel` sets the flag before draining the
         // list under the same lock, so either we see the flag or it sees us.
         if self.node.cancelled.load(Ordering::Acquire) {
@@ -67,20 +124,24 @@ impl CancellationToken {
             children.retain(|w| w.strong_count() > 0);
         }
         children.push(Arc::downgrade(&child.node));
-        drop(children);
+        drop(inner);
         child
     }
 
-    /// Cancels this token and every descendant.
+    /// Cancels this token and every descendant, waking whoever waits for
+    /// their cancellation.
     pub fn cancel(&self) {
         let mut stack = vec![self.node.clone()];
         while let Some(node) = stack.pop() {
+            // The flag first (see the module docs), then the lists.
             if node.cancelled.swap(true, Ordering::AcqRel) {
                 continue;
             }
-            let children = crate::sched::machine::in_section(|| {
-                std::mem::take(&mut *node.children.lock().unwrap_or_else(|e| e.into_inner()))
+            let (children, wake) = in_section(|| {
+                let mut inner = node.lock();
+                (std::mem::take(&mut inner.children), inner.waiters.take_all())
             });
+            wake.wake_all();
             stack.extend(children.iter().filter_map(Weak::upgrade));
         }
     }
@@ -94,6 +155,103 @@ impl CancellationToken {
 impl fmt::Debug for CancellationToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancellationToken").field("cancelled", &self.is_cancelled()).finish()
+    }
+}
+
+/// Waiting for a token's cancellation as a select arm. Not part of the API
+/// (used by [`select!`](crate::select)).
+#[doc(hidden)]
+pub struct CancelArm<'a> {
+    token: &'a CancellationToken,
+    reg: Option<WaitId>,
+    fired: bool,
+}
+
+impl<'a> CancelArm<'a> {
+    /// An arm that completes once `token` is cancelled.
+    pub fn new(token: &'a CancellationToken) -> Self {
+        CancelArm { token, reg: None, fired: false }
+    }
+
+    /// `Some(())` once this arm completed.
+    pub fn take_result(&mut self) -> Option<()> {
+        std::mem::take(&mut self.fired).then_some(())
+    }
+}
+
+impl SelectArm for CancelArm<'_> {
+    fn try_complete(&mut self) -> bool {
+        self.fired = self.token.is_cancelled();
+        self.fired
+    }
+
+    fn register(&mut self, ctx: &SelectCtx, arm: usize) -> bool {
+        let node = &self.token.node;
+        self.reg = in_section(|| {
+            let mut inner = node.lock();
+            // Under the lock: `cancel` sets the flag before emptying the queue.
+            (!node.cancelled.load(Ordering::Acquire)).then(|| inner.waiters.push_select(ctx, arm))
+        });
+        self.reg.is_some()
+    }
+
+    fn unregister(&mut self, _pass_on: bool) {
+        // Cancellation wakes every waiter: there is nothing to pass on.
+        if let Some(id) = self.reg.take() {
+            let node = &self.token.node;
+            in_section(|| node.lock().waiters.remove(id));
+        }
+    }
+}
+
+/// [`sleep_or_cancelled`] returned early: the token was cancelled.
+///
+/// ```
+/// let token = gvthread::CancellationToken::new();
+/// token.cancel();
+/// let e = gvthread::sleep_or_cancelled(std::time::Duration::from_secs(3), &token).unwrap_err();
+/// assert_eq!(e.to_string(), "the wait was cancelled");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cancelled;
+
+impl fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the wait was cancelled")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+/// Sleeps for `d` like [`sleep`](crate::sleep), but returns
+/// `Err(Cancelled)` as soon as `token` is cancelled (at once if it already
+/// is). Pass the GVThread's own token (the spawn closure's argument, or
+/// [`current_token`](crate::current_token)) to make a sleeping GVThread
+/// respond to [`JoinHandle::cancel`](crate::JoinHandle::cancel).
+///
+/// Inside a GVThread only the GVThread waits; elsewhere the OS thread does.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let mut rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(1));
+/// rt.block_on(|| {
+///     let sleeper = gvthread::spawn(|token| gvthread::sleep_or_cancelled(Duration::from_secs(30), &token));
+///     let t = Instant::now();
+///     gvthread::yield_now(); // let it start sleeping
+///     sleeper.cancel();
+///     assert_eq!(sleeper.join().unwrap(), Err(gvthread::Cancelled));
+///     assert!(t.elapsed() < Duration::from_secs(30));
+/// });
+/// ```
+pub fn sleep_or_cancelled(d: Duration, token: &CancellationToken) -> Result<(), Cancelled> {
+    if token.is_cancelled() {
+        return Err(Cancelled);
+    }
+    let deadline = Instant::now().checked_add(d);
+    let mut arm = CancelArm::new(token);
+    match select::run(&mut [&mut arm], select::Mode::Deadline(deadline)) {
+        Some(_) => Err(Cancelled),
+        None => Ok(()),
     }
 }
 
@@ -116,11 +274,25 @@ mod tests {
     }
 
     #[test]
+    fn cancellation_crosses_dropped_intermediate_tokens() {
+        let root = CancellationToken::new();
+        let grandchild = root.child().child();
+        root.cancel();
+        assert!(grandchild.is_cancelled());
+        // A deep chain drops without recursing per level.
+        let mut t = CancellationToken::new();
+        for _ in 0..200_000 {
+            t = t.child();
+        }
+        drop(t);
+    }
+
+    #[test]
     fn dropped_children_are_pruned() {
         let root = CancellationToken::new();
         for _ in 0..10_000 {
             drop(root.child());
         }
-        assert!(root.node.children.lock().unwrap().len() < 100);
+        assert!(root.node.lock().children.len() < 100);
     }
 }

@@ -1,16 +1,17 @@
-//! A FIFO queue of parked waiters, shared by channels and [`SchedMutex`].
+//! A FIFO queue of parked waiters, shared by channels, [`SchedMutex`] and
+//! cancellation tokens.
 //!
 //! # Protocol
 //!
 //! A `WaitQueue` is always kept inside some lock owned by the primitive that
-//! uses it (the channel's state mutex, the `SchedMutex`'s queue mutex); it
-//! has no synchronisation of its own. That lock is only ever held inside a
-//! runtime section (`sched::machine::in_section`), so a forced preemption
-//! never freezes a GVThread holding it: other workers would otherwise block
-//! on it in the kernel. Hence nothing done under it may park, and wakes
-//! happen after it is released (below). Every entry carries a [`WaitId`] taken
-//! from a per-queue counter that only grows, so the queue is always sorted by
-//! id and lookups are binary searches.
+//! uses it (the channel's state mutex, the `SchedMutex`'s queue mutex, a
+//! token's node mutex); it has no synchronisation of its own. That lock is
+//! only ever held inside a runtime section (`sched::machine::in_section`), so
+//! a forced preemption never freezes a GVThread holding it: other workers
+//! would otherwise block on it in the kernel. Hence nothing done under it may
+//! park, and wakes happen after it is released (below). Every entry carries a
+//! [`WaitId`] taken from a per-queue counter that only grows, so the queue is
+//! always sorted by id and lookups are binary searches.
 //!
 //! * A blocking operation that cannot proceed pushes its [`Waiter`], unlocks,
 //!   and parks. It re-locks after every return from `park` and checks its
@@ -28,26 +29,99 @@
 //!   still holds. So one wake is spent per item or slot (no thundering herd)
 //!   and no wake is ever lost.
 //!
+//! # Select entries
+//!
+//! A `select` waits on several queues at once with one [`SelectCtx`] (see
+//! `sync::select`): it pushes a [`push_select`](WaitQueue::push_select) entry
+//! naming its context and the arm, into every queue it waits on. Popping such
+//! an entry first tries to *claim* the context for that arm (one CAS on the
+//! context's state word). Exactly one claim succeeds per select round; an
+//! entry whose claim fails belongs to a select that has already been served
+//! by another arm (or gave up), so it is discarded and popping continues with
+//! the next entry: the notification is never spent on a select that will not
+//! use it. The claimer copies the select's [`Waiter`] out while it still
+//! holds the lock, so it never touches the context after unlocking.
+//!
+//! Why a context pointer is valid: a select removes each of its entries,
+//! under the queue's lock, before its context is dropped or reused (a drop
+//! guard does it on every exit path, unwinding included), so any select entry
+//! seen under the lock points to a live context.
+//!
 //! Why this is correct: the lock makes "check the condition, then enqueue"
 //! atomic with respect to "make the condition true, then pop", so a waiter
 //! either sees the condition or is in the queue when it becomes true. The
 //! wake itself goes through [`Waiter::wake`], which never loses a wake that
 //! arrives before the waiter actually parks (see `sched::park`).
 //!
+//! Nothing here allocates except `push` growing the queue's buffer: popping,
+//! claiming and collecting every waiter for a disconnection reuse it.
+//!
 //! [`SchedMutex`]: crate::SchedMutex
 
 use std::collections::VecDeque;
+use std::ptr::NonNull;
 
+use super::select::SelectCtx;
 use crate::sched::park::Waiter;
 
 /// Identity of one entry of a [`WaitQueue`]; unique within its queue.
 pub(crate) type WaitId = u64;
 
+/// A select's registration: its context and the arm this queue serves.
+#[derive(Clone, Copy)]
+struct SelRef {
+    ctx: NonNull<SelectCtx>,
+    arm: usize,
+}
+
+impl SelRef {
+    /// Claims the select for this arm; on success, its waiter (to wake once
+    /// the queue's lock is released).
+    fn claim(self) -> Option<Waiter> {
+        // SAFETY: the entry is still queued and we hold the queue's lock, so
+        // its select has not removed it yet and the context is alive (module
+        // docs).
+        let ctx = unsafe { self.ctx.as_ref() };
+        ctx.try_select(self.arm).then(|| ctx.waiter().clone())
+    }
+
+    fn owned_by(self, ctx: Option<&SelectCtx>) -> bool {
+        ctx.is_some_and(|c| std::ptr::eq(self.ctx.as_ptr(), c))
+    }
+}
+
+enum Entry {
+    /// A blocked party; with a hand-off slot (see [`WaitQueue::push_slot`]).
+    Plain(Waiter, Option<NonNull<()>>),
+    Select(SelRef),
+}
+
+impl Entry {
+    /// What popping this entry yields: its waiter, or nothing for a select
+    /// that another arm already won.
+    fn notify(self) -> Option<Waiter> {
+        self.notify_slot().map(|(w, _)| w)
+    }
+
+    /// [`notify`](Self::notify), with the entry's hand-off slot if it has one.
+    fn notify_slot(self) -> Option<(Waiter, Option<NonNull<()>>)> {
+        match self {
+            Entry::Plain(w, slot) => Some((w, slot)),
+            Entry::Select(s) => s.claim().map(|w| (w, None)),
+        }
+    }
+}
+
 /// A FIFO queue of waiters with identities (see the module docs).
 pub(crate) struct WaitQueue {
-    entries: VecDeque<(WaitId, Waiter)>,
+    entries: VecDeque<(WaitId, Entry)>,
     next_id: WaitId,
 }
+
+// SAFETY: the only non-Send part is the select context pointer, which is only
+// dereferenced under the owning lock while the context is alive (module docs);
+// `SelectCtx` itself is Sync (atomics and a Send + Sync `Waiter`).
+unsafe impl Send for WaitQueue {}
 
 impl WaitQueue {
     /// An empty queue.
@@ -66,7 +140,25 @@ impl WaitQueue {
     /// Appends `w` at the back and returns its id.
     pub(crate) fn push(&mut self, w: Waiter) -> WaitId {
         let id = self.alloc_id();
-        self.entries.push_back((id, w));
+        self.entries.push_back((id, Entry::Plain(w, None)));
+        id
+    }
+
+    /// Appends `w` with a *hand-off slot*: an address, owned by the waiter
+    /// and valid while the entry is queued, where the party that pops the
+    /// entry with [`pop_slot`](Self::pop_slot) may deliver what the waiter
+    /// waits for (the primitive defines the slot's type and protocol).
+    pub(crate) fn push_slot(&mut self, w: Waiter, slot: NonNull<()>) -> WaitId {
+        let id = self.alloc_id();
+        self.entries.push_back((id, Entry::Plain(w, Some(slot))));
+        id
+    }
+
+    /// Appends a select's registration for `arm` (see the module docs): the
+    /// select must remove it before `ctx` is dropped or reused.
+    pub(crate) fn push_select(&mut self, ctx: &SelectCtx, arm: usize) -> WaitId {
+        let id = self.alloc_id();
+        self.entries.push_back((id, Entry::Select(SelRef { ctx: NonNull::from(ctx), arm })));
         id
     }
 
@@ -80,18 +172,26 @@ impl WaitQueue {
     }
 
     /// Removes `id`; `None` if it was no longer queued (it was notified).
-    pub(crate) fn remove(&mut self, id: WaitId) -> Option<Waiter> {
+    pub(crate) fn remove(&mut self, id: WaitId) -> Option<()> {
         let i = self.position(id)?;
-        self.entries.remove(i).map(|e| e.1)
+        self.entries.remove(i).map(drop)
     }
 
-    /// Replaces the waiter of a still-queued `id` (an async task polled again
-    /// with another waker). Returns whether `id` was still queued.
+    /// Notifies one particular entry: removes `id` and returns its waiter
+    /// (`None` if it was no longer queued, or is a select already served).
+    pub(crate) fn notify(&mut self, id: WaitId) -> Option<Waiter> {
+        let i = self.position(id)?;
+        self.entries.remove(i).and_then(|e| e.1.notify())
+    }
+
+    /// Replaces the waiter of a still-queued plain `id` (an async task polled
+    /// again with another waker). Returns whether `id` was still queued.
     pub(crate) fn refresh(&mut self, id: WaitId, w: &Waiter) -> bool {
         match self.position(id) {
             Some(i) => {
-                let slot = &mut self.entries[i].1;
-                if !slot.same(w) {
+                if let Entry::Plain(slot, _) = &mut self.entries[i].1
+                    && !slot.same(w)
+                {
                     *slot = w.clone();
                 }
                 true
@@ -100,15 +200,68 @@ impl WaitQueue {
         }
     }
 
-    /// Notifies the front entry: removes it and returns its waiter, which the
-    /// caller wakes after releasing the lock.
+    /// Notifies the front entry that takes it: removes entries from the front
+    /// until one is a plain waiter or a select that can be claimed, and
+    /// returns that waiter, which the caller wakes after releasing the lock.
     pub(crate) fn pop(&mut self) -> Option<Waiter> {
-        self.entries.pop_front().map(|e| e.1)
+        while let Some((_, e)) = self.entries.pop_front() {
+            if let Some(w) = e.notify() {
+                return Some(w);
+            }
+        }
+        None
     }
 
-    /// Notifies every entry (for disconnection); wake them after unlocking.
+    /// Like [`pop`](Self::pop), and also returns the entry's hand-off slot
+    /// if it has one (the caller may deliver into it, under the lock).
+    pub(crate) fn pop_slot(&mut self) -> Option<(Waiter, Option<NonNull<()>>)> {
+        while let Some((_, e)) = self.entries.pop_front() {
+            if let Some(r) = e.notify_slot() {
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    /// Like [`pop`](Self::pop), but skips (and keeps) the entries of the
+    /// select `mine`: a select never pairs with itself.
+    pub(crate) fn pop_other(&mut self, mine: Option<&SelectCtx>) -> Option<Waiter> {
+        let mut i = 0;
+        while i < self.entries.len() {
+            if matches!(self.entries[i].1, Entry::Select(s) if s.owned_by(mine)) {
+                i += 1;
+                continue;
+            }
+            let (_, e) = self.entries.remove(i).expect("index checked");
+            if let Some(w) = e.notify() {
+                return Some(w);
+            }
+        }
+        None
+    }
+
+    /// Whether an entry other than those of the select `mine` is queued
+    /// (it may belong to a select that was already served elsewhere).
+    pub(crate) fn has_other(&self, mine: Option<&SelectCtx>) -> bool {
+        self.entries.iter().any(|(_, e)| !matches!(e, Entry::Select(s) if s.owned_by(mine)))
+    }
+
+    /// Notifies every entry (for disconnection or cancellation); wake them
+    /// after unlocking. Selects are claimed here, under the lock; those
+    /// already served elsewhere are dropped.
     pub(crate) fn take_all(&mut self) -> Wakeups {
-        Wakeups(std::mem::take(&mut self.entries))
+        let mut taken = std::mem::take(&mut self.entries);
+        taken.retain_mut(|(_, e)| match e {
+            Entry::Plain(..) => true,
+            Entry::Select(s) => match s.claim() {
+                Some(w) => {
+                    *e = Entry::Plain(w, None);
+                    true
+                }
+                None => false,
+            },
+        });
+        Wakeups(taken)
     }
 
     /// Whether nobody waits.
@@ -124,13 +277,15 @@ impl WaitQueue {
 }
 
 /// Waiters taken out of a queue, to be woken once the lock is released.
-pub(crate) struct Wakeups(VecDeque<(WaitId, Waiter)>);
+pub(crate) struct Wakeups(VecDeque<(WaitId, Entry)>);
 
 impl Wakeups {
     /// Wakes them all.
     pub(crate) fn wake_all(self) {
-        for (_, w) in self.0 {
-            w.wake();
+        for (_, e) in self.0 {
+            if let Entry::Plain(w, _) = e {
+                w.wake();
+            }
         }
     }
 }
@@ -170,5 +325,30 @@ mod tests {
         let d = q.push(me());
         assert!(d > c, "ids keep growing after the queue empties");
         assert!(q.alloc_id() > d);
+    }
+
+    #[test]
+    fn a_select_is_claimed_once_and_skipped_afterwards() {
+        let ctx = SelectCtx::new();
+        let other = SelectCtx::new();
+        let mut q1 = WaitQueue::new();
+        let mut q2 = WaitQueue::new();
+        q1.push_select(&ctx, 0);
+        let behind = q1.push(me());
+        q2.push_select(&ctx, 1);
+        assert!(q1.has_other(Some(&ctx)), "the plain waiter is someone else");
+        assert!(!q2.has_other(Some(&ctx)) && q2.has_other(Some(&other)));
+        assert!(q2.pop_other(Some(&ctx)).is_none(), "never pairs with itself");
+        assert!(q2.pop().is_some(), "claims arm 1");
+        assert_eq!(ctx.selected(), Some(1));
+        // Arm 0's entry is dead now: popping q1 skips it and serves `behind`.
+        assert!(q1.pop().is_some());
+        assert!(!q1.contains(behind) && q1.is_empty());
+        let mut q3 = WaitQueue::new();
+        q3.push_select(&ctx, 2);
+        q3.push_select(&other, 0);
+        let w = q3.take_all();
+        assert_eq!(other.selected(), Some(0), "take_all claims live selects");
+        w.wake_all();
     }
 }

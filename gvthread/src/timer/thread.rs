@@ -35,6 +35,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
             return;
         }
         let now = Instant::now();
+        shared.set_coarse_now(now);
         let next = {
             let mut q = timers.queue.lock().unwrap_or_else(|e| e.into_inner());
             while due.len() < due.capacity()

@@ -276,3 +276,118 @@ impl fmt::Display for RecvTimeoutError {
 }
 
 impl Error for RecvTimeoutError {}
+
+/// [`Sender::send_or_cancelled`](crate::Sender::send_or_cancelled) failed.
+/// The unsent value is returned.
+///
+/// ```
+/// use gvthread::{CancellationToken, SendCancelError};
+/// let (tx, rx) = gvthread::channel(1);
+/// let token = CancellationToken::new();
+/// drop(rx);
+/// assert!(tx.send_or_cancelled(1, &token).unwrap_err().is_disconnected());
+/// token.cancel();
+/// assert_eq!(tx.send_or_cancelled(2, &token), Err(SendCancelError::Cancelled(2)));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SendCancelError<T> {
+    /// The token was cancelled before the value could be sent.
+    Cancelled(T),
+    /// Every receiver is gone.
+    Disconnected(T),
+}
+
+impl<T> SendCancelError<T> {
+    /// The value that could not be sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            SendCancelError::Cancelled(v) | SendCancelError::Disconnected(v) => v,
+        }
+    }
+
+    /// Whether the send gave up because the token was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, SendCancelError::Cancelled(_))
+    }
+
+    /// Whether the send failed because every receiver is gone.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, SendCancelError::Disconnected(_))
+    }
+}
+
+impl<T> From<SendError<T>> for SendCancelError<T> {
+    fn from(e: SendError<T>) -> Self {
+        SendCancelError::Disconnected(e.0)
+    }
+}
+
+impl<T> fmt::Debug for SendCancelError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendCancelError::Cancelled(_) => f.write_str("Cancelled(..)"),
+            SendCancelError::Disconnected(_) => f.write_str("Disconnected(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for SendCancelError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendCancelError::Cancelled(_) => f.write_str("sending was cancelled"),
+            SendCancelError::Disconnected(_) => f.write_str("sending on a disconnected channel"),
+        }
+    }
+}
+
+impl<T> Error for SendCancelError<T> {}
+
+/// [`Receiver::recv_or_cancelled`](crate::Receiver::recv_or_cancelled)
+/// failed.
+///
+/// ```
+/// use gvthread::{CancellationToken, RecvCancelError};
+/// let (tx, rx) = gvthread::channel::<u8>(1);
+/// let token = CancellationToken::new();
+/// token.cancel();
+/// assert_eq!(rx.recv_or_cancelled(&token), Err(RecvCancelError::Cancelled));
+/// drop(tx);
+/// assert!(rx.recv_or_cancelled(&CancellationToken::new()).unwrap_err().is_disconnected());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecvCancelError {
+    /// The token was cancelled before a value arrived.
+    Cancelled,
+    /// The channel is empty and every sender is gone.
+    Disconnected,
+}
+
+impl RecvCancelError {
+    /// Whether the receive gave up because the token was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, RecvCancelError::Cancelled)
+    }
+
+    /// Whether the receive failed because the channel is empty and every
+    /// sender is gone.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, RecvCancelError::Disconnected)
+    }
+}
+
+impl From<RecvError> for RecvCancelError {
+    fn from(_: RecvError) -> Self {
+        RecvCancelError::Disconnected
+    }
+}
+
+impl fmt::Display for RecvCancelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvCancelError::Cancelled => f.write_str("receiving was cancelled"),
+            RecvCancelError::Disconnected => f.write_str("receiving on an empty and disconnected channel"),
+        }
+    }
+}
+
+impl Error for RecvCancelError {}

@@ -1,4 +1,4 @@
-//! Bounded MPMC channels ([`channel`]) whose blocking operations park.
+//! MPMC channels ([`channel`], [`unbounded`]) whose blocking operations park.
 //!
 //! # Protocol
 //!
@@ -15,7 +15,15 @@
 //! than `capacity` values, else it waits in `send_q` for room. A receive pops
 //! from `buf`, else waits in `recv_q`. Every push notifies (pops) one waiting
 //! receiver and every pop one waiting sender: one wake per item or slot, no
-//! thundering herd.
+//! thundering herd. **Unbounded** is bounded with `capacity == usize::MAX`.
+//!
+//! **Direct hand-off** (see `handoff`): a blocking receiver registers a slot
+//! on its stack with its entry. A send that pops such an entry while `buf`
+//! is empty writes the value straight into the slot (Go's send to a waiting
+//! receiver): the value skips the buffer, and the receiver, once woken,
+//! returns without taking the lock again. The room the value did not use
+//! stays free, so a sender that had been notified of that room passes the
+//! notification on to the next sender.
 //!
 //! **Rendezvous (`capacity == 0`)**: a blocking sender *offers* its value: it
 //! appends the value to `buf` together with an offer id (kept in `offer_ids`,
@@ -26,8 +34,18 @@
 //! disconnection, unwinding, a dropped future) withdraws its offer if it is
 //! still there and gets the value back; if it is gone, the send succeeded.
 //! `try_send` succeeds only while some receiver is blocked waiting (in
-//! `recv_q`): it appends a *committed* offer that nobody waits on and
-//! notifies that receiver.
+//! `recv_q`): it hands the value over directly (above) or, for an async or
+//! select receiver, appends a *committed* offer that nobody waits on and
+//! notifies that receiver. A fresh blocking send also hands over directly
+//! when a blocking receiver waits and no offer is queued ahead of it.
+//!
+//! **Select** (see `arms` and `sync::select`): a select registers one entry
+//! per arm, claimed by whoever pops it first. A select's send arm on a
+//! rendezvous channel never offers while waiting; a receiver that starts
+//! waiting calls one such select-sender instead, which then commits its value
+//! to that receiver. Offers committed by a select are tagged with its
+//! identity and skipped by that same party's receives, so a select never
+//! receives its own send.
 //!
 //! **Waiting** (one loop shared by the blocking, the timeout and the async
 //! forms, [`Chan::recv_step`] / [`Chan::send_step`]): under the lock, try the
@@ -64,10 +82,17 @@
 //! section ends, since neither belongs inside one (a `Waker` may run
 //! executor code).
 
+mod arms;
 mod error;
 mod future;
+mod handoff;
+mod ring;
 
-pub use error::{RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+pub use arms::{RecvArm, SendArm};
+pub use error::{
+    RecvCancelError, RecvError, RecvTimeoutError, SendCancelError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
+};
 pub use future::{RecvFut, SendFut};
 
 use std::collections::VecDeque;
@@ -76,9 +101,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use self::handoff::Slot;
+use self::ring::Ring;
 use super::waitq::{self, WaitId, WaitQueue};
 use crate::sched::machine::in_section;
 use crate::sched::park::{self, Waiter};
+use crate::sync::cancel::{CancelArm, CancellationToken};
+use crate::sync::select;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 
 /// Creates a bounded multi-producer multi-consumer channel.
 ///
@@ -113,10 +143,45 @@ use crate::sched::park::{self, Waiter};
 /// assert_eq!(sum, (0..400).sum());
 /// ```
 pub fn channel<T: Send>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    // `UNBOUNDED` is reserved for `unbounded()`; a bound that large is the
+    // same thing in practice.
+    new_chan(capacity)
+}
+
+/// Creates an unbounded multi-producer multi-consumer channel: sends never
+/// wait (the buffer grows as needed), receives park while it is empty.
+///
+/// Everything else is as for [`channel`]: both ends are `Clone + Send +
+/// Sync`, usable from GVThreads, OS threads and async code, and in
+/// [`select!`](crate::select).
+///
+/// ```
+/// let (tx, rx) = gvthread::unbounded();
+/// for i in 0..10_000 {
+///     tx.send(i).unwrap(); // never blocks
+/// }
+/// assert_eq!(tx.capacity(), None);
+/// assert_eq!(rx.len(), 10_000);
+/// drop(tx);
+/// assert_eq!(rx.iter().sum::<i32>(), (0..10_000).sum());
+/// ```
+pub fn unbounded<T: Send>() -> (Sender<T>, Receiver<T>) {
+    new_chan(UNBOUNDED)
+}
+
+/// The capacity of an unbounded channel.
+const UNBOUNDED: usize = usize::MAX;
+
+fn new_chan<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    let ring = (capacity > 0).then(|| Arc::new(Ring::new(capacity)));
     let chan = Arc::new(Chan {
         cap: capacity,
+        ring: ring.clone(),
+        recv_waiting: AtomicBool::new(false),
+        send_waiting: AtomicBool::new(false),
+        receivers_gone: AtomicBool::new(false),
         state: Mutex::new(State {
-            buf: VecDeque::with_capacity(capacity.min(1024)),
+            buf: Buf { ring, q: VecDeque::new() },
             offer_ids: VecDeque::new(),
             recv_q: WaitQueue::new(),
             send_q: WaitQueue::new(),
@@ -130,14 +195,56 @@ pub fn channel<T: Send>(capacity: usize) -> (Sender<T>, Receiver<T>) {
 /// The shared part of a channel.
 pub(crate) struct Chan<T> {
     cap: usize,
+    /// Bounded and unbounded: the values (see `ring`); `None`: rendezvous.
+    ring: Option<Arc<Ring<T>>>,
+    /// Whether `recv_q` / `send_q` are non-empty (see `ring`).
+    recv_waiting: AtomicBool,
+    send_waiting: AtomicBool,
+    /// Set (under the lock) when the last `Receiver` is gone, so the fast
+    /// send path can leave disconnection to the locked path.
+    receivers_gone: AtomicBool,
     state: Mutex<State<T>>,
 }
 
+/// The queued values.
+struct Buf<T> {
+    /// Bounded and unbounded: the lock-free ring, shared with [`Chan::ring`].
+    ring: Option<Arc<Ring<T>>>,
+    /// Rendezvous: the offered values. Otherwise: values put back by a
+    /// receiver that unwound with a handed-over value (taken first).
+    q: VecDeque<T>,
+}
+
+impl<T> Buf<T> {
+    fn is_empty(&self) -> bool {
+        self.q.is_empty() && self.ring.as_ref().is_none_or(|r| r.is_empty())
+    }
+
+    fn len(&self) -> usize {
+        self.q.len() + self.ring.as_ref().map_or(0, |r| r.len())
+    }
+
+    fn pop_front(&mut self) -> Option<T> {
+        self.q.pop_front().or_else(|| self.ring.as_ref()?.pop())
+    }
+
+    /// Everything queued now (for the last receiver's drop).
+    fn drain_all(&mut self) -> VecDeque<T> {
+        let mut all = std::mem::take(&mut self.q);
+        if let Some(r) = &self.ring {
+            while let Some(v) = r.pop() {
+                all.push_back(v);
+            }
+        }
+        all
+    }
+}
+
 struct State<T> {
-    buf: VecDeque<T>,
-    /// Rendezvous only: the offer id of each value of `buf` (same order;
-    /// strictly increasing because ids come from `send_q`'s counter).
-    offer_ids: VecDeque<WaitId>,
+    buf: Buf<T>,
+    /// Rendezvous only: the offer of each value of `buf` (same order; ids
+    /// strictly increasing because they come from `send_q`'s counter).
+    offer_ids: VecDeque<Offer>,
     recv_q: WaitQueue,
     send_q: WaitQueue,
     senders: usize,
@@ -181,14 +288,71 @@ pub(crate) enum Side {
     Send,
 }
 
+/// A rendezvous offer: its id and, for a value committed by `try_send` or a
+/// select's send arm to a waiting receiver, who committed it.
+#[derive(Clone, Copy)]
+struct Offer {
+    id: WaitId,
+    /// 0 for a blocked sender's offer (registered in `send_q` under `id`);
+    /// the [`party_id`] of a select that committed it; else [`ORPHAN`].
+    from: u64,
+}
+
+/// [`Offer::from`] of a value anyone may take (committed by `try_send`, or
+/// put back by a leaving receiver): nobody's party id (GVThreads' ids have
+/// the top bit set; OS threads' are TLS addresses).
+const ORPHAN: u64 = 1;
+
+/// An identity of the calling GVThread (or OS thread) for [`Offer::from`]:
+/// a party never receives a value it committed itself (Go's select never
+/// pairs with itself). Never 0. Never inlined: it reads a thread-local.
+#[inline(never)]
+pub(crate) fn party_id() -> u64 {
+    thread_local! {
+        static ANCHOR: u8 = const { 0 };
+    }
+    match crate::sched::machine::current_gvthread() {
+        // Runtimes are told apart by their address, GVThreads by slot.
+        Some((m, slot)) => (Arc::as_ptr(&m.shared) as u64).rotate_left(17) ^ (u64::from(slot) << 1) | 1 << 63 | 1,
+        // An address inside this OS thread's TLS block (below 2^63).
+        None => ANCHOR.with(|a| a as *const u8 as u64).max(1) & !(1 << 63),
+    }
+}
+
 impl<T> State<T> {
+    /// The index of the first value the caller may take: the front one,
+    /// except that a rendezvous receiver skips offers it committed itself.
+    fn takeable(&self, rendezvous: bool) -> Option<usize> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        if !rendezvous || self.offer_ids.iter().all(|o| o.from == 0) {
+            return Some(0);
+        }
+        let me = party_id();
+        self.offer_ids.iter().position(|o| o.from != me)
+    }
+
+    /// Rendezvous: whether a blocked sender's offer is queued (only then can
+    /// `send_q` hold entries other than select-senders).
+    fn blocked_offers(&self) -> bool {
+        self.offer_ids.iter().any(|o| o.from == 0)
+    }
+
     /// Takes the next value and says whom to wake for it: a sender waiting
     /// for room (bounded) or the sender whose offer this was (rendezvous).
     fn take(&mut self, rendezvous: bool) -> Option<(T, Option<Waiter>)> {
-        let v = self.buf.pop_front()?;
+        if !rendezvous {
+            // The ring may be emptied by fast-path receivers at any time.
+            let v = self.buf.pop_front()?;
+            return Some((v, self.send_q.pop()));
+        }
+        let i = self.takeable(rendezvous)?;
+        let v = if i == 0 { self.buf.q.pop_front() } else { self.buf.q.remove(i) }.expect("takeable index");
         let w = if rendezvous {
-            let id = self.offer_ids.pop_front().expect("offer ids parallel buf");
-            self.send_q.remove(id)
+            let offer = if i == 0 { self.offer_ids.pop_front() } else { self.offer_ids.remove(i) };
+            let offer = offer.expect("offer ids parallel buf");
+            if offer.from == 0 { self.send_q.notify(offer.id) } else { None }
         } else {
             self.send_q.pop()
         };
@@ -196,7 +360,7 @@ impl<T> State<T> {
     }
 
     fn offered(&self, id: WaitId) -> Option<usize> {
-        self.offer_ids.binary_search(&id).ok()
+        self.offer_ids.binary_search_by_key(&id, |o| o.id).ok()
     }
 
     /// Rendezvous: takes back offer `id` if no receiver has taken it yet.
@@ -204,7 +368,7 @@ impl<T> State<T> {
         self.send_q.remove(id);
         let i = self.offered(id)?;
         self.offer_ids.remove(i);
-        self.buf.remove(i)
+        self.buf.q.remove(i)
     }
 
     /// A receiver leaves `recv_q` without a value: pass on its notification
@@ -215,8 +379,9 @@ impl<T> State<T> {
 
     /// A bounded sender leaves `send_q` without sending: pass on its
     /// notification if it had one and room remains.
-    fn leave_send(&mut self, id: WaitId, cap: usize) -> Option<Waiter> {
-        if self.send_q.remove(id).is_none() && self.buf.len() < cap { self.send_q.pop() } else { None }
+    fn leave_send(&mut self, id: WaitId) -> Option<Waiter> {
+        let room = self.buf.ring.as_ref().is_some_and(|r| !r.is_full());
+        if self.send_q.remove(id).is_none() && room { self.send_q.pop() } else { None }
     }
 }
 
@@ -232,18 +397,110 @@ impl<T> Chan<T> {
     /// returns what the caller does once the lock is released.
     #[inline]
     fn locked<R>(&self, f: impl FnOnce(&mut State<T>) -> R) -> R {
-        in_section(|| f(&mut self.lock()))
+        in_section(|| {
+            let mut st = self.lock();
+            let r = f(&mut st);
+            if self.ring.is_some() {
+                // Mirror the queues for the fast paths (see `ring`); SeqCst
+                // stores, and only when they change.
+                let (rw, sw) = (!st.recv_q.is_empty(), !st.send_q.is_empty());
+                if self.recv_waiting.load(Ordering::Relaxed) != rw {
+                    self.recv_waiting.store(rw, Ordering::SeqCst);
+                }
+                if self.send_waiting.load(Ordering::Relaxed) != sw {
+                    self.send_waiting.store(sw, Ordering::SeqCst);
+                }
+            }
+            r
+        })
+    }
+
+    /// Fast send (see `ring`): into the ring without the lock, then notify a
+    /// receiver that started waiting meanwhile. The value back if a receiver
+    /// already waits, the ring is full, the channel is a rendezvous one, or
+    /// every receiver may be gone.
+    #[inline]
+    fn try_fast_send(&self, v: T) -> Result<(), T> {
+        let Some(ring) = &self.ring else { return Err(v) };
+        // A receiver waits: the locked path hands the value over directly
+        // (one lock section, and the woken receiver does not relock).
+        if self.receivers_gone.load(Ordering::Relaxed) || self.recv_waiting.load(Ordering::Relaxed) {
+            return Err(v);
+        }
+        ring.push(v)?;
+        // Dekker with a registering receiver (see `ring`).
+        fence(Ordering::SeqCst);
+        if self.recv_waiting.load(Ordering::Relaxed) {
+            let w = self.locked(|st| st.recv_q.pop());
+            waitq::wake(w);
+        }
+        Ok(())
+    }
+
+    /// Fast receive (see `ring`): from the ring without the lock, then
+    /// notify a sender waiting for room. `None`: take the locked path.
+    #[inline]
+    fn try_fast_recv(&self) -> Option<T> {
+        let v = self.ring.as_ref()?.pop()?;
+        // Dekker with a registering sender (see `ring`).
+        fence(Ordering::SeqCst);
+        if self.send_waiting.load(Ordering::Relaxed) {
+            let w = self.locked(|st| st.send_q.pop());
+            waitq::wake(w);
+        }
+        Some(v)
+    }
+
+    /// After registering (the section's epilogue stored the flag): whether
+    /// the ring changed in the waiter's favour, so it must retry rather than
+    /// park (see `ring`).
+    pub(crate) fn recheck(&self, side: Side) -> bool {
+        let Some(ring) = &self.ring else { return false };
+        fence(Ordering::SeqCst);
+        match side {
+            Side::Recv => !ring.is_empty(),
+            Side::Send => !ring.is_full(),
+        }
     }
 
     fn rendezvous(&self) -> bool {
         self.cap == 0
     }
 
+    fn capacity(&self) -> Option<usize> {
+        (self.cap != UNBOUNDED).then_some(self.cap)
+    }
+
+    fn len(&self) -> usize {
+        // Rendezvous: offers are not queued values.
+        if self.rendezvous() { 0 } else { self.locked(|st| st.buf.len()) }
+    }
+
+    fn is_full(&self) -> bool {
+        self.cap != UNBOUNDED && self.len() >= self.cap
+    }
+
     /// One receive attempt; `reg` is the caller's registration in `recv_q`.
     pub(crate) fn recv_step(&self, reg: &mut Option<WaitId>, wait: Wait<'_>) -> RecvStep<T> {
-        let (step, w) = self.locked(|st| Self::recv_locked(st, self.rendezvous(), reg, wait));
-        waitq::wake(w);
-        step
+        self.recv_step_slot(reg, wait, None)
+    }
+
+    /// [`recv_step`](Self::recv_step) for a blocking receiver with a
+    /// hand-off slot (see `handoff`), registered with its entry.
+    fn recv_step_slot(&self, reg: &mut Option<WaitId>, wait: Wait<'_>, slot: Option<&Slot<T>>) -> RecvStep<T> {
+        if reg.is_none()
+            && let Some(v) = self.try_fast_recv()
+        {
+            return RecvStep::Item(v);
+        }
+        loop {
+            let (step, w) = self.locked(|st| Self::recv_locked(st, self.rendezvous(), reg, wait, slot));
+            waitq::wake(w);
+            if matches!(step, RecvStep::Empty) && reg.is_some() && self.recheck(Side::Recv) {
+                continue;
+            }
+            return step;
+        }
     }
 
     /// The part of [`recv_step`](Self::recv_step) under the lock; returns
@@ -253,7 +510,13 @@ impl<T> Chan<T> {
         rendezvous: bool,
         reg: &mut Option<WaitId>,
         wait: Wait<'_>,
+        slot: Option<&Slot<T>>,
     ) -> (RecvStep<T>, Option<Waiter>) {
+        if let Some(v) = slot.and_then(Slot::take) {
+            // Handed over: a sender popped our entry.
+            *reg = None;
+            return (RecvStep::Item(v), None);
+        }
         if let Some((v, w)) = st.take(rendezvous) {
             if let Some(id) = reg.take() {
                 // Notified or not, we got a value: just drop the entry.
@@ -276,30 +539,73 @@ impl<T> Chan<T> {
             (Wait::Current, Some(id)) if st.recv_q.contains(id) => None,
             (Wait::Task(w), Some(id)) if st.recv_q.refresh(id, &Waiter::Task(w.clone())) => None,
             (Wait::Current, _) => {
-                *reg = Some(st.recv_q.push(Waiter::current()));
-                None
+                *reg = Some(match slot {
+                    Some(s) => st.recv_q.push_slot(Waiter::current(), s.as_ptr()),
+                    None => st.recv_q.push(Waiter::current()),
+                });
+                Self::call_select_sender(st, rendezvous)
             }
             (Wait::Task(w), _) => {
                 *reg = Some(st.recv_q.push(Waiter::Task(w.clone())));
-                None
+                Self::call_select_sender(st, rendezvous)
             }
         };
         (RecvStep::Empty, pass_on)
+    }
+
+    /// Rendezvous: a receiver just started waiting with no offer queued, so
+    /// every entry of `send_q` is a select-sender (see `arms`); claim one so
+    /// it comes and commits its value.
+    fn call_select_sender(st: &mut State<T>, rendezvous: bool) -> Option<Waiter> {
+        if rendezvous && !st.blocked_offers() { st.send_q.pop_other(None) } else { None }
     }
 
     /// One send attempt. `value` holds the value until the channel takes it;
     /// `reg` is the caller's registration in `send_q` (bounded: waiting for
     /// room; rendezvous: its outstanding offer).
     pub(crate) fn send_step(&self, value: &mut Option<T>, reg: &mut Option<WaitId>, wait: Wait<'_>) -> SendStep<T> {
-        let (step, w) = self.locked(|st| {
-            if self.rendezvous() {
-                Self::send_rendezvous_locked(st, value, reg, wait)
-            } else {
-                Self::send_bounded_locked(st, self.cap, value, reg, wait)
+        self.send_step_from(value, reg, wait, ORPHAN, false)
+    }
+
+    /// [`send_step`](Self::send_step) where a rendezvous value committed by
+    /// a `Wait::No` send is tagged `from` (see [`Offer::from`]): a select
+    /// passes its [`party_id`] so that it never receives its own send.
+    ///
+    /// `notified`: the caller was notified of room (a select whose send arm
+    /// was claimed), so a hand-off that leaves the room free passes it on.
+    pub(crate) fn send_step_from(
+        &self,
+        value: &mut Option<T>,
+        reg: &mut Option<WaitId>,
+        wait: Wait<'_>,
+        from: u64,
+        notified: bool,
+    ) -> SendStep<T> {
+        if reg.is_none()
+            && !notified
+            && let Some(v) = value.take()
+        {
+            match self.try_fast_send(v) {
+                Ok(()) => return SendStep::Sent,
+                Err(v) => *value = Some(v),
             }
-        });
-        waitq::wake(w);
-        step
+        }
+        loop {
+            let mut extra = None;
+            let (step, w) = self.locked(|st| {
+                if self.rendezvous() {
+                    Self::send_rendezvous_locked(st, value, reg, wait, from)
+                } else {
+                    Self::send_bounded_locked(st, value, reg, wait, notified, &mut extra)
+                }
+            });
+            waitq::wake(w);
+            waitq::wake(extra);
+            if matches!(step, SendStep::Pending) && self.recheck(Side::Send) {
+                continue;
+            }
+            return step;
+        }
     }
 
     /// Rendezvous part of [`send_step`](Self::send_step), under the lock;
@@ -309,6 +615,7 @@ impl<T> Chan<T> {
         value: &mut Option<T>,
         reg: &mut Option<WaitId>,
         wait: Wait<'_>,
+        from: u64,
     ) -> (SendStep<T>, Option<Waiter>) {
         if let Some(id) = *reg {
             if st.offered(id).is_none() {
@@ -342,11 +649,27 @@ impl<T> Chan<T> {
         if st.receivers == 0 {
             return (SendStep::Disconnected(v), None);
         }
+        // A receiver blocked waiting (a live one: selects served elsewhere
+        // are skipped) takes the value at once: directly into its hand-off
+        // slot if it has one and no offer is queued ahead of us.
+        let popped = if st.buf.q.is_empty() || matches!(wait, Wait::No) { st.recv_q.pop_slot() } else { None };
+        let notified = match popped {
+            Some((w, Some(p))) if st.buf.q.is_empty() => {
+                // SAFETY: `p` is the slot of the `Slot<T>` entry we just
+                // popped from this channel's `recv_q`, under its lock.
+                unsafe { Slot::fill(p, v) };
+                return (SendStep::Sent, Some(w));
+            }
+            popped => popped.map(|(w, _)| w),
+        };
         let id = match wait {
-            Wait::No if st.recv_q.is_empty() => return (SendStep::Full(v), None),
             Wait::No => {
-                // A receiver is blocked waiting: commit the value to it.
-                st.send_q.alloc_id()
+                // Commit the value to the receiver we popped.
+                let Some(w) = notified else { return (SendStep::Full(v), None) };
+                let id = st.send_q.alloc_id();
+                st.buf.q.push_back(v);
+                st.offer_ids.push_back(Offer { id, from });
+                return (SendStep::Sent, Some(w));
             }
             Wait::Current => {
                 let id = st.send_q.push(Waiter::current());
@@ -359,9 +682,9 @@ impl<T> Chan<T> {
                 id
             }
         };
-        st.buf.push_back(v);
-        st.offer_ids.push_back(id);
-        let w = st.recv_q.pop();
+        st.buf.q.push_back(v);
+        st.offer_ids.push_back(Offer { id, from: 0 });
+        let w = notified.or_else(|| st.recv_q.pop());
         (if reg.is_some() { SendStep::Pending } else { SendStep::Sent }, w)
     }
 
@@ -369,13 +692,14 @@ impl<T> Chan<T> {
     /// returns the outcome and whom to wake.
     fn send_bounded_locked(
         st: &mut State<T>,
-        cap: usize,
         value: &mut Option<T>,
         reg: &mut Option<WaitId>,
         wait: Wait<'_>,
+        notified: bool,
+        extra: &mut Option<Waiter>,
     ) -> (SendStep<T>, Option<Waiter>) {
         let Some(v) = value.take() else {
-            let w = reg.take().and_then(|id| st.leave_send(id, cap));
+            let w = reg.take().and_then(|id| st.leave_send(id));
             return (SendStep::Sent, w);
         };
         if st.receivers == 0 {
@@ -384,17 +708,44 @@ impl<T> Chan<T> {
             }
             return (SendStep::Disconnected(v), None);
         }
-        if st.buf.len() < cap {
-            st.buf.push_back(v);
-            if let Some(id) = reg.take() {
-                st.send_q.remove(id);
+        let ring = st.buf.ring.clone().expect("bounded channels have a ring");
+        // A blocked receiver and nothing buffered: hand the value over
+        // directly (see `handoff`).
+        let popped = if st.buf.is_empty() { st.recv_q.pop_slot() } else { None };
+        let v = match popped {
+            Some((w, Some(p))) => {
+                // Whether we were notified of room (our entry was popped).
+                let notified = reg.take().is_some_and(|id| st.send_q.remove(id).is_none()) || notified;
+                // SAFETY: `p` is the slot of the `Slot<T>` entry we just
+                // popped from this channel's `recv_q`, under its lock.
+                unsafe { Slot::fill(p, v) };
+                // The room we were notified of is still free: pass the
+                // notification on, or a waiting sender would miss it.
+                if notified {
+                    *extra = st.send_q.pop();
+                }
+                return (SendStep::Sent, Some(w));
             }
-            return (SendStep::Sent, st.recv_q.pop());
-        }
+            popped => {
+                // A receiver without a slot (async, select) was popped: it
+                // is woken whatever happens next (at worst spuriously).
+                *extra = popped.map(|(w, _)| w);
+                match ring.push(v) {
+                    Ok(()) => {
+                        if let Some(id) = reg.take() {
+                            st.send_q.remove(id);
+                        }
+                        let w = if extra.is_some() { None } else { st.recv_q.pop() };
+                        return (SendStep::Sent, w);
+                    }
+                    Err(v) => v,
+                }
+            }
+        };
         match (wait, *reg) {
             (Wait::No, Some(id)) => {
                 *reg = None;
-                (SendStep::Full(v), st.leave_send(id, cap))
+                (SendStep::Full(v), st.leave_send(id))
             }
             (Wait::No, None) => (SendStep::Full(v), None),
             (Wait::Current, Some(id)) if st.send_q.contains(id) => {
@@ -425,31 +776,62 @@ impl<T> Chan<T> {
         let (w, withdrawn) = self.locked(|st| match side {
             Side::Recv => (st.leave_recv(id), None),
             Side::Send if self.rendezvous() => (None, st.withdraw(id)),
-            Side::Send => (st.leave_send(id, self.cap), None),
+            Side::Send => (st.leave_send(id), None),
         });
         waitq::wake(w);
         drop(withdrawn);
     }
 
+    /// A blocking receiver leaves (it unwinds out of `park`): deregister,
+    /// and if a value was handed over meanwhile, put it back at the front so
+    /// that the next receiver gets it.
+    fn leave_with_slot(&self, id: WaitId, slot: &Slot<T>) {
+        let rendezvous = self.rendezvous();
+        let w = self.locked(|st| {
+            if st.recv_q.remove(id).is_some() {
+                return None;
+            }
+            if let Some(v) = slot.take() {
+                st.buf.q.push_front(v);
+                if rendezvous {
+                    // Id 0 sorts before every real offer; nobody waits on it.
+                    st.offer_ids.push_front(Offer { id: 0, from: ORPHAN });
+                }
+            }
+            // Notified (by a hand-off or otherwise): pass it on.
+            if st.buf.is_empty() { None } else { st.recv_q.pop() }
+        });
+        waitq::wake(w);
+    }
+
     fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        let mut reg = Registration { chan: self, side: Side::Recv, id: None };
+        // Declared before `reg`, so it outlives the registration.
+        let slot = Slot::new();
+        let mut reg = Registration { chan: self, side: Side::Recv, id: None, slot: Some(&slot) };
         loop {
             let wait = match deadline {
                 Some(d) if Instant::now() >= d => Wait::No,
                 _ => Wait::Current,
             };
-            match self.recv_step(&mut reg.id, wait) {
+            match self.recv_step_slot(&mut reg.id, wait, Some(&slot)) {
                 RecvStep::Item(v) => return Ok(v),
                 RecvStep::Disconnected => return Err(RecvTimeoutError::Disconnected),
                 RecvStep::Empty if matches!(wait, Wait::No) => return Err(RecvTimeoutError::Timeout),
-                RecvStep::Empty => park_opt(deadline),
+                RecvStep::Empty => {
+                    park_opt(deadline);
+                    // Handed over while we were parked: no need to lock.
+                    if let Some(v) = slot.take() {
+                        reg.id = None;
+                        return Ok(v);
+                    }
+                }
             }
         }
     }
 
     fn send_deadline(&self, value: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         let mut value = Some(value);
-        let mut reg = Registration { chan: self, side: Side::Send, id: None };
+        let mut reg = Registration { chan: self, side: Side::Send, id: None, slot: None };
         loop {
             let wait = match deadline {
                 Some(d) if Instant::now() >= d => Wait::No,
@@ -484,12 +866,17 @@ struct Registration<'a, T> {
     chan: &'a Chan<T>,
     side: Side,
     id: Option<WaitId>,
+    /// A receiver's hand-off slot (see `handoff`).
+    slot: Option<&'a Slot<T>>,
 }
 
 impl<T> Drop for Registration<'_, T> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            self.chan.leave(self.side, id);
+            match self.slot {
+                Some(slot) => self.chan.leave_with_slot(id, slot),
+                None => self.chan.leave(self.side, id),
+            }
         }
     }
 }
@@ -560,9 +947,88 @@ impl<T> Sender<T> {
         self.chan.send_deadline(value, Some(deadline))
     }
 
-    /// The channel's capacity (0 for a rendezvous channel).
-    pub fn capacity(&self) -> usize {
-        self.chan.cap
+    /// Sends `value`, parking while the channel is full, but gives up with
+    /// [`SendCancelError::Cancelled`] (handing the value back) as soon as
+    /// `token` is cancelled. Pass the GVThread's own token (the spawn
+    /// closure's argument, or [`current_token`](crate::current_token)) to
+    /// make the send end with the GVThread's cancellation.
+    ///
+    /// A token that is already cancelled fails at once, without sending.
+    ///
+    /// ```
+    /// use gvthread::{CancellationToken, SendCancelError};
+    /// let (tx, _rx) = gvthread::channel(0); // nobody will ever receive
+    /// let token = CancellationToken::new();
+    /// let t = token.clone();
+    /// std::thread::spawn(move || t.cancel());
+    /// assert_eq!(tx.send_or_cancelled(7, &token), Err(SendCancelError::Cancelled(7)));
+    /// ```
+    pub fn send_or_cancelled(&self, value: T, token: &CancellationToken) -> Result<(), SendCancelError<T>> {
+        if token.is_cancelled() {
+            return Err(SendCancelError::Cancelled(value));
+        }
+        let mut send = SendArm::new(self, value);
+        let mut cancel = CancelArm::new(token);
+        let won = select::run(&mut [&mut send, &mut cancel], select::Mode::Block);
+        match won {
+            Some(0) => {
+                send.take_result().expect("won arm has a result").map_err(|e| SendCancelError::Disconnected(e.0))
+            }
+            _ => Err(SendCancelError::Cancelled(send.into_value().expect("a losing send keeps its value"))),
+        }
+    }
+
+    /// The channel's capacity: `Some(0)` for a rendezvous channel, `None` for
+    /// an [`unbounded`] one.
+    ///
+    /// ```
+    /// assert_eq!(gvthread::channel::<u8>(3).0.capacity(), Some(3));
+    /// assert_eq!(gvthread::unbounded::<u8>().0.capacity(), None);
+    /// ```
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.capacity()
+    }
+
+    /// Number of values queued in the channel (always 0 for a rendezvous
+    /// channel: an offered value is not queued).
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// Whether no value is queued.
+    ///
+    /// ```
+    /// let (tx, rx) = gvthread::channel(2);
+    /// assert!(tx.is_empty() && rx.is_empty());
+    /// tx.send(1).unwrap();
+    /// assert_eq!((tx.len(), rx.len()), (1, 1));
+    /// assert!(!tx.is_empty() && !tx.is_full());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.chan.len() == 0
+    }
+
+    /// Whether the channel is full: `len() == capacity`. A rendezvous
+    /// channel is always full; an unbounded one never.
+    pub fn is_full(&self) -> bool {
+        self.chan.is_full()
+    }
+
+    /// Whether both handles belong to the same channel.
+    ///
+    /// ```
+    /// let (a, _) = gvthread::channel::<u8>(1);
+    /// let (b, _) = gvthread::channel::<u8>(1);
+    /// assert!(a.same_channel(&a.clone()) && !a.same_channel(&b));
+    /// ```
+    pub fn same_channel(&self, other: &Sender<T>) -> bool {
+        Arc::ptr_eq(&self.chan, &other.chan)
+    }
+}
+
+impl<T> Sender<T> {
+    pub(crate) fn chan_addr(&self) -> *const () {
+        Arc::as_ptr(&self.chan) as *const ()
     }
 }
 
@@ -590,7 +1056,7 @@ impl<T> Drop for Sender<T> {
 
 impl<T> fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender").field("capacity", &self.chan.cap).finish_non_exhaustive()
+        f.debug_struct("Sender").field("capacity", &self.chan.capacity()).finish_non_exhaustive()
     }
 }
 
@@ -681,9 +1147,71 @@ impl<T> Receiver<T> {
         TryIter { rx: self }
     }
 
-    /// The channel's capacity (0 for a rendezvous channel).
-    pub fn capacity(&self) -> usize {
-        self.chan.cap
+    /// Receives a value, parking while the channel is empty, but gives up
+    /// with [`RecvCancelError::Cancelled`] as soon as `token` is cancelled.
+    /// Pass the GVThread's own token (the spawn closure's argument, or
+    /// [`current_token`](crate::current_token)) to make the receive end with
+    /// the GVThread's cancellation.
+    ///
+    /// A token that is already cancelled fails at once, without receiving;
+    /// otherwise no value is lost: a value is either returned or stays in the
+    /// channel.
+    ///
+    /// ```
+    /// use gvthread::{RecvCancelError, Runtime, SchedulerConfig};
+    /// let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1));
+    /// rt.block_on(|| {
+    ///     let (_tx, rx) = gvthread::channel::<u32>(1);
+    ///     let waiter = gvthread::spawn(move |token| rx.recv_or_cancelled(&token));
+    ///     gvthread::yield_now(); // let it block
+    ///     waiter.cancel();
+    ///     assert_eq!(waiter.join().unwrap(), Err(RecvCancelError::Cancelled));
+    /// });
+    /// ```
+    pub fn recv_or_cancelled(&self, token: &CancellationToken) -> Result<T, RecvCancelError> {
+        if token.is_cancelled() {
+            return Err(RecvCancelError::Cancelled);
+        }
+        let mut recv = RecvArm::new(self);
+        let mut cancel = CancelArm::new(token);
+        match select::run(&mut [&mut recv, &mut cancel], select::Mode::Block) {
+            Some(0) => recv.take_result().expect("won arm has a result").map_err(|_| RecvCancelError::Disconnected),
+            _ => Err(RecvCancelError::Cancelled),
+        }
+    }
+
+    /// The channel's capacity: `Some(0)` for a rendezvous channel, `None` for
+    /// an [`unbounded`] one.
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.capacity()
+    }
+
+    /// Number of values queued in the channel (always 0 for a rendezvous
+    /// channel: an offered value is not queued).
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// Whether no value is queued.
+    pub fn is_empty(&self) -> bool {
+        self.chan.len() == 0
+    }
+
+    /// Whether the channel is full: `len() == capacity`. A rendezvous
+    /// channel is always full; an unbounded one never.
+    pub fn is_full(&self) -> bool {
+        self.chan.is_full()
+    }
+
+    /// Whether both handles belong to the same channel.
+    pub fn same_channel(&self, other: &Receiver<T>) -> bool {
+        Arc::ptr_eq(&self.chan, &other.chan)
+    }
+}
+
+impl<T> Receiver<T> {
+    pub(crate) fn chan_addr(&self) -> *const () {
+        Arc::as_ptr(&self.chan) as *const ()
     }
 }
 
@@ -705,25 +1233,26 @@ impl<T> Drop for Receiver<T> {
             if st.receivers != 0 {
                 return None;
             }
+            self.chan.receivers_gone.store(true, Ordering::Relaxed);
             // Disconnected: nobody will ever receive what is queued, except the
             // offers of blocked rendezvous senders, who take theirs back.
             let discarded: VecDeque<T> = if rendezvous {
                 let mut kept = VecDeque::new();
                 let mut kept_ids = VecDeque::new();
                 let mut discarded = VecDeque::new();
-                for (v, id) in st.buf.drain(..).zip(st.offer_ids.drain(..)) {
-                    if st.send_q.contains(id) {
+                for (v, offer) in st.buf.q.drain(..).zip(st.offer_ids.drain(..)) {
+                    if offer.from == 0 && st.send_q.contains(offer.id) {
                         kept.push_back(v);
-                        kept_ids.push_back(id);
+                        kept_ids.push_back(offer);
                     } else {
                         discarded.push_back(v);
                     }
                 }
-                st.buf = kept;
+                st.buf.q = kept;
                 st.offer_ids = kept_ids;
                 discarded
             } else {
-                std::mem::take(&mut st.buf)
+                st.buf.drain_all()
             };
             Some((st.send_q.take_all(), discarded))
         });
@@ -737,7 +1266,7 @@ impl<T> Drop for Receiver<T> {
 
 impl<T> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver").field("capacity", &self.chan.cap).finish_non_exhaustive()
+        f.debug_struct("Receiver").field("capacity", &self.chan.capacity()).finish_non_exhaustive()
     }
 }
 

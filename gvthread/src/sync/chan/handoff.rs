@@ -1,0 +1,106 @@
+//! Direct hand-off to a blocked receiver (Go's `send` to a waiting
+//! receiver): the value skips the buffer and the receiver does not take the
+//! channel's lock again once woken.
+//!
+//! # Protocol
+//!
+//! A blocking receive owns a [`Slot`] on its stack and registers it with its
+//! wait-queue entry (`WaitQueue::push_slot`). A sender that pops that entry
+//! (under the channel's lock, when no value is buffered ahead of it, so FIFO
+//! order holds) writes the value into the slot and then sets `full` with
+//! Release; it never touches the slot again. The receiver, after every
+//! return from `park`, loads `full` with Acquire: once it is set, the value
+//! is its own and it returns without locking. Until then only the popper may
+//! write the value, and only the owner reads it after seeing `full`, so the
+//! `UnsafeCell` is never accessed by two parties at once.
+//!
+//! The slot outlives the entry: the owner removes its entry (or finds it
+//! popped) under the lock before the slot goes out of scope, and a popper
+//! fills it while still holding that lock. A receiver that leaves with a
+//! filled slot (it unwinds out of `park` at shutdown) puts the value back at
+//! the front of the channel, so nothing is lost.
+
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+
+use crate::loom::{AtomicBool, UnsafeCell};
+
+/// A blocked receiver's hand-off slot (see the module docs).
+pub(crate) struct Slot<T> {
+    full: AtomicBool,
+    value: UnsafeCell<Option<T>>,
+}
+
+impl<T> Slot<T> {
+    pub(crate) fn new() -> Slot<T> {
+        Slot { full: AtomicBool::new(false), value: UnsafeCell::new(None) }
+    }
+
+    /// The address registered with the wait-queue entry.
+    pub(crate) fn as_ptr(&self) -> NonNull<()> {
+        NonNull::from(self).cast()
+    }
+
+    /// Delivers `v` into the slot at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` comes from [`as_ptr`](Self::as_ptr) of a `Slot<T>` whose entry
+    /// the caller just popped, still holding the lock of that entry's queue.
+    pub(crate) unsafe fn fill(ptr: NonNull<()>, v: T) {
+        // SAFETY: the caller guarantees a live `Slot<T>` (its owner cannot
+        // leave while we hold the lock); until `full` is set we are its only
+        // user.
+        let slot = unsafe { ptr.cast::<Slot<T>>().as_ref() };
+        // SAFETY: as above: nobody else reads or writes the value now.
+        slot.value.with_mut(|p| unsafe { *p = Some(v) });
+        // Release: publishes the value to the owner's Acquire load.
+        slot.full.store(true, Ordering::Release);
+    }
+
+    /// The delivered value, if any (owner only).
+    pub(crate) fn take(&self) -> Option<T> {
+        // Acquire: pairs with `fill`'s Release.
+        if !self.full.load(Ordering::Acquire) {
+            return None;
+        }
+        self.full.store(false, Ordering::Relaxed);
+        // SAFETY: `full` was set, so the filler is done with the slot and
+        // only we (its owner) access it.
+        self.value.with_mut(|p| unsafe { (*p).take() })
+    }
+}
+
+/// Every interleaving of a fill against the owner polling (loom).
+/// Run: `RUSTFLAGS="--cfg loom" cargo test -p gvthread --lib --release loom_`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+
+    /// The owner sees the value exactly once, and loom's cell checks that
+    /// filler and owner never touch it at the same time.
+    #[test]
+    fn loom_handoff_fill_then_take() {
+        loom::model(|| {
+            let slot = Arc::new(Slot::<u32>::new());
+            let filler = {
+                let slot = slot.clone();
+                loom::thread::spawn(move || {
+                    // SAFETY: a live `Slot<u32>`; this thread is its only
+                    // filler (it stands for the popper holding the lock).
+                    unsafe { Slot::<u32>::fill(slot.as_ptr(), 7) }
+                })
+            };
+            let got = loop {
+                if let Some(v) = slot.take() {
+                    break v;
+                }
+                loom::thread::yield_now();
+            };
+            assert_eq!(got, 7);
+            filler.join().unwrap();
+            assert_eq!(slot.take(), None, "taken once");
+        });
+    }
+}

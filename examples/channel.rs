@@ -1,5 +1,5 @@
 //! Channels between GVThreads: a four-stage pipeline (producer -> square ->
-//! add one -> consumer) with its throughput, then the seed's "typical usage"
+//! add one -> consumer) with its throughput, then the "typical usage" of the original design
 //! with `try_send`/`try_recv`, and a `SchedMutex` shared by the stages.
 //!
 //! Run with `cargo run --release -p examples --example channel`.
@@ -68,7 +68,7 @@ fn pipeline() {
     }
 }
 
-/// The seed's "Typical Usage", with the consumer made to wait for the
+/// The original design's "Typical Usage", with the consumer made to wait for the
 /// producer so that it actually sees values.
 fn typical_usage() {
     let config = SchedulerConfig::default().num_workers(4);

@@ -9,6 +9,34 @@
 //! ```text
 //! cargo run --release --example hello
 //! ```
+//!
+//! # Reading the output
+//!
+//! ```text
+//! spawned 100000 GVThreads on a runtime with 2 workers
+//!   each tested 10 numbers, yielded once; 1 in 100 also slept 1 ms
+//!   GVThreads started per OS thread: {"gvthread-spare-1": 10114, "gvthread-worker-0": 89886}
+//!   GVThreads that resumed on another OS thread than they started on: 15
+//!   worker roles moved to another OS thread: 2 (forced preemptions 2, blocked system calls 0, OS threads now 5)
+//! primes below 1000000: 78498 (sieve says 78498)
+//! ```
+//!
+//! * A *worker* is a role (a run queue and the right to run GVThreads), and
+//!   the OS thread holding it can change. The spawn loop of the main
+//!   GVThread runs for longer than a time slice without blocking, so the
+//!   preemption monitor freezes it on its thread and hands that role to a
+//!   spare thread of the same role (`gvthread-spare-<role>`), which carries
+//!   on with the queue. So a spare thread running GVThreads, and more OS
+//!   threads than workers, are expected; threads are named after what they
+//!   started as.
+//! * Idle workers steal GVThreads that have not started yet from busy ones:
+//!   that is where load balance comes from. How the work splits between
+//!   threads depends on timing; on a busy 2-core machine one thread may do
+//!   nearly all of it, and that is not a fault.
+//! * A GVThread that has started stays with its role (its *home*): it runs
+//!   only on that role's OS threads, so thread-locals stay consistent across
+//!   blocking calls (see docs/safety.md). The few that resumed on another OS
+//!   thread moved between their role's worker thread and its spare.
 
 use std::collections::BTreeMap;
 use std::thread::ThreadId;
@@ -26,9 +54,9 @@ const SLEEP_EVERY: u64 = 100;
 /// What one GVThread reports back.
 struct Report {
     primes: u64,
-    /// OS thread it started on, and the one it finished on (with its name).
-    started_on: ThreadId,
-    finished_on: (ThreadId, String),
+    /// OS thread it started on (with its name), and the one it finished on.
+    started_on: (ThreadId, String),
+    finished_on: ThreadId,
 }
 
 fn main() {
@@ -40,7 +68,7 @@ fn main() {
         let handles: Vec<_> = (0..GVTHREADS)
             .map(|i| {
                 gvthread::spawn(move |_token| {
-                    let started_on = os_thread().0;
+                    let started_on = os_thread();
                     let lo = i * PER_GVTHREAD;
                     let mid = lo + PER_GVTHREAD / 2;
                     let mut primes = (lo..mid).filter(|&n| is_prime(n)).count() as u64;
@@ -50,7 +78,7 @@ fn main() {
                         gvthread::sleep(Duration::from_millis(1));
                     }
                     primes += (mid..lo + PER_GVTHREAD).filter(|&n| is_prime(n)).count() as u64;
-                    Report { primes, started_on, finished_on: os_thread() }
+                    Report { primes, started_on, finished_on: os_thread().0 }
                 })
             })
             .collect();
@@ -61,8 +89,8 @@ fn main() {
         for h in handles {
             let r = h.join().expect("a GVThread panicked");
             primes += r.primes;
-            migrated += u64::from(r.started_on != r.finished_on.0);
-            *per_thread.entry(r.finished_on.1).or_default() += 1;
+            migrated += u64::from(r.started_on.0 != r.finished_on);
+            *per_thread.entry(r.started_on.1).or_default() += 1;
         }
         (primes, per_thread, migrated)
     });
@@ -70,10 +98,18 @@ fn main() {
 
     let limit = GVTHREADS * PER_GVTHREAD;
     let expected = sieve_count(limit);
-    println!("spawned {GVTHREADS} GVThreads on {workers} worker threads");
+    let m = rt.metrics();
+    println!("spawned {GVTHREADS} GVThreads on a runtime with {workers} workers");
     println!("  each tested {PER_GVTHREAD} numbers, yielded once; 1 in {SLEEP_EVERY} also slept 1 ms");
-    println!("  GVThreads finished per OS thread: {per_thread:?}");
-    println!("  GVThreads that resumed on a different OS thread than they started on: {migrated}");
+    println!("  GVThreads started per OS thread: {per_thread:?}");
+    println!("  GVThreads that resumed on another OS thread than they started on: {migrated}");
+    println!(
+        "  worker roles moved to another OS thread: {} (forced preemptions {}, blocked system calls {}, OS threads now {})",
+        m.handoffs + m.syscall_handoffs,
+        m.forced_preemptions,
+        m.syscall_handoffs,
+        m.os_threads
+    );
     println!("primes below {limit}: {primes} (sieve says {expected})");
     println!("took {:.1} ms", elapsed.as_secs_f64() * 1e3);
     if let Some(kib) = peak_rss_kib() {

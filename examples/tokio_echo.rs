@@ -1,9 +1,9 @@
 //! A tokio::net echo server whose connection handlers are GVThreads written in
 //! blocking style, and a tokio client that checks every byte.
 //!
-//! * The gvthread runtime's workers enter a multi-thread tokio runtime
-//!   (`on_worker_start`, see docs/tokio.md), so tokio sockets work inside
-//!   GVThreads through `gvthread_futures::block_on`.
+//! * The gvthread runtime's worker and spare threads enter a multi-thread
+//!   tokio runtime (`SchedulerConfig::worker_context`, see docs/tokio.md), so
+//!   tokio sockets work inside GVThreads through `gvthread_futures::block_on`.
 //! * The server accepts on 127.0.0.1 (a port the OS picks) in one GVThread and
 //!   hands each connection to its own GVThread: `block_on(sock.read(..))`,
 //!   `block_on(sock.write_all(..))`, no `async` in sight.
@@ -69,14 +69,15 @@ fn main() {
     let messages = args.next().unwrap_or(500);
 
     let tokio_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let tokio_handle = tokio_rt.handle().clone();
-    let mut rt = Runtime::new(SchedulerConfig::default().on_worker_start(move || {
-        // Enter tokio's context for the worker's whole life (docs/tokio.md).
-        std::mem::forget(tokio_handle.enter());
-    }));
+    // tokio's context on every worker and spare thread, for the thread's whole
+    // life (docs/tokio.md). `EnterGuard` borrows the handle, so the handle must
+    // live for the program: leak one clone.
+    let tokio_handle: &'static tokio::runtime::Handle = Box::leak(Box::new(tokio_rt.handle().clone()));
+    let mut rt = Runtime::new(SchedulerConfig::default().worker_context(move || tokio_handle.enter()));
 
-    // Bind inside a GVThread (a tokio socket needs the context to be created).
-    let listener = rt.block_on(|| block_on(TcpListener::bind("127.0.0.1:0")).expect("bind"));
+    // Bind inside a GVThread (a tokio socket needs the context to be created);
+    // `block_on` takes the async body directly.
+    let listener = rt.block_on(async { TcpListener::bind("127.0.0.1:0").await.expect("bind") });
     let addr = listener.local_addr().unwrap();
     println!("echo server on {addr}: {connections} connections x {messages} messages");
 

@@ -13,6 +13,15 @@ use std::future::Future;
 /// `block_on` may be nested. A future that is ready on its first poll costs a
 /// few nanoseconds and no allocation.
 ///
+/// Futures of tokio-based libraries need tokio's context on the thread that
+/// polls them. Without it they panic with "there is no reactor running, must
+/// be called from the context of a Tokio 1.x runtime". Fix: build the
+/// gvthread runtime with
+/// `SchedulerConfig::default().worker_context(move || handle.enter())` (with
+/// `handle` a `&'static tokio::runtime::Handle` of a multi-thread tokio
+/// runtime), so that every worker and spare thread is inside it; see
+/// `docs/tokio.md`.
+///
 /// Do not call it on a thread that drives the future's own executor (for
 /// example, a tokio worker thread outside any GVThread, where `block_on`
 /// would park that worker); inside GVThreads it is always fine.

@@ -34,15 +34,20 @@
 //!
 //! ```
 //! let tokio_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-//! let handle = tokio_rt.handle().clone();
+//! let handle: &'static tokio::runtime::Handle = Box::leak(Box::new(tokio_rt.handle().clone()));
 //! let config = gvthread::SchedulerConfig::default()
 //!     .num_workers(2)
-//!     .on_worker_start(move || std::mem::forget(handle.enter()));
+//!     .worker_context(move || handle.enter()); // tokio's context on every worker and spare thread
 //! let mut rt = gvthread::Runtime::new(config);
 //! rt.block_on(|| {
 //!     gvthread_futures::block_on(tokio::time::sleep(std::time::Duration::from_millis(1)));
 //! });
+//! // Runtime::block_on also takes the async body itself.
+//! rt.block_on(async { tokio::time::sleep(std::time::Duration::from_millis(1)).await });
 //! ```
+//!
+//! Without that context, tokio resources panic with "there is no reactor running, must be called
+//! from the context of a Tokio 1.x runtime"; the fix is the `worker_context` line above.
 //!
 //! ## How `block_on` waits
 //!

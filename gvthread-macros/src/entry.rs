@@ -666,14 +666,23 @@ fn generate(kind: Kind, mut function: ItemFn, options: &Options) -> TokenStream 
     };
 
     let gvthread_closure = if reports_in_gvthread(kind, &function, &output) {
+        // The user's return type stays in the expansion, as the argument type of the function
+        // that reports it (`impl Trait` is allowed there too): the names it uses (for example
+        // an imported `Termination`) are used, so no unused-import warning appears.
+        let report = Ident::new("__gvthread_report", Span::mixed_site());
+        let mut declared = quote!(());
         if let ReturnType::Type(_, ty) = &mut function.sig.output {
+            declared = ty.to_token_stream();
             let span = ty.span();
             **ty = syn::parse_quote_spanned!(span=> ::std::process::ExitCode);
         }
         quote! {
             move || {
+                fn #report(value: #declared) -> ::std::process::ExitCode {
+                    ::std::process::Termination::report(value)
+                }
                 let #evaluate = #run_body;
-                ::std::process::Termination::report(#evaluate())
+                #report(#evaluate())
             }
         }
     } else {

@@ -11,24 +11,7 @@
 //!
 //! # Options
 //!
-//! Both macros take the same comma-separated `name = value` options. Each may be given at most
-//! once; anything not given keeps the `SchedulerConfig::default()` value.
-//!
-//! | option                     | value             | `SchedulerConfig` method               |
-//! |----------------------------|-------------------|----------------------------------------|
-//! | `workers = N`              | integer, `>= 1`   | `num_workers(N)`                       |
-//! | `low_priority_workers = N` | integer           | `num_low_priority_workers(N)`          |
-//! | `max_gvthreads = N`        | integer, `>= 1`   | `max_gvthreads(N)`                     |
-//! | `time_slice_ms = N`        | integer, `>= 1`   | `time_slice(Duration::from_millis(N))` |
-//! | `forced_preempt = B`       | `true` or `false` | `enable_forced_preempt(B)`             |
-//! | `crate = "path"`           | string literal    | path to the gvthread crate             |
-//!
-//! Values must be literals, so mistakes are reported at compile time and point at the offending
-//! option. For a configuration computed at run time, build the `Runtime` by hand.
-//!
-//! `crate = "path"` is for code that reaches gvthread under another name, for example through a
-//! re-export (`crate = "my_framework::gvthread"`) or a renamed dependency. The path is used as
-//! written.
+#![doc = include_str!("options.md")]
 //!
 //! # Errors
 //!
@@ -61,7 +44,9 @@ use proc_macro::TokenStream;
 /// A function with another name keeps its signature, minus `async`, and returns the body's value
 /// to its caller; that value must then be `Send + 'static`, as for `Runtime::block_on`.
 ///
-/// See the [crate docs](crate) for the options.
+/// # Options
+///
+#[doc = include_str!("options.md")]
 ///
 /// # Examples
 ///
@@ -95,6 +80,9 @@ use proc_macro::TokenStream;
 ///             .enable_forced_preempt(false),
 ///     );
 ///     rt.block_on(move || {
+///         fn report(value: Result<(), gvthread::JoinError>) -> std::process::ExitCode {
+///             std::process::Termination::report(value)
+///         }
 ///         let body = move || -> Result<(), gvthread::JoinError> {
 ///             gvthread::__private::block_on_future(async move {
 ///                 let answer = gvthread::spawn(|_token| 6 * 7).await?;
@@ -102,7 +90,7 @@ use proc_macro::TokenStream;
 ///                 Ok(())
 ///             })
 ///         };
-///         std::process::Termination::report(body())
+///         report(body())
 ///     })
 /// }
 /// ```
@@ -123,7 +111,11 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `#[test]`: this macro already emits one. Because every test gets its own runtime, tests share
 /// no workers and no GVThreads.
 ///
-/// It accepts the same options as [`main`](macro@main); see the [crate docs](crate).
+/// # Options
+///
+/// The same as for `#[gvthread::main]`:
+///
+#[doc = include_str!("options.md")]
 ///
 /// # Examples
 ///

@@ -24,19 +24,40 @@
 //! assert_eq!(answer, 499_500);
 //! ```
 //!
-//! ## Architecture
+//! ## What is where
 //!
-//! | module | holds |
+//! | you want | use |
 //! |---|---|
-//! | `arch` | the hand-written x86_64 context switch |
-//! | `memory` | 16 MiB slots in chunked reservations, guard pages, reuse |
-//! | `task` | GVThread state word, header, spawn, join, GVThread-locals |
-//! | `sched` | worker roles and machines, run queues, stealing, park/wake |
-//! | `preempt` | safepoints, the preemption monitor, SIGURG hand-off to spare threads |
-//! | `timer` | the sleep queue and timer thread |
-//! | `sync` | channels, `SchedMutex`, wait queues, cancellation tokens |
-//! | `future` | `block_on` for futures inside GVThreads, `unblock` |
-//! | `runtime` | configuration, `Runtime`, `Handle`, metrics, shutdown |
+//! | a runtime | [`Runtime`], [`SchedulerConfig`], [`Runtime::block_on`] (a closure or a future), [`#[gvthread::main]`](macro@main), [`#[gvthread::test]`](macro@test) |
+//! | to spawn | [`spawn`], [`try_spawn`], [`spawn_with_priority`], [`Handle`] (from any thread, async tasks included), [`Handle::current`] |
+//! | to wait for a GVThread | [`JoinHandle::join`], or `.await` it from async code |
+//! | to communicate | [`channel`] ([`Sender`], [`Receiver`], also as futures), [`SchedMutex`] |
+//! | to stop work | [`CancellationToken`] (each GVThread gets a child of its spawner's), [`JoinHandle::cancel`] |
+//! | to share the CPU | [`yield_now`], [`sleep`], [`safepoint!`]; forced preemption does the rest |
+//! | futures inside GVThreads | `gvthread_futures::block_on`, and [`SchedulerConfig::worker_context`] for tokio |
+//! | blocking calls | [`unblock`] |
+//! | to see what GVThreads do | [`Handle::dump`] (and [`SchedulerConfig::dump_on_sigquit`]), [`Runtime::metrics`] |
+//!
+//! The internals (context switch, memory slots, scheduler, preemption,
+//! timers) are private modules; `docs/architecture.md` describes them and
+//! the designs that were rejected.
+//!
+//! ## Debugging: a dump of every GVThread
+//!
+//! [`Handle::dump`] lists every live GVThread: id, priority, state (running,
+//! runnable, or parked and on what: channel, mutex, join, sleep, future,
+//! unblock), how long parked ones have waited, and for those a symbolized
+//! backtrace unwound from the saved context (`docs/debugging.md`). With
+//! [`dump_on_sigquit(true)`](SchedulerConfig::dump_on_sigquit), `kill -QUIT
+//! <pid>` (or Ctrl-\\) prints it on standard error, like Go's goroutine dump.
+//!
+//! ```text
+//! gvthread-0.1 [Normal, worker 0] parked on channel [gvthread/src/sync/chan/mod.rs:471], for 2.113 s
+//!    0: gvthread::sched::machine::switch_to
+//!   ...
+//!    3: myapp::wait_for_orders
+//!         at src/orders.rs:42
+//! ```
 //!
 //! ## Blocking: what waits
 //!
@@ -49,7 +70,8 @@
 //!
 //! See `docs/architecture.md` for the life of a GVThread and the designs that
 //! were rejected, and `docs/safety.md` for what stays the user's
-//! responsibility (thread-locals and std locks held across blocking calls).
+//! responsibility (thread-locals and std locks held across blocking calls,
+//! FFI, `fork()`).
 //!
 //! ## Platform
 //!
@@ -59,6 +81,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod arch;
+mod debug;
 mod future;
 mod loom;
 mod memory;
@@ -71,6 +94,7 @@ mod timer;
 mod util;
 
 pub use preempt::no_preempt;
+pub use runtime::block_on::{Async, BlockOn, Closure};
 pub use runtime::config::{DEFAULT_MAX_GVTHREADS, DEFAULT_THREADS_PER_WORKER, MAX_WORKERS, SchedulerConfig};
 pub use runtime::error::{RuntimeError, SpawnError};
 pub use runtime::handle::{Handle, current_id, current_token, spawn, spawn_with_priority, try_spawn};
@@ -92,11 +116,9 @@ pub use task::local::LocalKey;
 pub use task::priority::Priority;
 
 pub use future::unblock;
-/// Runs `main` (sync or `async`) as a GVThread on a fresh runtime.
-///
-/// Options: `workers`, `low_priority_workers`, `max_gvthreads`,
-/// `time_slice_ms`, `forced_preempt`, `crate`. A `main` returning
-/// `Result<(), E>` reports errors like std's.
+/// Runs `main` (sync or `async`) as a GVThread on a fresh runtime. A `main`
+/// returning `Result<(), E>` reports errors like std's. The options are
+/// listed below.
 ///
 /// ```
 /// #[gvthread::main(workers = 2)]
@@ -136,9 +158,11 @@ pub mod __private {
     pub use crate::sync::select::{Mode as SelectMode, SelectArm, run as select_run};
 }
 
-/// A cooperative preemption point: counts progress for the preemption
-/// monitor and yields if this GVThread has used up its time slice. Costs a
-/// couple of nanoseconds when no preemption is pending. Put it in long loops
+/// A cooperative preemption point: yields if the preemption monitor has asked
+/// this GVThread to (it has used up its time slice). It only polls that
+/// request: it does not count as progress, so a loop full of safepoints is
+/// still asked to yield after a time slice. Costs a couple of nanoseconds
+/// when no preemption is pending. Put it in long loops
 /// that make no blocking gvthread calls; forced preemption (on by default)
 /// covers code without safepoints, at a higher price.
 ///

@@ -121,3 +121,20 @@ fn futures_crate_contract() {
     });
     assert_eq!(v, 3);
 }
+
+/// The "first hour" additions of api.md: `block_on` of a future, `Handle::current`,
+/// `Handle::spawn_with_priority`, `SchedulerConfig::worker_context`, `Handle::dump`.
+#[test]
+fn first_hour_signatures() {
+    struct NotSendGuard(#[allow(dead_code)] std::rc::Rc<()>);
+    let config: SchedulerConfig =
+        SchedulerConfig::default().num_workers(1).worker_context(|| NotSendGuard(std::rc::Rc::new(())));
+    let mut rt: Runtime = Runtime::new(config);
+    let from_future: u32 = rt.block_on(async { 1u32 });
+    let from_closure: u32 = rt.block_on(|| 2u32);
+    let handle: Handle = rt.block_on(Handle::current);
+    let j: JoinHandle<u8> = handle.spawn_with_priority(Priority::High, |_t: CancellationToken| 3u8);
+    assert_eq!((from_future, from_closure, j.join().unwrap()), (1, 2, 3));
+    let dump: String = handle.dump();
+    assert!(dump.starts_with("gvthread dump:"), "{dump}");
+}

@@ -22,6 +22,8 @@
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86_64::{Context, Interrupted, STACK_ALIGNMENT, Syscall, init_stack, switch};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86_64::{SuspendedRegs, suspended_regs};
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("gvthread currently supports x86_64 only (Linux); other architectures need an arch/ module");

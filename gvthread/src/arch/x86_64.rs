@@ -276,3 +276,39 @@ impl Interrupted {
         }
     }
 }
+
+/// The registers a suspended context resumes with, as an unwinder needs them:
+/// its program counter (where `switch` returns to), its stack pointer after
+/// that return, and the callee-saved registers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SuspendedRegs {
+    pub(crate) pc: usize,
+    pub(crate) sp: usize,
+    pub(crate) rbp: usize,
+    pub(crate) rbx: usize,
+    pub(crate) r12: usize,
+    pub(crate) r13: usize,
+    pub(crate) r14: usize,
+    pub(crate) r15: usize,
+}
+
+/// Reads the registers saved by [`switch`] (or [`init_stack`]) for `ctx`.
+///
+/// # Safety
+/// `ctx` must be a suspended context whose stack is mapped and which nobody
+/// resumes while this reads it.
+pub(crate) unsafe fn suspended_regs(ctx: &Context) -> SuspendedRegs {
+    // SAFETY: the caller guarantees `ctx.sp` points at a `SwitchFrame` on a
+    // mapped stack that does not change meanwhile.
+    let f = unsafe { &*(ctx.sp as *const SwitchFrame) };
+    SuspendedRegs {
+        pc: f.ret,
+        sp: ctx.sp + size_of::<SwitchFrame>(),
+        rbp: f.rbp,
+        rbx: f.rbx,
+        r12: f.r12,
+        r13: f.r13,
+        r14: f.r14,
+        r15: f.r15,
+    }
+}

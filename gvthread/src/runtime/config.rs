@@ -9,6 +9,9 @@ use super::error::RuntimeError;
 /// A hook run on worker OS threads.
 pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
 
+/// A [`SchedulerConfig::worker_context`] factory: its guard, type-erased.
+pub(crate) type ContextHook = Arc<dyn Fn() -> Box<dyn std::any::Any> + Send + Sync + 'static>;
+
 /// Largest number of worker roles (ordinary plus low-priority).
 pub const MAX_WORKERS: usize = 256;
 
@@ -52,6 +55,11 @@ pub struct SchedulerConfig {
     pub(crate) free_migration: bool,
     pub(crate) on_worker_start: Option<Hook>,
     pub(crate) on_worker_stop: Option<Hook>,
+    pub(crate) worker_context: Option<ContextHook>,
+    pub(crate) dump_on_sigquit: bool,
+    /// Set by `Runtime::try_new`: the fork generation the runtime was built
+    /// in (see `util::fork`); not a knob.
+    pub(crate) fork_generation: u32,
 }
 
 impl Default for SchedulerConfig {
@@ -71,6 +79,9 @@ impl Default for SchedulerConfig {
             free_migration: false,
             on_worker_start: None,
             on_worker_stop: None,
+            worker_context: None,
+            dump_on_sigquit: false,
+            fork_generation: 0,
         }
     }
 }
@@ -92,6 +103,8 @@ impl fmt::Debug for SchedulerConfig {
             .field("free_migration", &self.free_migration)
             .field("on_worker_start", &self.on_worker_start.is_some())
             .field("on_worker_stop", &self.on_worker_stop.is_some())
+            .field("worker_context", &self.worker_context.is_some())
+            .field("dump_on_sigquit", &self.dump_on_sigquit)
             .finish()
     }
 }
@@ -233,6 +246,47 @@ impl SchedulerConfig {
     /// Runs `f` on each OS thread that ran GVThreads when it stops.
     pub fn on_worker_stop(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_worker_stop = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on each OS thread that runs GVThreads (workers and spare
+    /// threads) before it runs any, and keeps the value it returns (a guard)
+    /// for as long as that thread runs GVThreads; the guard is dropped on
+    /// that same thread when it stops. The guard need not be `Send`.
+    ///
+    /// Made for context guards such as tokio's `Handle::enter()`: with it,
+    /// every GVThread sees the tokio runtime as its context, whichever worker
+    /// or spare thread it runs on (see `docs/tokio.md`).
+    ///
+    /// ```
+    /// let tokio_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    /// // tokio's `EnterGuard` borrows the handle, and the guard must be
+    /// // `'static`: leak one clone of the handle (a pointer) for the program.
+    /// let handle: &'static tokio::runtime::Handle = Box::leak(Box::new(tokio_rt.handle().clone()));
+    /// let config = gvthread::SchedulerConfig::default().num_workers(2).worker_context(move || handle.enter());
+    /// let mut rt = gvthread::Runtime::new(config);
+    /// rt.block_on(async {
+    ///     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    /// });
+    /// ```
+    ///
+    /// Order on each thread: `on_worker_start`, then `f`; at the end, the
+    /// guard is dropped, then `on_worker_stop` runs. Setting it again
+    /// replaces the previous factory.
+    pub fn worker_context<G: 'static>(mut self, f: impl Fn() -> G + Send + Sync + 'static) -> Self {
+        self.worker_context = Some(Arc::new(move || Box::new(f()) as Box<dyn std::any::Any>));
+        self
+    }
+
+    /// Whether `SIGQUIT` (Ctrl-\\ in a terminal) prints
+    /// [`Handle::dump`](crate::Handle::dump) to standard error, as Go does
+    /// with goroutine stacks (default false). Unlike Go, the process keeps
+    /// running. The signal handler only wakes a `gvthread-dump` thread,
+    /// which builds and prints the dump. It replaces SIGQUIT's default
+    /// action (core dump) for the whole process, for good: the handler is
+    /// process-wide and stays installed after the runtime is gone.
+    pub fn dump_on_sigquit(mut self, on: bool) -> Self {
+        self.dump_on_sigquit = on;
         self
     }
 

@@ -78,6 +78,10 @@ pub enum SpawnError {
     NoRuntime,
     /// The OS refused stack memory.
     Memory(io::Error),
+    /// The runtime was built before this process was forked from its
+    /// parent: in the child it has no worker or timer threads (see the
+    /// `fork()` section of `docs/safety.md`).
+    Forked,
 }
 
 impl fmt::Display for SpawnError {
@@ -96,6 +100,7 @@ impl fmt::Display for SpawnError {
             SpawnError::Memory(e) => {
                 write!(f, "cannot spawn: the OS refused GVThread stack memory: {e}")
             }
+            SpawnError::Forked => write!(f, "cannot spawn: {}", crate::util::fork::FORKED_MESSAGE),
         }
     }
 }

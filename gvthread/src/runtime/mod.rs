@@ -1,6 +1,8 @@
 //! Runtime construction, handles, and shutdown.
 
+pub(crate) mod block_on;
 pub(crate) mod config;
+pub(crate) mod dump;
 pub(crate) mod error;
 pub(crate) mod handle;
 pub(crate) mod metrics;

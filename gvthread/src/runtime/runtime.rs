@@ -13,12 +13,13 @@
 //!    stuck running one is detached rather than joined.
 
 use std::fmt;
-use std::panic::resume_unwind;
 use std::sync::Arc;
 use std::thread::JoinHandle as ThreadHandle;
 use std::time::{Duration, Instant};
 
+use super::block_on::BlockOn;
 use super::config::SchedulerConfig;
+use super::dump::SignalDumper;
 use super::error::RuntimeError;
 use super::handle::Handle;
 use super::shared::Shared;
@@ -52,6 +53,7 @@ const THREAD_EXIT_GRACE: Duration = Duration::from_millis(200);
 pub struct Runtime {
     shared: Arc<Shared>,
     timer: Option<ThreadHandle<()>>,
+    dumper: Option<SignalDumper>,
     stopped: bool,
 }
 
@@ -66,8 +68,10 @@ impl Runtime {
 
     /// Builds a runtime, or says why it cannot: a configuration value out of
     /// range, or the OS refusing memory or threads.
-    pub fn try_new(config: SchedulerConfig) -> Result<Runtime, RuntimeError> {
+    pub fn try_new(mut config: SchedulerConfig) -> Result<Runtime, RuntimeError> {
         config.validate()?;
+        crate::util::fork::watch();
+        config.fork_generation = crate::util::fork::generation();
         let guard = crate::memory::probe_guard_scheme();
         if guard == GuardScheme::Mprotect {
             check_map_budget(config.max_gvthreads)?;
@@ -77,7 +81,7 @@ impl Runtime {
         let capacity = config.max_gvthreads + roles * crate::memory::SlotCache::CAPACITY;
         let slots = SlotPool::new(capacity, guard).map_err(RuntimeError::AddressSpace)?;
         let shared = Arc::new(Shared::new(config, slots));
-        let mut rt = Runtime { shared, timer: None, stopped: false };
+        let mut rt = Runtime { shared, timer: None, dumper: None, stopped: false };
 
         let sh = rt.shared.clone();
         let timer = std::thread::Builder::new()
@@ -86,6 +90,9 @@ impl Runtime {
             .map_err(RuntimeError::ThreadSpawn)?;
         rt.timer = Some(timer);
 
+        if rt.shared.config.dump_on_sigquit {
+            rt.dumper = Some(SignalDumper::start(&rt.shared).map_err(RuntimeError::ThreadSpawn)?);
+        }
         for index in 0..rt.shared.workers.len() {
             rt.shared.start_machine(index, true, false).map_err(RuntimeError::ThreadSpawn)?;
         }
@@ -105,24 +112,41 @@ impl Runtime {
     }
 
     /// Runs `f` as a GVThread and waits (parking the calling OS thread) for its
-    /// result. A panic in `f` resumes on the caller.
+    /// result. `f` is a closure, or a future (driven inside the GVThread, so it
+    /// can await GVThreads, channels and, with a tokio context on the workers,
+    /// tokio-based futures); see [`BlockOn`](crate::BlockOn). A panic in `f`
+    /// resumes on the caller.
+    ///
+    /// ```
+    /// let mut rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(2));
+    /// // A closure: plain blocking code.
+    /// let a = rt.block_on(|| gvthread::spawn(|_| 20).join().unwrap());
+    /// // A future, as with tokio's `Runtime::block_on`.
+    /// let b = rt.block_on(async { gvthread::spawn(|_| 22).await.unwrap() });
+    /// assert_eq!(a + b, 42);
+    /// // The GVThread has fully ended when block_on returns.
+    /// assert_eq!(rt.metrics().live_gvthreads, 0);
+    /// ```
+    ///
+    /// Pass an `async` block itself, not a closure returning one:
+    /// `rt.block_on(|| async { .. })` returns the future unpolled (the
+    /// compiler warns that it is unused).
+    ///
+    /// The future moves to a worker thread, so it must be `Send` (unlike
+    /// with tokio's `block_on`, which polls on the calling thread). A future
+    /// that holds `!Send` values (an `Rc`) across `.await` can be built inside
+    /// the GVThread instead, where it never moves:
+    /// `rt.block_on(|| gvthread_futures::block_on(async { .. }))`.
     ///
     /// # Panics
     /// If `f` panics, or if it cannot be spawned (runtime at capacity or shut
     /// down).
-    pub fn block_on<F, R>(&mut self, f: F) -> R
+    #[track_caller]
+    pub fn block_on<F, M>(&mut self, f: F) -> F::Output
     where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
+        F: BlockOn<M>,
     {
-        let handle = self.handle().spawn(move |_| f());
-        match handle.join() {
-            Ok(v) => v,
-            Err(e) => match e.try_into_panic() {
-                Ok(payload) => resume_unwind(payload),
-                Err(e) => panic!("Runtime::block_on: {e}"),
-            },
-        }
+        self.handle().block_on(f)
     }
 
     /// A handle for spawning from other threads.
@@ -142,6 +166,9 @@ impl Runtime {
             return;
         }
         self.stopped = true;
+        if let Some(mut d) = self.dumper.take() {
+            d.stop();
+        }
         let sh = &self.shared;
         sh.begin_shutdown();
         let deadline =

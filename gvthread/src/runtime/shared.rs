@@ -32,7 +32,10 @@ fn machine_thread(shared: Arc<Shared>, role: usize, primary: bool) {
         hook();
     }
     let stop_hook = shared.config.on_worker_stop.clone();
+    // `worker_context`: its guard lives exactly as long as this machine runs.
+    let context_guard = shared.config.worker_context.as_ref().map(|f| f());
     machine::run(shared, role, primary);
+    drop(context_guard);
     if let Some(hook) = stop_hook {
         hook();
     }

@@ -16,6 +16,7 @@
 //! their condition. Inside a GVThread only the GVThread parks and its worker
 //! runs others; on any other thread the OS thread parks.
 
+use std::panic::Location;
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -24,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::machine::{self, Pending};
 use crate::runtime::shared::Shared;
+use crate::task::header::WaitInfo;
 use crate::task::state;
 use crate::util::futex;
 
@@ -95,14 +97,19 @@ pub(crate) fn current_gvref() -> Option<GvRef> {
 }
 
 /// Parks the caller until woken. May return spuriously.
+///
+/// The caller's location is recorded for `Handle::dump` (what a parked
+/// GVThread waits on is told by the file of the call site).
+#[track_caller]
 pub(crate) fn park() {
     match machine::current_gvthread() {
-        Some((m, slot)) => park_gvthread(m, slot),
+        Some((m, slot)) => park_gvthread(m, slot, Location::caller(), None),
         None => std::thread::park(),
     }
 }
 
 /// Parks the caller until woken or `deadline` passes. May return spuriously.
+#[track_caller]
 pub(crate) fn park_until(deadline: Instant) {
     let now = Instant::now();
     if now >= deadline {
@@ -122,7 +129,7 @@ pub(crate) fn park_until(deadline: Instant) {
                 }
             }
             let _cancel = CancelTimer(shared, key);
-            park_gvthread(m, slot);
+            park_gvthread(m, slot, Location::caller(), Some(deadline - now));
         }
         None => std::thread::park_timeout(deadline - now),
     }
@@ -140,9 +147,24 @@ fn unwind_if_shutting_down(shared: &Shared) {
     }
 }
 
-fn park_gvthread(m: &machine::Machine, slot: u32) {
+fn park_gvthread(m: &machine::Machine, slot: u32, site: &'static Location<'static>, timeout: Option<Duration>) {
     unwind_if_shutting_down(&m.shared);
+    // In a forked child nothing would ever wake this GVThread or run the
+    // others: say so instead of hanging.
+    if crate::util::fork::generation() != m.shared.config.fork_generation {
+        panic!("{}", crate::util::fork::FORKED_MESSAGE);
+    }
+    // SAFETY: the running GVThread's own header; `wait` is a set of atomics,
+    // and the slot (so the pointer) stays ours across the park.
+    let wait: *const WaitInfo = unsafe { &(*m.shared.header(slot)).wait };
+    // Bookkeeping for `Handle::dump`: three relaxed stores and a coarse
+    // clock read (vDSO), on the GVThread's own header.
+    // SAFETY: see above.
+    unsafe { (*wait).parking(site, timeout) };
     park_gvthread_inner(m, slot);
+    // SAFETY: see above (possibly on another machine now; the header is the
+    // slot's, not the thread's).
+    unsafe { (*wait).resumed() };
     if let Some(m) = machine::current() {
         unwind_if_shutting_down(&m.shared);
     }
@@ -216,7 +238,16 @@ pub fn yield_now() {
     // `machine::current`).
     let m = unsafe { machine::current_ptr_inlined().as_ref() };
     match m {
-        Some(m) if m.current_slot() != machine::NO_GVTHREAD => machine::yield_gvthread(m, m.current_slot()),
+        Some(m) if m.current_slot() != machine::NO_GVTHREAD => {
+            // Without a role (after a system-call hand-off) the yield waits for
+            // one; in a forked child no other thread would ever hand it over:
+            // fail instead of hanging. Checked only in that rare case, off the
+            // fast path.
+            if m.worker_ptr().is_null() && crate::util::fork::generation() != m.shared.config.fork_generation {
+                panic!("{}", crate::util::fork::FORKED_MESSAGE);
+            }
+            machine::yield_gvthread(m, m.current_slot())
+        }
         _ => std::thread::yield_now(),
     }
 }

@@ -2,7 +2,8 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::mem::size_of;
-use std::sync::atomic::AtomicPtr;
+use std::panic::Location;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use super::local::LocalMap;
 use crate::arch::Context;
@@ -29,6 +30,60 @@ pub(crate) struct Header {
     /// Depth of `no_preempt` sections (read by the signal handler on the
     /// same OS thread).
     pub(crate) no_preempt: Cell<u32>,
+    /// What the GVThread waits on, for `Handle::dump` (written by the
+    /// GVThread itself in `sched::park`, read by the dump).
+    pub(crate) wait: WaitInfo,
+}
+
+/// Where and since when a GVThread waits: three relaxed words, written by
+/// the GVThread itself (plain stores, no allocation, no lock) and read by
+/// `Handle::dump`, which treats them as a hint (it validates the state word
+/// separately).
+pub(crate) struct WaitInfo {
+    /// The `park` call site (`&'static Location`), or null when not parking.
+    site: AtomicPtr<Location<'static>>,
+    /// Coarse monotonic time (ns) of the spawn or of the last park.
+    since: AtomicU64,
+    /// Coarse monotonic deadline (ns) of a timed park, or 0.
+    deadline: AtomicU64,
+}
+
+impl WaitInfo {
+    /// A GVThread spawned now.
+    pub(crate) fn new() -> WaitInfo {
+        WaitInfo {
+            site: AtomicPtr::new(std::ptr::null_mut()),
+            since: AtomicU64::new(crate::util::clock::coarse_nanos()),
+            deadline: AtomicU64::new(0),
+        }
+    }
+
+    /// The GVThread is about to park at `site`, for at most `timeout`.
+    #[inline]
+    pub(crate) fn parking(&self, site: &'static Location<'static>, timeout: Option<std::time::Duration>) {
+        let now = crate::util::clock::coarse_nanos();
+        let deadline = timeout.map_or(0, |t| now.saturating_add(t.as_nanos() as u64).max(1));
+        self.since.store(now, Ordering::Relaxed);
+        self.deadline.store(deadline, Ordering::Relaxed);
+        self.site.store(site as *const Location<'static> as *mut Location<'static>, Ordering::Relaxed);
+    }
+
+    /// The GVThread returned from a park. Only clears the site: reading the
+    /// clock here too would double the cost on the park/wake path, and how
+    /// long a GVThread has been running or runnable matters less than how
+    /// long it has waited (`since` then dates the last park).
+    #[inline]
+    pub(crate) fn resumed(&self) {
+        self.site.store(std::ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    /// `(site, since, deadline)` as last written.
+    pub(crate) fn read(&self) -> (Option<&'static Location<'static>>, u64, u64) {
+        let site = self.site.load(Ordering::Relaxed);
+        // SAFETY: only ever null or a `&'static Location` (see `parking`).
+        let site = unsafe { site.cast_const().as_ref() };
+        (site, self.since.load(Ordering::Relaxed), self.deadline.load(Ordering::Relaxed))
+    }
 }
 
 /// Bytes reserved for the header at the top of a slot.

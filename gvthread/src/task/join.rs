@@ -252,8 +252,10 @@ impl JoinError {
         matches!(self.repr, Repr::Panic { .. })
     }
 
-    /// Whether the GVThread was abandoned because its runtime shut down
-    /// before it finished.
+    /// Whether the GVThread was ended by its runtime's shutdown: unwound out
+    /// of a blocking call (its destructors ran) when shutdown began while it
+    /// was parked, or abandoned because it was still alive at the shutdown
+    /// deadline.
     pub fn is_cancelled(&self) -> bool {
         matches!(self.repr, Repr::Cancelled)
     }

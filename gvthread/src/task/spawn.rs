@@ -116,6 +116,7 @@ where
                 locals: UnsafeCell::new(LocalMap::default()),
                 bound: AtomicPtr::new(ptr::null_mut()),
                 no_preempt: std::cell::Cell::new(0),
+                wait: super::header::WaitInfo::new(),
             },
         );
     }

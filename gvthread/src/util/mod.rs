@@ -1,5 +1,7 @@
 //! Small internal utilities.
 
+pub(crate) mod clock;
+pub(crate) mod fork;
 pub(crate) mod futex;
 pub(crate) mod rand;
 pub(crate) mod signal;

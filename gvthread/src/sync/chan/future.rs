@@ -27,14 +27,8 @@ impl<T> Receiver<T> {
     /// receiver).
     ///
     /// ```
-    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    /// #     struct W(std::thread::Thread);
-    /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
-    /// #     let waker = std::sync::Arc::new(W(std::thread::current())).into();
-    /// #     let mut cx = std::task::Context::from_waker(&waker);
-    /// #     let mut f = std::pin::pin!(f);
-    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::park(); }
-    /// # }
+    /// use gvthread_futures::block_on; // or any executor: tokio, futures, ...
+    ///
     /// let (tx, rx) = gvthread::channel(1);
     /// std::thread::spawn(move || tx.send(42).unwrap());
     /// assert_eq!(block_on(rx.recv_async()), Ok(42));
@@ -84,14 +78,8 @@ impl<T> Sender<T> {
     /// in which case the send happened. A wake it received is passed on.
     ///
     /// ```
-    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    /// #     struct W(std::thread::Thread);
-    /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
-    /// #     let waker = std::sync::Arc::new(W(std::thread::current())).into();
-    /// #     let mut cx = std::task::Context::from_waker(&waker);
-    /// #     let mut f = std::pin::pin!(f);
-    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } std::thread::park(); }
-    /// # }
+    /// use gvthread_futures::block_on; // or any executor: tokio, futures, ...
+    ///
     /// let (tx, rx) = gvthread::channel(0); // rendezvous
     /// let t = std::thread::spawn(move || rx.recv().unwrap());
     /// block_on(tx.send_async("hi")).unwrap();

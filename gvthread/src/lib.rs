@@ -83,6 +83,7 @@ pub use sync::chan::{
     TryIter, TryRecvError, TrySendError, channel,
 };
 pub use sync::mutex::{SchedMutex, SchedMutexGuard};
+pub use task::builder::Builder;
 pub use task::id::GVThreadId;
 pub use task::join::{JoinError, JoinHandle};
 pub use task::local::LocalKey;

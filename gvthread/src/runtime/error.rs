@@ -78,6 +78,13 @@ pub enum SpawnError {
     NoRuntime,
     /// The OS refused stack memory.
     Memory(io::Error),
+    /// The requested stack size is larger than the largest size class.
+    StackSize {
+        /// Bytes asked for.
+        requested: usize,
+        /// The largest stack size.
+        max: usize,
+    },
 }
 
 impl fmt::Display for SpawnError {
@@ -95,6 +102,9 @@ impl fmt::Display for SpawnError {
             ),
             SpawnError::Memory(e) => {
                 write!(f, "cannot spawn: the OS refused GVThread stack memory: {e}")
+            }
+            SpawnError::StackSize { requested, max } => {
+                write!(f, "cannot spawn: a stack of {requested} bytes exceeds the largest stack size ({max} bytes)")
             }
         }
     }

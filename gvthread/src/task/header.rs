@@ -29,6 +29,21 @@ pub(crate) struct Header {
     /// Depth of `no_preempt` sections (read by the signal handler on the
     /// same OS thread).
     pub(crate) no_preempt: Cell<u32>,
+    /// The name given with [`Builder::name`](crate::Builder::name) (taken at
+    /// exit). Read by the overflow handler through [`name_at_top`].
+    pub(crate) name: UnsafeCell<Option<Box<str>>>,
+}
+
+/// The name of the GVThread whose slot ends at `top`, for the overflow
+/// report. Async-signal-safe: plain reads, no allocation.
+///
+/// # Safety
+/// `top` is the top of a slot in use (its header was written at spawn).
+pub(crate) unsafe fn name_at_top(top: *const u8) -> Option<&'static [u8]> {
+    let header = top.wrapping_sub(HEADER_SIZE).cast::<Header>();
+    // SAFETY: by the caller's contract the header is initialised; the name
+    // is only replaced by its own GVThread, which is the one overflowing.
+    unsafe { (*(*header).name.get()).as_deref().map(|s| &*(s.as_bytes() as *const [u8])) }
 }
 
 /// Bytes reserved for the header at the top of a slot.

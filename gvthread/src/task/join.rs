@@ -229,18 +229,27 @@ pub struct JoinError {
 
 enum Repr {
     /// The GVThread panicked; the payload is kept for `into_panic`.
-    Panic { message: Option<String>, payload: Mutex<Box<dyn Any + Send + 'static>> },
+    Panic { message: Option<String>, name: Option<String>, payload: Mutex<Box<dyn Any + Send + 'static>> },
     /// The runtime shut down before the GVThread finished.
     Cancelled,
 }
 
 impl JoinError {
-    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+    /// A panic of a GVThread that has a name (see [`Builder::name`](crate::Builder::name)).
+    pub(crate) fn panic_named(payload: Box<dyn Any + Send + 'static>, name: Option<String>) -> JoinError {
         let message = payload
             .downcast_ref::<&'static str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned());
-        JoinError { repr: Repr::Panic { message, payload: Mutex::new(payload) } }
+        JoinError { repr: Repr::Panic { message, name, payload: Mutex::new(payload) } }
+    }
+
+    /// The name of the GVThread that panicked, if it had one.
+    pub fn name(&self) -> Option<&str> {
+        match &self.repr {
+            Repr::Panic { name, .. } => name.as_deref(),
+            Repr::Cancelled => None,
+        }
     }
 
     pub(crate) fn cancelled() -> JoinError {
@@ -279,7 +288,10 @@ impl JoinError {
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Panic { message, .. } => f.debug_tuple("JoinError::Panic").field(message).finish(),
+            Repr::Panic { message, name: None, .. } => f.debug_tuple("JoinError::Panic").field(message).finish(),
+            Repr::Panic { message, name: Some(n), .. } => {
+                f.debug_tuple("JoinError::Panic").field(message).field(n).finish()
+            }
             Repr::Cancelled => f.write_str("JoinError::Cancelled"),
         }
     }
@@ -288,8 +300,16 @@ impl fmt::Debug for JoinError {
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Panic { message: Some(m), .. } => write!(f, "GVThread panicked: {m}"),
-            Repr::Panic { message: None, .. } => write!(f, "GVThread panicked"),
+            Repr::Panic { message, name, .. } => {
+                f.write_str("GVThread ")?;
+                if let Some(n) = name {
+                    write!(f, "'{n}' ")?;
+                }
+                match message {
+                    Some(m) => write!(f, "panicked: {m}"),
+                    None => f.write_str("panicked"),
+                }
+            }
             Repr::Cancelled => write!(f, "GVThread cancelled: its runtime shut down before it finished"),
         }
     }

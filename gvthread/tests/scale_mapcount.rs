@@ -30,7 +30,8 @@ fn mprotect_fallback_reports_the_map_budget_at_growth_time() {
         );
         return;
     }
-    let Some(limit) = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse::<usize>().ok())
+    let Some(limit) =
+        std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse::<usize>().ok())
     else {
         return;
     };

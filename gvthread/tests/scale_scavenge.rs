@@ -62,7 +62,8 @@ fn memory_returns_to_baseline_after_a_peak_and_a_second_burst_reuses_it() {
     eprintln!("after idle {:?}: {now:?}", start.elapsed());
     assert!(near(now), "memory not given back: base {base_pte}/{base_rss} KiB, now {now:?}");
     // And the slots given back work again (guards reinstalled by the preparer).
-    let sum = rt.block_on(|| (0..N as u64).map(|i| gvthread::spawn(move |_| i)).map(|h| h.join().unwrap()).sum::<u64>());
+    let sum =
+        rt.block_on(|| (0..N as u64).map(|i| gvthread::spawn(move |_| i)).map(|h| h.join().unwrap()).sum::<u64>());
     assert_eq!(sum, (N as u64) * (N as u64 - 1) / 2);
 }
 
@@ -73,8 +74,7 @@ fn small_stack_classes_work_and_share_page_tables() {
         return;
     }
     const N: usize = 20_000;
-    let mut rt =
-        gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(2).stack_size(256 * 1024));
+    let mut rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(2).stack_size(256 * 1024));
     let base = common::vm_pte_kib();
     let peak = rt.block_on(|| {
         let (tx, rx) = gvthread::channel::<()>(0);

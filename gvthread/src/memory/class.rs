@@ -29,7 +29,8 @@ pub(crate) struct StackClass(u8);
 
 impl StackClass {
     /// The class of the default stack size.
-    pub(crate) const DEFAULT: StackClass = StackClass(DEFAULT_STACK.trailing_zeros() as u8 - MIN_SLOT.trailing_zeros() as u8);
+    pub(crate) const DEFAULT: StackClass =
+        StackClass(DEFAULT_STACK.trailing_zeros() as u8 - MIN_SLOT.trailing_zeros() as u8);
 
     /// The smallest class whose slot is at least `bytes`, or `None` above
     /// [`MAX_SLOT`].

@@ -160,9 +160,7 @@ unsafe fn process_madvise_guards(pages: &[*mut u8]) -> usize {
         }
         // SAFETY: the iovecs describe pages the caller owns; the call only
         // installs guard markers there.
-        let r = unsafe {
-            libc::syscall(libc::SYS_process_madvise, pidfd, iov.as_ptr(), n, MADV_GUARD_INSTALL, 0)
-        };
+        let r = unsafe { libc::syscall(libc::SYS_process_madvise, pidfd, iov.as_ptr(), n, MADV_GUARD_INSTALL, 0) };
         if r != (n * super::PAGE_SIZE) as libc::c_long {
             // Unsupported or partial: let the per-page path redo the rest
             // (installing a marker twice is harmless).

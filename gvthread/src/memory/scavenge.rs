@@ -341,10 +341,10 @@ impl SlotPool {
     fn remap_chunk(&self, chunk: &Chunk, first: u32) -> bool {
         let mut claimed = [0u8; SLOTS_PER_CHUNK];
         let mut ok = true;
-        for k in 0..SLOTS_PER_CHUNK {
+        for (k, prev) in claimed.iter_mut().enumerate() {
             match chunk.meta[k].load(Ordering::Acquire) & KIND {
                 FREE => match Self::claim(chunk, k, |_| true) {
-                    Some(prev) => claimed[k] = prev,
+                    Some(p) => *prev = p,
                     None => {
                         ok = false;
                         break;
@@ -378,8 +378,7 @@ impl SlotPool {
         let mut calls = 0;
         let mut k = 0;
         while k < SLOTS_PER_CHUNK && calls < max_calls {
-            let eligible =
-                |m: u8| m & DISCARDED == 0 && is_idle(chunk.freed_at[k].load(Ordering::Relaxed));
+            let eligible = |m: u8| m & DISCARDED == 0 && is_idle(chunk.freed_at[k].load(Ordering::Relaxed));
             if Self::claim(chunk, k, eligible).is_none() {
                 k += 1;
                 continue;
@@ -388,8 +387,7 @@ impl SlotPool {
             k += 1;
             while k < SLOTS_PER_CHUNK {
                 let kk = k;
-                let eligible =
-                    |m: u8| m & DISCARDED == 0 && is_idle(chunk.freed_at[kk].load(Ordering::Relaxed));
+                let eligible = |m: u8| m & DISCARDED == 0 && is_idle(chunk.freed_at[kk].load(Ordering::Relaxed));
                 if Self::claim(chunk, k, eligible).is_none() {
                     break;
                 }
@@ -399,10 +397,7 @@ impl SlotPool {
             // skips the first slot's guard page (the inner guards are markers,
             // which survive, or PROT_NONE pages, which hold nothing).
             unsafe {
-                os::discard(
-                    chunk.slot_base(start).add(GUARD_SIZE),
-                    (k - start) * chunk.slot_size - GUARD_SIZE,
-                );
+                os::discard(chunk.slot_base(start).add(GUARD_SIZE), (k - start) * chunk.slot_size - GUARD_SIZE);
             }
             calls += 1;
             for j in start..k {

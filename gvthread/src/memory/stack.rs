@@ -38,7 +38,7 @@ impl IdStack {
 
     /// Pushes the chain `first ..= last` (already linked through `next`;
     /// `last`'s link is overwritten). `n` is the chain's length.
-    pub(super) fn push_chain<'a>(&self, first: u32, last: &AtomicU32, n: usize) {
+    pub(super) fn push_chain(&self, first: u32, last: &AtomicU32, n: usize) {
         let mut h = self.head.load(Ordering::Relaxed);
         loop {
             last.store(h as u32, Ordering::Relaxed);

@@ -75,8 +75,7 @@ impl Runtime {
         // Room for the slots the worker roles may hold in their private caches.
         let roles = config.resolved_workers() + config.num_low_priority_workers;
         let capacity = config.max_gvthreads + roles * crate::memory::SlotCache::CAPACITY;
-        let slots =
-            SlotPool::new(capacity, guard, config.stack_class()).map_err(RuntimeError::AddressSpace)?;
+        let slots = SlotPool::new(capacity, guard, config.stack_class()).map_err(RuntimeError::AddressSpace)?;
         let shared = Arc::new(Shared::new(config, slots));
         let mut rt = Runtime { shared, timer: None, stopped: false };
 

@@ -107,9 +107,9 @@ impl Builder {
     {
         let class = match self.stack_size {
             None => None,
-            Some(bytes) => Some(
-                StackClass::for_size(bytes).ok_or(SpawnError::StackSize { requested: bytes, max: MAX_SLOT })?,
-            ),
+            Some(bytes) => {
+                Some(StackClass::for_size(bytes).ok_or(SpawnError::StackSize { requested: bytes, max: MAX_SLOT })?)
+            }
         };
         let opts = SpawnOptions { prio: self.priority, class, name: self.name.map(String::into_boxed_str) };
         spawn_with(shared, opts, f)

@@ -11,7 +11,6 @@ use crate::runtime::shared::Shared;
 /// until a worker becomes busy again.
 const QUIET_TICKS_BEFORE_IDLE: u32 = 10;
 
-
 /// Runs until the runtime stops.
 pub(crate) fn run(shared: Arc<Shared>) {
     let timers = &shared.timers;

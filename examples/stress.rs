@@ -5,6 +5,7 @@
 //! cargo run --release --example stress -- 1000000          # 1M parked GVThreads
 //! cargo run --release --example stress -- 2097152          # the default max_gvthreads
 //! cargo run --release --example stress -- churn 10000000   # 10M spawn/exit cycles
+//! GVTHREAD_STACK_SIZE=262144 cargo run --release --example stress -- 1000000   # 256 KiB stacks
 //! ```
 //!
 //! Memory figures come from `/proc/self`: resident set (`VmRSS`), page tables
@@ -60,7 +61,10 @@ fn per(bytes: u64, before: u64, n: usize) -> f64 {
 /// wake a sleeping worker, as from any outside thread.
 fn parked(n: usize, workers: usize) {
     let outside = std::env::var_os("GVTHREAD_SPAWN_FROM_OUTSIDE").is_some();
-    let config = SchedulerConfig::default().num_workers(workers).max_gvthreads(n.max(1) + 1);
+    let mut config = SchedulerConfig::default().num_workers(workers).max_gvthreads(n.max(1) + 1);
+    if let Some(bytes) = std::env::var("GVTHREAD_STACK_SIZE").ok().and_then(|v| v.parse().ok()) {
+        config = config.stack_size(bytes);
+    }
     let mut rt = Runtime::new(config);
     let handle = rt.handle();
     let (tx, rx) = gvthread::channel::<()>(1);

@@ -6,8 +6,8 @@
 //! # Preparer
 //!
 //! Each class keeps `want` free slots ready (between
-//! [`SlotPool::WANT_MIN`] and [`SlotPool::want_max`], about 16 MiB of page
-//! tables). A spawner whose pop leaves fewer than `want / 2` asks for a
+//! [`SlotPool::WANT_MIN`] and [`SlotPool::want_cap`]: half the slots the
+//! class ever used, and about 16 MiB of page tables). A spawner whose pop leaves fewer than `want / 2` asks for a
 //! refill (one wake of the timer thread per refill). The preparer takes
 //! slots from the class's `unprepared` stack, then carves never-used slots
 //! out of the class's current chunk (reserving a new chunk when it is used
@@ -229,6 +229,7 @@ impl SlotPool {
         }
         let slot = *chunk * SLOTS_PER_CHUNK as u32 + *next;
         *next += 1;
+        self.classes[class.index()].carved.fetch_add(1, Ordering::Relaxed);
         Ok(slot)
     }
 
@@ -303,12 +304,13 @@ impl SlotPool {
                     left = true;
                 }
             } else if undiscarded {
+                // Young slots were counted in `left` above. A chunk with live
+                // slots keeps its page tables until it empties; the release
+                // of its last live slot re-arms the scavenger.
                 calls += self.discard_runs(chunk, first, &is_idle, PASS_SYSCALLS - calls);
-                // A chunk with live slots keeps its page tables until it
-                // empties; look again then.
-                left = true;
-            } else if !in_use {
-                left = true;
+                if calls >= PASS_SYSCALLS {
+                    left = true;
+                }
             }
         }
         left

@@ -215,6 +215,8 @@ pub(super) struct ClassPool {
     pub(super) refill: AtomicBool,
     /// A spawner found no prepared slot since the last scavenger pass.
     pub(super) missed: AtomicBool,
+    /// Slots of this class ever carved out of chunks (bounds `want`).
+    pub(super) carved: AtomicUsize,
 }
 
 /// State of the maintenance work (preparation, scavenging), under
@@ -291,6 +293,7 @@ impl SlotPool {
                 want: AtomicUsize::new(Self::WANT_MIN),
                 refill: AtomicBool::new(false),
                 missed: AtomicBool::new(false),
+                carved: AtomicUsize::new(0),
             }),
             maint: Mutex::new(Maint { carve: [(u32::MAX, 0); NUM_CLASSES], next_pass: Instant::now() }),
             guard,
@@ -387,7 +390,7 @@ impl SlotPool {
             // more next time.
             cp.missed.store(true, Ordering::Relaxed);
             let want = cp.want.load(Ordering::Relaxed);
-            cp.want.store((want * 2).min(Self::want_max(class)), Ordering::Relaxed);
+            cp.want.store((want * 2).min(Self::want_cap(cp, class)), Ordering::Relaxed);
             let mut mt = self.maint.lock().unwrap_or_else(|e| e.into_inner());
             self.prepare(&mut mt, class, Self::WANT_MIN)?;
             drop(mt);
@@ -395,9 +398,13 @@ impl SlotPool {
         }
     }
 
-    /// Most slots of `class` kept prepared: about 16 MiB of page tables.
-    pub(super) fn want_max(class: StackClass) -> usize {
-        4096 * (CHUNK_ALIGN / class.slot_size()).max(1)
+    /// Most slots of `class` kept prepared: half as many as the class ever
+    /// used (so preparing ahead at most adds half to the peak footprint, as
+    /// a garbage collector's growth factor does), and at most about 16 MiB
+    /// of page tables.
+    pub(super) fn want_cap(cp: &ClassPool, class: StackClass) -> usize {
+        let max = 4096 * (CHUNK_ALIGN / class.slot_size()).max(1);
+        (cp.carved.load(Ordering::Relaxed) / 2).clamp(Self::WANT_MIN, max)
     }
 
     /// A spawner popped `slot` off `cp.free`: takes it (true), or passes it

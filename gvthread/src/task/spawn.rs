@@ -133,7 +133,7 @@ where
         }
     };
     let token = parent_token(shared);
-    let join = JoinState::<T>::new(token.clone());
+    let join = JoinState::<T>::new(token.clone(), Arc::as_ptr(shared));
     let st = shared.slots.state(slot);
     let generation = state::generation(st.load(Ordering::Acquire)).wrapping_add(1).max(1);
 

@@ -82,6 +82,11 @@ impl SlotPool {
             return None;
         }
         let Ok(mut mt) = self.maint.try_lock() else { return Some(Duration::from_millis(1)) };
+        // Checked again under the lock: `release_stacks` unmaps under it, and
+        // a remap over an unmapped range could clobber someone else's mapping.
+        if self.stacks_gone() {
+            return None;
+        }
         let now_ms = self.refresh_epoch();
         let mut again: Option<Duration> = None;
         let mut soon = |d: Duration| again = Some(again.map_or(d, |a: Duration| a.min(d)));

@@ -392,6 +392,9 @@ impl SlotPool {
             let want = cp.want.load(Ordering::Relaxed);
             cp.want.store((want * 2).min(Self::want_cap(cp, class)), Ordering::Relaxed);
             let mut mt = self.maint.lock().unwrap_or_else(|e| e.into_inner());
+            if self.stacks_gone() {
+                return Err(AllocError::Os(io::Error::other("gvthread: the runtime has shut down")));
+            }
             self.prepare(&mut mt, class, Self::WANT_MIN)?;
             drop(mt);
             cp.refill.store(true, Ordering::Release);

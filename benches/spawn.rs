@@ -10,7 +10,12 @@
 //! * **batch**: spawn + join in batches of 1,000 on 1 worker: ns per task.
 //!
 //! Every figure comes from a child process (this binary re-executed with
-//! `GVTHREAD_SPAWN_CHILD=...`), median of 3 runs. One command runs them all:
+//! `GVTHREAD_SPAWN_CHILD=...`), median of 3 runs. gvthread runtimes here run
+//! with `enable_forced_preempt(false)`: the spawning GVThread runs for more
+//! than a time slice, and until issue 10 lands a GVThread frozen by SIGURG
+//! inside `malloc`/`free` can deadlock the runtime (seen in these very
+//! workloads); set `GVTHREAD_SPAWN_PREEMPT=1` to measure with it.
+//! `GVTHREAD_SPAWN_ROWS=parked,burst,batch` picks sections. One command runs them all:
 //! `cargo bench -p benches --bench spawn` (a few minutes; the 1M children
 //! need about 10 GiB, one at a time). `GVTHREAD_SPAWN_N=100000` scales the
 //! workloads down. Results are recorded in `docs/benchmarks.md`.
@@ -39,8 +44,13 @@ fn per(d: Duration, n: usize) -> f64 {
 
 // ---------------------------------------------------------------- gvthread
 
+fn config(workers: usize) -> SchedulerConfig {
+    let preempt = std::env::var("GVTHREAD_SPAWN_PREEMPT").is_ok_and(|v| v == "1");
+    SchedulerConfig::default().num_workers(workers).enable_forced_preempt(preempt)
+}
+
 fn gv_parked(n: usize, stack: Option<usize>) -> Vec<f64> {
-    let mut config = SchedulerConfig::default().num_workers(2).max_gvthreads(n + 16);
+    let mut config = config(2).max_gvthreads(n + 16);
     if let Some(s) = stack {
         config = config.stack_size(s);
     }
@@ -84,13 +94,13 @@ fn gv_burst_once(n: usize) -> Duration {
 }
 
 fn gv_burst(n: usize, workers: usize) -> Vec<f64> {
-    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(workers).max_gvthreads(n + 16));
+    let mut rt = Runtime::new(config(workers).max_gvthreads(n + 16));
     let (a, b) = rt.block_on(move || (gv_burst_once(n), gv_burst_once(n)));
     vec![per(a, n), per(b, n)]
 }
 
 fn gv_batch(n: usize) -> Vec<f64> {
-    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1));
+    let mut rt = Runtime::new(config(1));
     let d = rt.block_on(move || {
         gv_burst_once(1000);
         let t = Instant::now();
@@ -246,11 +256,23 @@ fn main() {
     let ns = n.to_string();
     let _ = std::fs::remove_file(std::env::temp_dir().join("gvthread-bench-spawn-go"));
     println!("spawn workloads, n = {n}, median of {RUNS} child processes each");
+    let rows = std::env::var("GVTHREAD_SPAWN_ROWS").unwrap_or_else(|_| "parked,burst,batch".into());
+    if rows.contains("parked") {
+        parked_rows(n, &ns);
+    }
+    if rows.contains("burst") {
+        burst_rows(n, &ns);
+    }
+    if rows.contains("batch") {
+        batch_rows(n, &ns);
+    }
+}
 
+fn parked_rows(n: usize, ns: &str) {
     let gv = median(|| rust_child(&format!("gvthread:parked:{n}")));
     let gv256 = median(|| rust_child(&format!("gvthread:parked256k:{n}")));
     let tk = median(|| rust_child(&format!("tokio:parked:{n}")));
-    let go = median(|| go_child(&["parked", &ns]));
+    let go = median(|| go_child(&["parked", ns]));
     println!("\n| {n} parked (2 workers) | create ns | resident B | page tables B |");
     println!("|---|---|---|---|");
     for (name, r) in
@@ -258,11 +280,13 @@ fn main() {
     {
         println!("| {name} | {} | {} | {} |", fmt(r.as_ref(), 0), fmt(r.as_ref(), 1), fmt(r.as_ref(), 2));
     }
+}
 
+fn burst_rows(n: usize, ns: &str) {
     let gv1 = median(|| rust_child(&format!("gvthread:burst1:{n}")));
     let gv2 = median(|| rust_child(&format!("gvthread:burst2:{n}")));
-    let go1 = median(|| go_child(&["burst", &ns, "1"]));
-    let go2 = median(|| go_child(&["burst", &ns, "2"]));
+    let go1 = median(|| go_child(&["burst", ns, "1"]));
+    let go2 = median(|| go_child(&["burst", ns, "2"]));
     let tk1 = median(|| rust_child(&format!("tokio:burst1:{n}")));
     println!("\n| {n} spawned then joined | first burst ns | second burst ns |");
     println!("|---|---|---|");
@@ -275,9 +299,11 @@ fn main() {
     ] {
         println!("| {name} | {} | {} |", fmt(r.as_ref(), 0), fmt(r.as_ref(), 1));
     }
+}
 
+fn batch_rows(n: usize, ns: &str) {
     let gvb = median(|| rust_child(&format!("gvthread:batch:{n}")));
-    let gob = median(|| go_child(&["batch", &ns]));
+    let gob = median(|| go_child(&["batch", ns]));
     let tkb = median(|| rust_child(&format!("tokio:batch:{n}")));
     println!("\n| spawn+join in batches of 1,000, 1 worker | ns per task |");
     println!("|---|---|");

@@ -38,11 +38,18 @@
 //! another, and the scavenger pushes orphans back when it is done. So the
 //! spawn path never waits for the scavenger.
 //!
+//! The scavenger keeps as many free slots of a class warm as the class had
+//! in use at its peak during the current and the previous
+//! [`RETAIN_WINDOW`] (less what is in use now), as Go's scavenger retains
+//! memory up to its heap goal: a burst repeated within seconds finds its
+//! stacks warm even when the burst itself took longer than the idle delay.
+//!
 //! **Bound.** Once a peak is over (its GVThreads ended), the memory of its
-//! slots returns within `IDLE_BEFORE_SCAVENGE + PASS_INTERVAL × (chunks /
-//! PASS_SYSCALLS + 1)`: with the defaults, 2 s plus 50 ms per 16,384 free
-//! slots of whole free chunks (a million slots: about 5 s), as long as the
-//! timer thread gets CPU. Slots cached by worker roles (32 each) stay warm.
+//! slots returns within `2 × RETAIN_WINDOW + IDLE_BEFORE_SCAVENGE +
+//! PASS_INTERVAL × (chunks / PASS_SYSCALLS + 1)`: with the defaults, 12 s
+//! plus 50 ms per 16,384 free slots of whole free chunks (a million slots:
+//! about 15 s), as long as the timer thread gets CPU. Slots cached by worker
+//! roles (32 each) stay warm.
 //!
 //! Everything here runs under the pool's maintenance lock and neither
 //! allocates nor takes another lock (a spawner may wait for that lock inside
@@ -66,6 +73,11 @@ pub(crate) const IDLE_BEFORE_SCAVENGE: Duration = Duration::from_secs(2);
 pub(crate) const PASS_INTERVAL: Duration = Duration::from_millis(50);
 /// System calls per scavenger pass (each gives back one chunk or one run).
 pub(crate) const PASS_SYSCALLS: usize = 64;
+/// How long a peak of slots in use is remembered: free slots up to the peak
+/// of the current and the previous window stay warm (Go's scavenger retains
+/// memory up to its heap goal the same way), so a burst that repeats within
+/// a few seconds finds its stacks warm however long the burst itself took.
+pub(crate) const RETAIN_WINDOW: Duration = Duration::from_secs(5);
 /// Slots prepared per housekeeping round.
 const PREPARE_PER_ROUND: usize = 2048;
 /// Largest batch prepared at once (one `process_madvise`).
@@ -117,12 +129,32 @@ impl SlotPool {
             }
         }
         let now = Instant::now();
+        // Track the peak number of slots in use per class (approximate: the
+        // stacks' lengths are read without a lock).
+        if now.duration_since(mt.window_start) >= RETAIN_WINDOW {
+            mt.window_start = now;
+            for p in mt.peaks.iter_mut() {
+                *p = (0, p.0);
+            }
+        }
+        for (i, cp) in self.classes.iter().enumerate() {
+            let carved = cp.carved.load(Ordering::Relaxed);
+            if carved > 0 {
+                let in_use = carved.saturating_sub(cp.free.len() + cp.unprepared.len());
+                mt.peaks[i].0 = mt.peaks[i].0.max(in_use);
+            }
+        }
         if self.armed.load(Ordering::Acquire) {
             if now >= mt.next_pass {
                 // Disarm first (an RMW, see `release`): a slot freed after
                 // this re-arms, one freed before is seen by the pass.
                 self.armed.swap(false, Ordering::AcqRel);
-                if self.scavenge_pass(now_ms) {
+                let retain: [usize; NUM_CLASSES] = std::array::from_fn(|i| {
+                    let cp = &self.classes[i];
+                    let in_use = cp.carved.load(Ordering::Relaxed).saturating_sub(cp.free.len() + cp.unprepared.len());
+                    mt.peaks[i].0.max(mt.peaks[i].1).saturating_sub(in_use)
+                });
+                if self.scavenge_pass(now_ms, retain) {
                     self.armed.store(true, Ordering::Release);
                 }
                 for cp in &self.classes {
@@ -258,11 +290,27 @@ impl SlotPool {
         Ok(room)
     }
 
-    /// One scavenger pass; returns whether free memory is left to look at
-    /// later (slots not idle long enough yet, or the budget ran out).
-    fn scavenge_pass(&self, now_ms: u32) -> bool {
+    /// One scavenger pass, keeping `retain[class]` guarded free slots of
+    /// each class warm; returns whether free memory is left to look at later
+    /// (slots not idle long enough yet, retained, or the budget ran out).
+    fn scavenge_pass(&self, now_ms: u32, retain: [usize; NUM_CLASSES]) -> bool {
         let idle_ms = IDLE_BEFORE_SCAVENGE.as_millis() as u32;
         let is_idle = |stamp: u32| now_ms.wrapping_sub(stamp) >= idle_ms;
+        // Guarded free slots per class, beyond what is retained: what this
+        // pass may give back.
+        let mut allowed = [0usize; NUM_CLASSES];
+        for c in self.table.reserved() {
+            let p = c.load(Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: chunks live as long as the pool.
+                let chunk = unsafe { &*p };
+                let n = chunk.meta.iter().filter(|m| m.load(Ordering::Relaxed) & KIND == FREE).count();
+                allowed[chunk.class.index()] += n;
+            }
+        }
+        for (a, r) in allowed.iter_mut().zip(retain) {
+            *a = a.saturating_sub(r);
+        }
         let mut calls = 0;
         let mut left = false;
         for (index, c) in self.table.reserved().iter().enumerate() {
@@ -298,21 +346,32 @@ impl SlotPool {
             if young {
                 left = true;
             }
+            let allowed = &mut allowed[chunk.class.index()];
+            if *allowed == 0 {
+                // Retained warm for now; the window moves on.
+                left |= undiscarded || !in_use;
+                continue;
+            }
             if calls >= PASS_SYSCALLS {
                 left |= undiscarded || !in_use;
                 continue;
             }
             let first = (index * SLOTS_PER_CHUNK) as u32;
-            if !in_use && !young {
+            if !in_use && !young && *allowed >= guarded_free {
                 calls += 1;
-                if !self.remap_chunk(chunk, first) {
+                if self.remap_chunk(chunk, first) {
+                    *allowed -= guarded_free;
+                } else {
                     left = true;
                 }
+            } else if !in_use && !young {
+                // Only part of it may go: later, when the window moves on.
+                left = true;
             } else if undiscarded {
                 // Young slots were counted in `left` above. A chunk with live
                 // slots keeps its page tables until it empties; the release
                 // of its last live slot re-arms the scavenger.
-                calls += self.discard_runs(chunk, first, &is_idle, PASS_SYSCALLS - calls);
+                calls += self.discard_runs(chunk, first, &is_idle, PASS_SYSCALLS - calls, allowed);
                 if calls >= PASS_SYSCALLS {
                     left = true;
                 }
@@ -381,10 +440,17 @@ impl SlotPool {
 
     /// `madvise(MADV_DONTNEED)` over runs of idle, undiscarded free slots of
     /// `chunk`, at most `max_calls` calls; returns the calls made.
-    fn discard_runs(&self, chunk: &Chunk, first: u32, is_idle: &impl Fn(u32) -> bool, max_calls: usize) -> usize {
+    fn discard_runs(
+        &self,
+        chunk: &Chunk,
+        first: u32,
+        is_idle: &impl Fn(u32) -> bool,
+        max_calls: usize,
+        allowed: &mut usize,
+    ) -> usize {
         let mut calls = 0;
         let mut k = 0;
-        while k < SLOTS_PER_CHUNK && calls < max_calls {
+        while k < SLOTS_PER_CHUNK && calls < max_calls && *allowed > 0 {
             let eligible = |m: u8| m & DISCARDED == 0 && is_idle(chunk.freed_at[k].load(Ordering::Relaxed));
             if Self::claim(chunk, k, eligible).is_none() {
                 k += 1;
@@ -392,13 +458,15 @@ impl SlotPool {
             }
             let start = k;
             k += 1;
-            while k < SLOTS_PER_CHUNK {
+            *allowed -= 1;
+            while k < SLOTS_PER_CHUNK && *allowed > 0 {
                 let kk = k;
                 let eligible = |m: u8| m & DISCARDED == 0 && is_idle(chunk.freed_at[kk].load(Ordering::Relaxed));
                 if Self::claim(chunk, k, eligible).is_none() {
                     break;
                 }
                 k += 1;
+                *allowed -= 1;
             }
             // SAFETY: slots `start..k` are free and claimed by us; the range
             // skips the first slot's guard page (the inner guards are markers,
@@ -496,7 +564,7 @@ mod tests {
         // Pretend the slots were freed long ago.
         let long_ago = p.age().as_millis() as u32 + IDLE_BEFORE_SCAVENGE.as_millis() as u32 + 10;
         let now = long_ago;
-        p.scavenge_pass(now);
+        p.scavenge_pass(now, [0; NUM_CLASSES]);
         for &s in &slots {
             let m = p.meta(s).load(Ordering::Relaxed);
             assert!(m == UNGUARDED || m == FREE | DISCARDED, "slot {s} meta {m:#x}");

@@ -227,6 +227,11 @@ pub(super) struct Maint {
     pub(super) carve: [(u32, u32); NUM_CLASSES],
     /// When the next scavenger pass is due.
     pub(super) next_pass: Instant,
+    /// Per class: most slots in use during the current and the previous
+    /// retention window (the scavenger keeps that many warm).
+    pub(super) peaks: [(usize, usize); NUM_CLASSES],
+    /// Start of the current retention window.
+    pub(super) window_start: Instant,
 }
 
 /// Owner of every slot of one runtime.
@@ -295,7 +300,12 @@ impl SlotPool {
                 missed: AtomicBool::new(false),
                 carved: AtomicUsize::new(0),
             }),
-            maint: Mutex::new(Maint { carve: [(u32::MAX, 0); NUM_CLASSES], next_pass: Instant::now() }),
+            maint: Mutex::new(Maint {
+                carve: [(u32::MAX, 0); NUM_CLASSES],
+                next_pass: Instant::now(),
+                peaks: [(0, 0); NUM_CLASSES],
+                window_start: Instant::now(),
+            }),
             guard,
             start: Instant::now(),
             epoch: AtomicU32::new(0),

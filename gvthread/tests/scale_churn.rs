@@ -1,5 +1,5 @@
 //! Spawn/exit churn keeps resident memory flat: freed slots are reused
-//! (LIFO, pages kept) and pages beyond the hot set are given back in bulk.
+//! (LIFO, pages kept), so churn never grows the footprint.
 
 mod common;
 

@@ -7,7 +7,8 @@
 //!   batch, so every slot is never-used (chunk reserved, guard marker
 //!   installed, top page and its page-table page faulted in); "reused" runs
 //!   the batch on a runtime that already ran it, so every slot comes from the
-//!   hot free list with its pages (1,000 < `RETAIN_HOT`).
+//!   free stack with its pages (freed slots keep them until the scavenger
+//!   finds them unused for seconds).
 //! * **resident memory per idle task** (plain section, printed before
 //!   criterion runs): 10k / 100k / 1M idle gvthreads (parked on a channel
 //!   `recv`), tokio tasks (awaiting a `oneshot`, multi-thread runtime) and OS

@@ -5,6 +5,7 @@
 //! cargo run --release --example stress -- 1000000          # 1M parked GVThreads
 //! cargo run --release --example stress -- 2097152          # the default max_gvthreads
 //! cargo run --release --example stress -- churn 10000000   # 10M spawn/exit cycles
+//! GVTHREAD_STACK_SIZE=262144 cargo run --release --example stress -- 1000000   # 256 KiB stacks
 //! ```
 //!
 //! Memory figures come from `/proc/self`: resident set (`VmRSS`), page tables
@@ -60,7 +61,10 @@ fn per(bytes: u64, before: u64, n: usize) -> f64 {
 /// wake a sleeping worker, as from any outside thread.
 fn parked(n: usize, workers: usize) {
     let outside = std::env::var_os("GVTHREAD_SPAWN_FROM_OUTSIDE").is_some();
-    let config = SchedulerConfig::default().num_workers(workers).max_gvthreads(n.max(1) + 1);
+    let mut config = SchedulerConfig::default().num_workers(workers).max_gvthreads(n.max(1) + 1);
+    if let Some(bytes) = std::env::var("GVTHREAD_STACK_SIZE").ok().and_then(|v| v.parse().ok()) {
+        config = config.stack_size(bytes);
+    }
     let mut rt = Runtime::new(config);
     let handle = rt.handle();
     let (tx, rx) = gvthread::channel::<()>(1);
@@ -147,20 +151,21 @@ fn parked(n: usize, workers: usize) {
     );
     println!("kernel mappings (VMAs):     {} before, {} with all parked", before.vmas, live.vmas);
     println!("right after the joins:      {:.1} MiB resident", after.rss as f64 / 1048576.0);
-    // The timer thread gives back the pages of free slots beyond the hot set
-    // in bulk; wait until resident memory stops falling.
+    // The scavenger keeps the recent peak warm for up to two 5 s windows,
+    // then gives pages and page tables back gradually (memory/scavenge.rs):
+    // wait until resident memory has stopped falling for 2 s after that
+    // (what stays is mostly heap the allocator keeps), or 60 s.
     let t2 = Instant::now();
     let mut last = after.rss;
-    loop {
+    let mut flat = 0;
+    while t2.elapsed() < Duration::from_secs(60) && (t2.elapsed() < Duration::from_secs(13) || flat < 4) {
         std::thread::sleep(Duration::from_millis(500));
         let now = rss_bytes();
-        if now >= last || t2.elapsed() > Duration::from_secs(60) {
-            break;
-        }
+        flat = if now >= last { flat + 1 } else { 0 };
         last = now;
     }
     println!(
-        "free slots trimmed:         {:.1} MiB resident, {:.1} MiB page tables, after {:.1} s",
+        "free slots given back:      {:.1} MiB resident, {:.1} MiB page tables, after {:.1} s",
         last as f64 / 1048576.0,
         status_bytes("VmPTE") as f64 / 1048576.0,
         t2.elapsed().as_secs_f64()

@@ -110,6 +110,7 @@ pub use sync::chan::{
 pub use sync::chan::{RecvCancelError, SendCancelError, unbounded};
 pub use sync::mutex::{SchedMutex, SchedMutexGuard};
 pub use sync::select::{Select, SelectTimeoutError, SelectedOperation, TrySelectError};
+pub use task::builder::Builder;
 pub use task::id::GVThreadId;
 pub use task::join::{JoinError, JoinHandle};
 pub use task::local::LocalKey;

@@ -214,3 +214,59 @@ fn overflow_in_a_slot_of_a_remapped_chunk_is_reported() {
         Some(stderr) => check_report(&stderr),
     }
 }
+
+/// A named GVThread with a small stack class: the report names it and its
+/// class size.
+#[test]
+fn overflow_report_names_the_gvthread_and_its_stack_size() {
+    const NAME: &str = "overflow_report_names_the_gvthread_and_its_stack_size";
+    let _w = common::watchdog(NAME, Duration::from_secs(60));
+    match crashing_child(NAME, Duration::from_secs(50)) {
+        None => {
+            let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1));
+            rt.block_on(|| {
+                let h = gvthread::Builder::new()
+                    .name("deep-parser".to_string())
+                    .stack_size(200 * 1024)
+                    .spawn(|_| deep_small(0))
+                    .expect("spawn");
+                let _ = h.join();
+            });
+            unreachable!("the overflow must abort the process");
+        }
+        Some(stderr) => {
+            assert!(
+                stderr.contains("gvthread: stack overflow in GVThread ")
+                    && stderr.contains(" 'deep-parser' (256 KiB stack)"),
+                "stderr:\n{stderr}"
+            );
+        }
+    }
+}
+
+/// Issue 10 item 6: keep a `Handle` of runtime A, drop A, build B, drop the
+/// handle (which drops A's slot pool): B's overflow is still reported.
+#[test]
+fn overflow_reported_after_an_earlier_runtimes_pool_is_dropped() {
+    const NAME: &str = "overflow_reported_after_an_earlier_runtimes_pool_is_dropped";
+    let _w = common::watchdog(NAME, Duration::from_secs(60));
+    match crashing_child(NAME, Duration::from_secs(50)) {
+        None => {
+            let a = Runtime::new(SchedulerConfig::default().num_workers(1));
+            let handle = a.handle();
+            drop(a);
+            let mut b = Runtime::new(SchedulerConfig::default().num_workers(1));
+            drop(handle);
+            b.block_on(|| {
+                let h = gvthread::spawn(|_| {
+                    let id = gvthread::current_id().expect("inside a GVThread");
+                    eprintln!("expect: GVThread {}.{}", id.slot(), id.generation());
+                    deep_small(0)
+                });
+                let _ = h.join();
+            });
+            unreachable!("the overflow must abort the process");
+        }
+        Some(stderr) => check_report(&stderr),
+    }
+}

@@ -6,7 +6,9 @@
 //!
 //! * **Registry.** Every [`SlotPool`](super::SlotPool) registers its chunk
 //!   table in a global, append-only list of [`Node`]s when it is created and
-//!   clears its node when it is dropped. Nodes are never freed (a dropped
+//!   clears its node when it is dropped, with a compare-and-swap on its own
+//!   table pointer, so a late second unregistration never clears a node
+//!   that a later pool reused. Nodes are never freed (a dropped
 //!   pool's node is reused by the next pool), so the handler can walk the list
 //!   without locks and without ever touching freed memory; only the table a
 //!   node points to comes and goes.
@@ -19,7 +21,8 @@
 //! * **Handler.** Runs on the signal stack (`SA_ONSTACK`: the overflowed stack
 //!   is unusable). If the fault was raised by the kernel (`si_code > 0`) at an
 //!   address inside the guard page of a slot of a registered pool, it writes
-//!   `gvthread: stack overflow in GVThread <slot>.<generation> (16 MiB stack)`
+//!   `gvthread: stack overflow in GVThread <slot>.<generation> 'name' (16 MiB
+//!   stack)` (the name when the GVThread has one, the size of its class)
 //!   to standard error with `write(2)` (digits formatted by hand: no
 //!   allocation, no locks, no `fmt`) and aborts. Otherwise the fault is not
 //!   ours and is passed on (see [`chain`]).
@@ -46,7 +49,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use super::slots::ChunkTable;
-use super::{GUARD_SIZE, SLOT_SIZE, SLOTS_PER_CHUNK};
+use super::{GUARD_SIZE, SLOTS_PER_CHUNK};
 use crate::util::signal::ChainedHandler;
 
 /// One registry entry: the chunk table of one pool, or null when free.
@@ -61,10 +64,18 @@ static HEAD: AtomicPtr<Node> = AtomicPtr::new(ptr::null_mut());
 /// Handlers currently reading pool tables.
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// A pool's entry in the registry.
+/// A pool's entry in the registry: the node it took and the table it put
+/// there.
 pub(crate) struct Registration {
     node: &'static Node,
+    table: *mut ChunkTable,
 }
+
+// SAFETY: the table pointer is only compared, never dereferenced, through a
+// Registration.
+unsafe impl Send for Registration {}
+// SAFETY: as above.
+unsafe impl Sync for Registration {}
 
 /// Registers `table` so that overflows in its slots are reported. The table
 /// must stay valid until [`Registration::unregister`] returns (or forever).
@@ -77,7 +88,7 @@ pub(super) fn register(table: *const ChunkTable) -> Registration {
         // SAFETY: nodes are leaked, never freed; `next` is immutable.
         let node: &'static Node = unsafe { &*p };
         if node.table.compare_exchange(ptr::null_mut(), table, Ordering::SeqCst, Ordering::Relaxed).is_ok() {
-            return Registration { node };
+            return Registration { node, table };
         }
         p = node.next as *mut Node;
     }
@@ -87,7 +98,7 @@ pub(super) fn register(table: *const ChunkTable) -> Registration {
         node.next = head;
         // Release: `next` and `table` are visible to whoever sees the node.
         match HEAD.compare_exchange_weak(head, node, Ordering::SeqCst, Ordering::Acquire) {
-            Ok(_) => return Registration { node },
+            Ok(_) => return Registration { node, table },
             Err(h) => head = h,
         }
     }
@@ -95,14 +106,25 @@ pub(super) fn register(table: *const ChunkTable) -> Registration {
 
 impl Registration {
     /// Removes the pool from the registry and waits until no handler can
-    /// still be reading its table. Idempotent.
+    /// still be reading its table. Idempotent, and exact: it clears the node
+    /// only while the node still holds *this* pool's table (a
+    /// compare-and-swap), so a pool unregistered once (at shutdown) and again
+    /// when dropped never clears the entry of a later pool that reused the
+    /// node meanwhile. The table pointer cannot be reused by another pool
+    /// before this one is dropped (it is this pool's live allocation).
     pub(super) fn unregister(&self) {
         // SeqCst (with the handler's SeqCst increment of ACTIVE and load of
         // the node): either the handler sees null or we see it active.
-        self.node.table.store(ptr::null_mut(), Ordering::SeqCst);
+        let _ = self.node.table.compare_exchange(self.table, ptr::null_mut(), Ordering::SeqCst, Ordering::SeqCst);
         while ACTIVE.load(Ordering::SeqCst) != 0 {
             std::hint::spin_loop();
         }
+    }
+
+    /// Whether this registration is still in the registry.
+    #[cfg(test)]
+    pub(super) fn is_registered(&self) -> bool {
+        self.node.table.load(Ordering::SeqCst) == self.table
     }
 }
 
@@ -115,12 +137,20 @@ pub(super) fn install() {
     HANDLER.install(libc::SIGSEGV, handler, libc::SA_ONSTACK);
 }
 
-/// Finds the registered slot whose guard page holds `addr`: (slot, generation).
+/// What the handler reports about an overflowing slot.
+struct Overflow {
+    slot: u32,
+    generation: u32,
+    slot_size: usize,
+    /// The GVThread's name (bytes in its header), if it has one.
+    name: Option<&'static [u8]>,
+}
+
+/// Finds the registered slot whose guard page holds `addr`.
 ///
 /// # Safety
 /// The caller has announced itself in [`ACTIVE`].
-unsafe fn find_guard(addr: usize) -> Option<(u32, u32)> {
-    let chunk_bytes = SLOT_SIZE * SLOTS_PER_CHUNK;
+unsafe fn find_guard(addr: usize) -> Option<Overflow> {
     let mut p = HEAD.load(Ordering::SeqCst);
     while !p.is_null() {
         // SAFETY: nodes are never freed.
@@ -138,17 +168,26 @@ unsafe fn find_guard(addr: usize) -> Option<(u32, u32)> {
                 // SAFETY: chunks live as long as their table.
                 let chunk = unsafe { &*c };
                 let base = chunk.base as usize;
-                if addr < base || addr - base >= chunk_bytes {
+                let slot_size = chunk.slot_size;
+                if addr < base || addr - base >= slot_size * SLOTS_PER_CHUNK {
                     continue;
                 }
-                let within = (addr - base) % SLOT_SIZE;
+                let within = (addr - base) % slot_size;
                 if within >= GUARD_SIZE {
                     return None; // in a slot, but not in its guard page
                 }
-                let k = (addr - base) / SLOT_SIZE;
+                let k = (addr - base) / slot_size;
                 let word = chunk.states[k].load(Ordering::Relaxed);
                 let slot = (index * SLOTS_PER_CHUNK + k) as u32;
-                return Some((slot, crate::task::state::generation(word)));
+                let name = if crate::task::state::kind(word) == crate::task::state::FREE {
+                    None
+                } else {
+                    let top = base + (k + 1) * slot_size;
+                    // SAFETY: the slot is in use (its state word says so), so
+                    // its header was written at spawn and is mapped.
+                    unsafe { crate::task::header::name_at_top(top as *const u8) }
+                };
+                return Some(Overflow { slot, generation: crate::task::state::generation(word), slot_size, name });
             }
         }
         p = node.next as *mut Node;
@@ -165,8 +204,8 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         ACTIVE.fetch_add(1, Ordering::SeqCst);
         // SAFETY: announced in ACTIVE just above.
         let hit = unsafe { find_guard(addr) };
-        if let Some((slot, generation)) = hit {
-            report_and_abort(slot, generation);
+        if let Some(o) = hit {
+            report_and_abort(&o);
         }
         ACTIVE.fetch_sub(1, Ordering::SeqCst);
     }
@@ -228,23 +267,36 @@ fn push(buf: &mut [u8], len: &mut usize, bytes: &[u8]) {
     *len += n;
 }
 
+/// Longest part of a name the report prints.
+const MAX_NAME: usize = 96;
+
 /// Formats the overflow message into `buf`; returns its length.
-fn overflow_message(buf: &mut [u8; 128], slot: u32, generation: u32) -> usize {
+fn overflow_message(buf: &mut [u8; 256], o: &Overflow) -> usize {
     let mut len = 0;
     push(buf, &mut len, b"gvthread: stack overflow in GVThread ");
-    push_u32(buf, &mut len, slot);
+    push_u32(buf, &mut len, o.slot);
     push(buf, &mut len, b".");
-    push_u32(buf, &mut len, generation);
+    push_u32(buf, &mut len, o.generation);
+    if let Some(name) = o.name {
+        push(buf, &mut len, b" '");
+        push(buf, &mut len, &name[..name.len().min(MAX_NAME)]);
+        push(buf, &mut len, b"'");
+    }
     push(buf, &mut len, b" (");
-    push_u32(buf, &mut len, (SLOT_SIZE >> 20) as u32);
-    push(buf, &mut len, b" MiB stack)\n");
+    if o.slot_size >= 1 << 20 {
+        push_u32(buf, &mut len, (o.slot_size >> 20) as u32);
+        push(buf, &mut len, b" MiB stack)\n");
+    } else {
+        push_u32(buf, &mut len, (o.slot_size >> 10) as u32);
+        push(buf, &mut len, b" KiB stack)\n");
+    }
     len
 }
 
 /// Writes the overflow message with `write(2)` and aborts.
-fn report_and_abort(slot: u32, generation: u32) -> ! {
-    let mut buf = [0u8; 128];
-    let len = overflow_message(&mut buf, slot, generation);
+fn report_and_abort(o: &Overflow) -> ! {
+    let mut buf = [0u8; 256];
+    let len = overflow_message(&mut buf, o);
     let mut done = 0;
     while done < len {
         // SAFETY: writing initialised bytes of a local buffer to stderr.
@@ -346,11 +398,27 @@ mod tests {
 
     #[test]
     fn message_digits() {
-        let mut buf = [0u8; 128];
-        let n = overflow_message(&mut buf, 1_234_567, 4_294_967_295);
+        let mut buf = [0u8; 256];
+        let o = Overflow { slot: 1_234_567, generation: 4_294_967_295, slot_size: 16 << 20, name: None };
+        let n = overflow_message(&mut buf, &o);
         assert_eq!(&buf[..n], b"gvthread: stack overflow in GVThread 1234567.4294967295 (16 MiB stack)\n");
-        let n = overflow_message(&mut buf, 0, 1);
-        assert_eq!(&buf[..n], b"gvthread: stack overflow in GVThread 0.1 (16 MiB stack)\n");
+        let o = Overflow { slot: 0, generation: 1, slot_size: 256 << 10, name: Some(b"parser") };
+        let n = overflow_message(&mut buf, &o);
+        assert_eq!(&buf[..n], b"gvthread: stack overflow in GVThread 0.1 'parser' (256 KiB stack)\n");
+    }
+
+    #[test]
+    fn unregister_is_exact() {
+        // Pool A registers, unregisters (shutdown); pool B reuses the node;
+        // A unregisters again (drop): B must stay registered.
+        let (ta, tb) = (Box::new(ChunkTable::new(0)), Box::new(ChunkTable::new(0)));
+        let a = register(&*ta);
+        a.unregister();
+        let b = register(&*tb);
+        a.unregister();
+        assert!(b.is_registered(), "a stale unregistration cleared another pool's entry");
+        b.unregister();
+        assert!(!b.is_registered());
     }
 
     fn altstack_enabled() -> bool {

@@ -116,8 +116,70 @@ pub(crate) unsafe fn install_guard(scheme: GuardScheme, page: *mut u8, len: usiz
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
-/// Picks the guard scheme this kernel supports, probing with a scratch mapping.
+/// Installs one guard page at each address of `pages` (each inside a
+/// reservation, holding nothing live). Guard markers go in with batched
+/// `process_madvise(2)` calls (one system call per 512 pages) when the
+/// kernel takes them, else one `madvise`/`mprotect` per page. On error,
+/// returns how many pages (a prefix of `pages`) got their guard.
+///
+/// # Safety
+/// As for [`install_guard`], for every page.
+pub(crate) unsafe fn install_guards(scheme: GuardScheme, pages: &[*mut u8]) -> Result<(), (usize, io::Error)> {
+    let mut done = 0;
+    if scheme == GuardScheme::Marker && pages.len() > 1 {
+        // SAFETY: forwarded contract.
+        done = unsafe { process_madvise_guards(pages) };
+    }
+    for (i, &p) in pages.iter().enumerate().skip(done) {
+        // SAFETY: forwarded contract.
+        if let Err(e) = unsafe { install_guard(scheme, p, super::PAGE_SIZE) } {
+            return Err((i, e));
+        }
+    }
+    Ok(())
+}
+
+/// Guard markers for a prefix of `pages` through `process_madvise` on our
+/// own process; returns the length of the prefix done (0 if the kernel
+/// does not support it, and the caller falls back to `madvise`).
+///
+/// # Safety
+/// As for [`install_guards`].
+unsafe fn process_madvise_guards(pages: &[*mut u8]) -> usize {
+    // SAFETY: pidfd_open on our own pid has no memory effects.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) } as libc::c_int;
+    if pidfd < 0 {
+        return 0;
+    }
+    let mut done = 0;
+    let mut iov = [libc::iovec { iov_base: ptr::null_mut(), iov_len: 0 }; 512];
+    while done < pages.len() {
+        let n = (pages.len() - done).min(iov.len());
+        for (v, &p) in iov.iter_mut().zip(&pages[done..done + n]) {
+            *v = libc::iovec { iov_base: p.cast(), iov_len: super::PAGE_SIZE };
+        }
+        // SAFETY: the iovecs describe pages the caller owns; the call only
+        // installs guard markers there.
+        let r = unsafe { libc::syscall(libc::SYS_process_madvise, pidfd, iov.as_ptr(), n, MADV_GUARD_INSTALL, 0) };
+        if r != (n * super::PAGE_SIZE) as libc::c_long {
+            // Unsupported or partial: let the per-page path redo the rest
+            // (installing a marker twice is harmless).
+            break;
+        }
+        done += n;
+    }
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(pidfd) };
+    done
+}
+
+/// Picks the guard scheme this kernel supports, probing with a scratch
+/// mapping. The environment variable `GVTHREAD_FORCE_MPROTECT_GUARDS=1`
+/// forces the `mprotect` fallback (for testing it on new kernels).
 pub(crate) fn probe_guard_scheme() -> GuardScheme {
+    if std::env::var_os("GVTHREAD_FORCE_MPROTECT_GUARDS").is_some_and(|v| v == "1") {
+        return GuardScheme::Mprotect;
+    }
     let Ok(base) = reserve(2 * super::PAGE_SIZE, super::PAGE_SIZE, 0) else {
         return GuardScheme::Mprotect;
     };

@@ -1,25 +1,74 @@
-//! The slot pool: chunked reservations, per-slot state words, LIFO free list.
+//! The slot pool: chunked reservations, per-slot side tables, lock-free free
+//! stacks per stack size class, and slots prepared ahead of demand.
+//!
+//! # Slot ids and chunks
+//!
+//! Slots are reserved [`SLOTS_PER_CHUNK`] at a time (a *chunk*, one
+//! `mmap`), all of one [`StackClass`]. Chunks get consecutive indices in one
+//! table whatever their class, and slot `id` is slot `id % 256` of chunk
+//! `id / 256`: ids stay dense (shutdown scans `0..used()`), and a runtime
+//! that only uses the default class numbers its GVThreads `0, 1, 2...`.
+//!
+//! # Per-slot pool state (`meta`)
+//!
+//! | meta | where the slot is | guard page |
+//! |---|---|---|
+//! | `UNPREPARED` | never used, or on its class's `unprepared` stack | none |
+//! | `IN_USE` | handed out (running, or in a worker's private cache) | yes |
+//! | `FREE` (+`DISCARDED`) | on its class's `free` stack (pages given back) | yes |
+//! | `CLAIMED` (+`ORPHAN`) | held by the scavenger (popped meanwhile) | yes |
+//! | `UNGUARDED` | on the `free` stack, its chunk remapped | none |
+//!
+//! Spawners pop the `free` stack (lock-free, see [`super::stack`]) and take
+//! the slot with a compare-and-swap `FREE -> IN_USE`. A popped slot that the
+//! scavenger holds is marked `ORPHAN` and skipped; the scavenger pushes it
+//! back when done. A popped `UNGUARDED` slot moves to the `unprepared` stack
+//! (it needs a new guard, which is a system call, not for a spawner). So the
+//! spawn path makes no system call and takes no lock while prepared slots
+//! remain, which the preparer makes sure of ahead of demand
+//! ([`super::scavenge`]). Only when a burst outruns it does a spawner prepare
+//! a batch itself, under the maintenance lock (inside the spawn's runtime
+//! section, and nothing under that lock allocates or blocks on anything a
+//! frozen GVThread can hold).
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::io;
+use std::mem::size_of;
 use std::ptr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+#[cfg(test)]
+use std::time::Duration;
+use std::time::Instant;
 
+use super::class::{NUM_CLASSES, StackClass};
 use super::guard;
 use super::os::{self, GuardScheme};
-use super::{GUARD_SIZE, SLOT_SIZE, SLOTS_PER_CHUNK};
+use super::stack::IdStack;
+use super::{PAGE_SIZE, SLOTS_PER_CHUNK};
 
-/// Chunk bases sit 1 MiB past a 2 MiB boundary (see the module docs).
+/// Chunks start 2 MiB-aligned, or 1 MiB past that for slots of 2 MiB and
+/// more (see the module docs of `memory`).
 const CHUNK_ALIGN: usize = 2 * 1024 * 1024;
-const CHUNK_OFFSET: usize = 1024 * 1024;
-const CHUNK_BYTES: usize = SLOT_SIZE * SLOTS_PER_CHUNK;
+const CHUNK_OFFSET_LARGE: usize = 1024 * 1024;
+
+pub(super) const UNPREPARED: u8 = 0;
+pub(super) const IN_USE: u8 = 1;
+pub(super) const FREE: u8 = 2;
+pub(super) const CLAIMED: u8 = 3;
+pub(super) const UNGUARDED: u8 = 4;
+pub(super) const KIND: u8 = 0x0f;
+/// With `FREE`: the slot's pages were given back.
+pub(super) const DISCARDED: u8 = 0x10;
+/// With `CLAIMED`: a spawner popped the slot meanwhile; the scavenger pushes
+/// it back.
+pub(super) const ORPHAN: u8 = 0x20;
 
 /// Why a slot could not be had.
 #[derive(Debug)]
 pub(crate) enum AllocError {
-    /// The OS refused to reserve address space or install a guard.
+    /// The OS refused to reserve address space or install a guard (or the
+    /// `vm.max_map_count` budget of the `mprotect` fallback is used up).
     Os(io::Error),
 }
 
@@ -32,13 +81,14 @@ impl fmt::Display for AllocError {
 }
 
 /// A worker role's private stack of free slots (Go's per-P free list): slots
-/// are taken and returned without the pool's lock on the spawn/exit fast path.
+/// are taken and returned without touching the shared free stacks on the
+/// spawn/exit fast path.
 ///
 /// Only the machine holding the role touches it, and only inside a runtime
 /// section, so a role hand-off (which never interrupts a section) cannot
 /// interleave two users. The pool reserves `CAPACITY` extra slot ids per
 /// role, so free slots hidden in caches never make a fresh allocation exceed
-/// the pool's capacity.
+/// the pool's capacity. Cached slots may be of any class: the spawner checks.
 pub(crate) struct SlotCache(std::cell::UnsafeCell<Vec<u32>>);
 
 // SAFETY: see the type docs: one user at a time (the role holder, inside a
@@ -80,45 +130,54 @@ impl SlotCache {
     }
 }
 
-/// One reservation of `SLOTS_PER_CHUNK` slots plus their side tables.
+/// One reservation of `SLOTS_PER_CHUNK` slots of one class plus their side
+/// tables. The structure itself lives in its own anonymous mapping (zeroed,
+/// which is a valid value for every atomic), so creating a chunk never
+/// calls the allocator.
 pub(super) struct Chunk {
     pub(super) base: *mut u8,
+    pub(super) slot_size: usize,
+    pub(super) class: StackClass,
     /// Per-slot state words (see `task::state`). They live outside the slots so
     /// that stale wakers never touch slot memory, and so they survive
     /// `MADV_DONTNEED`.
-    pub(super) states: Box<[AtomicU64]>,
+    pub(super) states: [AtomicU64; SLOTS_PER_CHUNK],
     /// Per-slot pointer to the join state of the GVThread in it (type-erased
     /// `JoinCore`); whoever swaps it out completes the join.
-    completions: Box<[AtomicPtr<()>]>,
-    /// Per-slot: the guard page is installed. False for never-used slots and
-    /// after the chunk was remapped (see [`SlotPool::trim`]); a slot gets its
-    /// guard back when it is handed out again. Changed under the free-list
-    /// or grow lock.
-    guarded: Box<[AtomicBool]>,
+    completions: [AtomicPtr<()>; SLOTS_PER_CHUNK],
+    /// Free-stack links (see `memory::stack`).
+    pub(super) next: [AtomicU32; SLOTS_PER_CHUNK],
+    /// Pool state of each slot (see the module docs).
+    pub(super) meta: [AtomicU8; SLOTS_PER_CHUNK],
+    /// When each free slot was freed (pool epoch, ms).
+    pub(super) freed_at: [AtomicU32; SLOTS_PER_CHUNK],
 }
 
-/// The free list. `hot` slots keep their pages; `cold` ones were discarded.
-struct FreeList {
-    hot: VecDeque<u32>,
-    cold: Vec<u32>,
-    /// Cold slots per chunk: a chunk whose every slot is cold is remapped,
-    /// which also frees its page tables.
-    cold_per_chunk: Vec<u16>,
+impl Chunk {
+    pub(super) fn bytes(&self) -> usize {
+        self.slot_size * SLOTS_PER_CHUNK
+    }
+
+    pub(super) fn slot_base(&self, k: usize) -> *mut u8 {
+        self.base.wrapping_add(k * self.slot_size)
+    }
 }
+
+const CHUNK_STRUCT_BYTES: usize = size_of::<Chunk>().next_multiple_of(PAGE_SIZE);
 
 /// The chunk pointers of one pool, boxed so that its address is stable for
 /// the overflow handler's registry (see `guard`).
 pub(super) struct ChunkTable {
     /// Chunk `i` holds slots `i * SLOTS_PER_CHUNK ..`; null until reserved.
-    /// Allocated zeroed (all null), so a huge `max_gvthreads` costs address
-    /// space here, not resident memory.
+    /// Allocated zeroed (all null), so a huge table costs address space
+    /// here, not resident memory.
     pub(super) chunks: Box<[AtomicPtr<Chunk>]>,
     /// Chunks are reserved in index order: `chunks[..reserved]` are non-null.
     pub(super) reserved: AtomicUsize,
 }
 
 impl ChunkTable {
-    fn new(nchunks: usize) -> ChunkTable {
+    pub(super) fn new(nchunks: usize) -> ChunkTable {
         let chunks: Box<[AtomicPtr<Chunk>]> = if nchunks == 0 {
             Box::new([])
         } else {
@@ -144,23 +203,61 @@ impl ChunkTable {
     }
 }
 
+/// Free slots of one class.
+pub(super) struct ClassPool {
+    /// Guarded free slots (recycled or prepared), newest on top.
+    pub(super) free: IdStack,
+    /// Slots that need a guard before use (their chunk was remapped).
+    pub(super) unprepared: IdStack,
+    /// How many free slots the preparer keeps ready (adapts to demand).
+    pub(super) want: AtomicUsize,
+    /// A spawner asked the preparer for more slots.
+    pub(super) refill: AtomicBool,
+    /// A spawner found no prepared slot since the last scavenger pass.
+    pub(super) missed: AtomicBool,
+    /// Slots of this class ever carved out of chunks (bounds `want`).
+    pub(super) carved: AtomicUsize,
+}
+
+/// State of the maintenance work (preparation, scavenging), under
+/// [`SlotPool::maint`].
+pub(super) struct Maint {
+    /// Per class: the chunk being carved into fresh slots and the next slot
+    /// index in it (`u32::MAX`: none yet).
+    pub(super) carve: [(u32, u32); NUM_CLASSES],
+    /// When the next scavenger pass is due.
+    pub(super) next_pass: Instant,
+    /// Per class: most slots in use during the current and the previous
+    /// retention window (the scavenger keeps that many warm).
+    pub(super) peaks: [(usize, usize); NUM_CLASSES],
+    /// Start of the current retention window.
+    pub(super) window_start: Instant,
+}
+
 /// Owner of every slot of one runtime.
 pub(crate) struct SlotPool {
-    table: Box<ChunkTable>,
+    pub(super) table: Box<ChunkTable>,
     /// Entry in the overflow handler's registry (cleared before chunks are freed).
     registration: guard::Registration,
-    grow: Mutex<()>,
-    /// Slots handed out at least once; slots `>= fresh` were never used.
-    fresh: AtomicU32,
-    free: Mutex<FreeList>,
-    hot_len: AtomicUsize,
-    guard: GuardScheme,
+    pub(super) classes: [ClassPool; NUM_CLASSES],
+    pub(super) maint: Mutex<Maint>,
+    pub(super) guard: GuardScheme,
+    /// Time base of `epoch`.
+    start: Instant,
+    /// Coarse clock (ms since `start`) stamped on freed slots; refreshed by
+    /// housekeeping and by the release that arms the scavenger.
+    pub(super) epoch: AtomicU32,
+    /// Free slots may hold pages the scavenger has not looked at yet.
+    pub(super) armed: AtomicBool,
     /// Set when GVThreads were abandoned at shutdown: their memory may still be
     /// referenced, so the reservations are never unmapped.
     leak: AtomicBool,
     /// Set once the stack reservations were unmapped at shutdown (the side
     /// tables stay for wakers that outlive the runtime).
     stacks_released: AtomicBool,
+    /// Test hook: guard installations to fail on purpose.
+    #[cfg(test)]
+    pub(super) fail_guards: AtomicUsize,
 }
 
 // SAFETY: the raw chunk pointers are only dereferenced while the pool lives and
@@ -170,71 +267,95 @@ unsafe impl Send for SlotPool {}
 // SAFETY: as above.
 unsafe impl Sync for SlotPool {}
 
-impl SlotPool {
-    /// Free slots kept with their pages before the timer thread trims the rest.
-    pub(crate) const RETAIN_HOT: usize = 1024;
-    /// Slots discarded per trim step (bounds the time the free list is locked).
-    const TRIM_BATCH: usize = 64;
+/// What [`SlotPool::allocate`] hands out.
+pub(crate) struct Allocated {
+    pub(crate) slot: u32,
+    /// The preparer should run soon (wake the timer thread).
+    pub(crate) kick: bool,
+}
 
-    /// Creates a pool able to hold `max` slots and reserves the first chunk, so
-    /// that an OS refusal surfaces when the runtime is built.
-    pub(crate) fn new(max: usize, guard: GuardScheme) -> io::Result<SlotPool> {
-        let nchunks = max.div_ceil(SLOTS_PER_CHUNK);
+impl SlotPool {
+    /// Slots prepared when the pool is created (so an OS refusal surfaces
+    /// when the runtime is built) and the least the preparer keeps ready.
+    pub(super) const WANT_MIN: usize = 32;
+
+    /// Creates a pool for up to `capacity` slots alive at once and prepares
+    /// the first slots of `default_class`.
+    pub(crate) fn new(capacity: usize, guard: GuardScheme, default_class: StackClass) -> io::Result<SlotPool> {
+        // Room for every class to hold `capacity` slots over the pool's life
+        // (free slots of one class cannot serve another), within the id space.
+        let per_class = capacity.div_ceil(SLOTS_PER_CHUNK) + 1;
+        let max_chunks = (u32::MAX as usize / SLOTS_PER_CHUNK) - 1;
+        let nchunks = (per_class * NUM_CLASSES).min(max_chunks);
         let table = Box::new(ChunkTable::new(nchunks));
         let registration = guard::register(&*table);
         let pool = SlotPool {
             table,
             registration,
-            grow: Mutex::new(()),
-            fresh: AtomicU32::new(0),
-            free: Mutex::new(FreeList { hot: VecDeque::new(), cold: Vec::new(), cold_per_chunk: Vec::new() }),
-            hot_len: AtomicUsize::new(0),
+            classes: std::array::from_fn(|_| ClassPool {
+                free: IdStack::new(),
+                unprepared: IdStack::new(),
+                want: AtomicUsize::new(Self::WANT_MIN),
+                refill: AtomicBool::new(false),
+                missed: AtomicBool::new(false),
+                carved: AtomicUsize::new(0),
+            }),
+            maint: Mutex::new(Maint {
+                carve: [(u32::MAX, 0); NUM_CLASSES],
+                next_pass: Instant::now(),
+                peaks: [(0, 0); NUM_CLASSES],
+                window_start: Instant::now(),
+            }),
             guard,
+            start: Instant::now(),
+            epoch: AtomicU32::new(0),
+            armed: AtomicBool::new(false),
             leak: AtomicBool::new(false),
             stacks_released: AtomicBool::new(false),
+            #[cfg(test)]
+            fail_guards: AtomicUsize::new(0),
         };
-        pool.ensure_chunk_locked(0)?;
+        {
+            let mut mt = pool.maint.lock().unwrap_or_else(|e| e.into_inner());
+            pool.prepare(&mut mt, default_class, Self::WANT_MIN).map_err(|AllocError::Os(e)| e)?;
+        }
         Ok(pool)
     }
 
-    fn chunk(&self, slot: u32) -> &Chunk {
+    #[inline]
+    pub(super) fn chunk(&self, slot: u32) -> &Chunk {
         let p = self.table.chunks[slot as usize / SLOTS_PER_CHUNK].load(Ordering::Acquire);
         debug_assert!(!p.is_null(), "slot {slot} in an unreserved chunk");
-        // SAFETY: a slot id is only ever used after `allocate` returned it (or
-        // a slot below `fresh`), which made its chunk non-null; chunks live as
+        // SAFETY: a slot id is only ever used after the pool handed it out
+        // (or below `used()`), which made its chunk non-null; chunks live as
         // long as the pool.
         unsafe { &*p }
     }
 
-    /// Reserves chunk `index` if needed. The caller holds the grow lock.
-    fn ensure_chunk_locked(&self, index: usize) -> io::Result<()> {
-        if !self.table.chunks[index].load(Ordering::Acquire).is_null() {
-            return Ok(());
-        }
-        let base = os::reserve(CHUNK_BYTES, CHUNK_ALIGN, CHUNK_OFFSET)?;
-        let chunk = Box::new(Chunk {
-            base,
-            states: (0..SLOTS_PER_CHUNK).map(|_| AtomicU64::new(0)).collect(),
-            completions: (0..SLOTS_PER_CHUNK).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
-            guarded: (0..SLOTS_PER_CHUNK).map(|_| AtomicBool::new(false)).collect(),
-        });
-        self.table.chunks[index].store(Box::into_raw(chunk), Ordering::Release);
-        // Chunks are reserved in order (`fresh` only grows), so this extends
-        // the reserved prefix by one.
-        debug_assert_eq!(self.table.reserved.load(Ordering::Relaxed), index);
-        self.table.reserved.store(index + 1, Ordering::Release);
-        Ok(())
+    #[inline]
+    pub(super) fn next_link(&self, slot: u32) -> &AtomicU32 {
+        &self.chunk(slot).next[slot as usize % SLOTS_PER_CHUNK]
+    }
+
+    #[inline]
+    pub(super) fn meta(&self, slot: u32) -> &AtomicU8 {
+        &self.chunk(slot).meta[slot as usize % SLOTS_PER_CHUNK]
     }
 
     /// Lowest address of `slot`.
     pub(crate) fn base(&self, slot: u32) -> *mut u8 {
-        let c = self.chunk(slot);
-        c.base.wrapping_add((slot as usize % SLOTS_PER_CHUNK) * SLOT_SIZE)
+        self.chunk(slot).slot_base(slot as usize % SLOTS_PER_CHUNK)
     }
 
     /// One past the highest address of `slot`.
     pub(crate) fn top(&self, slot: u32) -> *mut u8 {
-        self.base(slot).wrapping_add(SLOT_SIZE)
+        let c = self.chunk(slot);
+        c.slot_base(slot as usize % SLOTS_PER_CHUNK).wrapping_add(c.slot_size)
+    }
+
+    /// The stack size class of `slot`.
+    pub(crate) fn class_of(&self, slot: u32) -> StackClass {
+        self.chunk(slot).class
     }
 
     /// The state word of `slot`.
@@ -252,128 +373,143 @@ impl SlotPool {
         self.table.chunks.len() * SLOTS_PER_CHUNK
     }
 
-    /// Number of slots ever handed out (live ones are among `0..used()`).
+    /// Slot ids below this belong to reserved chunks (live ones are among
+    /// them; the others' state words say `FREE`).
     pub(crate) fn used(&self) -> u32 {
-        self.fresh.load(Ordering::Acquire)
+        (self.table.reserved.load(Ordering::Acquire) * SLOTS_PER_CHUNK) as u32
     }
 
-    /// Takes a free slot: the most recently freed one first (its pages are
-    /// likely still cached), else a never-used one.
+    /// Takes a free slot of `class`: the most recently freed (or prepared)
+    /// one. No system call and no lock unless no prepared slot is left, in
+    /// which case the caller prepares a batch itself.
     ///
-    /// The caller enforces the live limit, so at most `max` slots are ever
-    /// taken at once and a never-used slot always exists when the lists are
-    /// empty.
-    pub(crate) fn allocate(&self) -> Result<u32, AllocError> {
-        {
-            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(s) = free.hot.pop_back() {
-                self.hot_len.store(free.hot.len(), Ordering::Relaxed);
-                return Ok(s);
+    /// The caller enforces the live limit.
+    pub(crate) fn allocate(&self, class: StackClass) -> Result<Allocated, AllocError> {
+        let cp = &self.classes[class.index()];
+        loop {
+            // Bounded: after a remap the top of the stack may hold many
+            // unguarded slots; past a few, let a batch be prepared instead.
+            let mut skipped = 0;
+            while skipped < Self::WANT_MIN
+                && let Some(slot) = cp.free.pop(|s| self.next_link(s))
+            {
+                skipped += 1;
+                if self.take_popped(slot, cp) {
+                    let kick = cp.free.len() < cp.want.load(Ordering::Relaxed) / 2
+                        && !cp.refill.load(Ordering::Relaxed)
+                        && !cp.refill.swap(true, Ordering::AcqRel);
+                    return Ok(Allocated { slot, kick });
+                }
             }
-            if let Some(s) = free.cold.pop() {
-                free.cold_per_chunk[s as usize / SLOTS_PER_CHUNK] -= 1;
-                // Its chunk may have been remapped since it went cold.
-                self.ensure_guard(s)?;
-                return Ok(s);
+            // The preparer fell behind: prepare a batch here, and ask for
+            // more next time.
+            cp.missed.store(true, Ordering::Relaxed);
+            let want = cp.want.load(Ordering::Relaxed);
+            cp.want.store((want * 2).min(Self::want_cap(cp, class)), Ordering::Relaxed);
+            let mut mt = self.maint.lock().unwrap_or_else(|e| e.into_inner());
+            if self.stacks_gone() {
+                return Err(AllocError::Os(io::Error::other("gvthread: the runtime has shut down")));
             }
+            self.prepare(&mut mt, class, Self::WANT_MIN)?;
+            drop(mt);
+            cp.refill.store(true, Ordering::Release);
         }
-        // Never-used slots are handed out one at a time under the grow lock
-        // (rare after warm-up), so the id, its chunk and its guard are ready
-        // before `used()` admits the slot to scans.
-        let _g = self.grow.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = self.fresh.load(Ordering::Relaxed);
-        assert!((slot as usize) < self.table.chunks.len() * SLOTS_PER_CHUNK, "slot pool overrun");
-        self.ensure_chunk_locked(slot as usize / SLOTS_PER_CHUNK).map_err(AllocError::Os)?;
-        self.ensure_guard(slot)?;
-        self.fresh.store(slot + 1, Ordering::Release);
-        Ok(slot)
     }
 
-    /// Installs the guard page of a slot being handed out, if it has none.
-    /// The caller holds the free-list or grow lock and owns the slot.
-    fn ensure_guard(&self, slot: u32) -> Result<(), AllocError> {
-        let flag = &self.chunk(slot).guarded[slot as usize % SLOTS_PER_CHUNK];
-        if !flag.load(Ordering::Relaxed) {
-            // SAFETY: the slot is free and owned by the caller; its guard page
-            // holds nothing.
-            unsafe { os::install_guard(self.guard, self.base(slot), GUARD_SIZE) }.map_err(AllocError::Os)?;
-            flag.store(true, Ordering::Relaxed);
+    /// Most slots of `class` kept prepared: half as many as the class ever
+    /// used (so preparing ahead at most adds half to the peak footprint, as
+    /// a garbage collector's growth factor does), and at most about 16 MiB
+    /// of page tables.
+    pub(super) fn want_cap(cp: &ClassPool, class: StackClass) -> usize {
+        let max = 4096 * (CHUNK_ALIGN / class.slot_size()).max(1);
+        (cp.carved.load(Ordering::Relaxed) / 2).clamp(Self::WANT_MIN, max)
+    }
+
+    /// A spawner popped `slot` off `cp.free`: takes it (true), or passes it
+    /// on (false): to the scavenger holding it, or to the preparer when its
+    /// guard is gone.
+    fn take_popped(&self, slot: u32, cp: &ClassPool) -> bool {
+        let meta = self.meta(slot);
+        let mut cur = meta.load(Ordering::Acquire);
+        loop {
+            let (new, took) = match cur & KIND {
+                FREE => (IN_USE, true),
+                CLAIMED => (cur | ORPHAN, false),
+                UNGUARDED => (UNPREPARED, false),
+                _ => {
+                    debug_assert!(false, "slot {slot} on a free stack with meta {cur:#x}");
+                    return false;
+                }
+            };
+            // Acquire: the previous occupant's exit (and the scavenger's
+            // work) happen-before our use.
+            match meta.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    if new == UNPREPARED {
+                        cp.unprepared.push(slot, self.next_link(slot));
+                        cp.refill.store(true, Ordering::Release);
+                    }
+                    return took;
+                }
+                Err(c) => cur = c,
+            }
         }
-        Ok(())
     }
 
     /// Returns a slot whose GVThread has ended and whose stack nobody runs on.
-    /// Returns true when this release made trimming necessary.
+    /// It keeps its pages. Returns true when the scavenger was idle and should
+    /// be woken (wake the timer thread).
     pub(crate) fn release(&self, slot: u32) -> bool {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        free.hot.push_back(slot);
-        let len = free.hot.len();
-        self.hot_len.store(len, Ordering::Relaxed);
-        len == Self::RETAIN_HOT + 1
+        let c = self.chunk(slot);
+        let k = slot as usize % SLOTS_PER_CHUNK;
+        let stamp =
+            if self.armed.load(Ordering::Relaxed) { self.epoch.load(Ordering::Relaxed) } else { self.refresh_epoch() };
+        c.freed_at[k].store(stamp, Ordering::Relaxed);
+        // Release: the stamp and the exit happen-before a taker's Acquire.
+        c.meta[k].store(FREE, Ordering::Release);
+        self.classes[c.class.index()].free.push(slot, &c.next[k]);
+        // An RMW on every release: either the scavenger's disarming swap
+        // sees this slot's meta, or this swap sees it disarmed and wakes it.
+        !self.armed.swap(true, Ordering::AcqRel)
     }
 
-    /// Whether [`trim`](Self::trim) has work to do.
-    pub(crate) fn needs_trim(&self) -> bool {
-        self.hot_len.load(Ordering::Relaxed) > Self::RETAIN_HOT
+    /// Advances the coarse clock to now; returns it.
+    pub(super) fn refresh_epoch(&self) -> u32 {
+        let now = self.start.elapsed().as_millis() as u32;
+        self.epoch.fetch_max(now, Ordering::Relaxed).max(now)
     }
 
-    /// Gives back the pages of the coldest free slots beyond
-    /// [`RETAIN_HOT`](Self::RETAIN_HOT), at most `budget` slots per call.
-    /// Returns the number of slots trimmed.
-    pub(crate) fn trim(&self, budget: usize) -> usize {
-        let mut done = 0;
-        while done < budget {
-            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-            let excess = free.hot.len().saturating_sub(Self::RETAIN_HOT);
-            if excess == 0 {
-                break;
+    /// Reserves chunk number `table.reserved` for `class`. The caller holds
+    /// the maintenance lock.
+    pub(super) fn reserve_chunk(&self, class: StackClass) -> Result<u32, AllocError> {
+        let index = self.table.reserved.load(Ordering::Relaxed);
+        if index >= self.table.chunks.len() {
+            return Err(AllocError::Os(io::Error::other(
+                "gvthread: out of slot ids for GVThread stacks (too many chunks of different stack sizes)",
+            )));
+        }
+        let slot_size = class.slot_size();
+        let offset = if slot_size >= CHUNK_ALIGN { CHUNK_OFFSET_LARGE } else { 0 };
+        let base = os::reserve(slot_size * SLOTS_PER_CHUNK, CHUNK_ALIGN, offset).map_err(AllocError::Os)?;
+        let meta = match os::reserve(CHUNK_STRUCT_BYTES, PAGE_SIZE, 0) {
+            Ok(m) => m.cast::<Chunk>(),
+            Err(e) => {
+                // SAFETY: just reserved, nothing uses it.
+                unsafe { os::unreserve(base, slot_size * SLOTS_PER_CHUNK) };
+                return Err(AllocError::Os(e));
             }
-            let n = excess.min(Self::TRIM_BATCH).min(budget - done);
-            for _ in 0..n {
-                let slot = free.hot.pop_front().expect("excess counted above");
-                // SAFETY: the slot is free (its GVThread ended and it is on the
-                // free list, which we hold locked); nothing lives in it.
-                unsafe {
-                    os::discard(self.base(slot).add(GUARD_SIZE), SLOT_SIZE - GUARD_SIZE);
-                }
-                free.cold.push(slot);
-                let c = slot as usize / SLOTS_PER_CHUNK;
-                if free.cold_per_chunk.len() <= c {
-                    free.cold_per_chunk.resize(c + 1, 0);
-                }
-                free.cold_per_chunk[c] += 1;
-                if free.cold_per_chunk[c] as usize == SLOTS_PER_CHUNK {
-                    self.remap_chunk(c);
-                }
-            }
-            self.hot_len.store(free.hot.len(), Ordering::Relaxed);
-            done += n;
+        };
+        // SAFETY: `meta` is a fresh zeroed mapping large enough for a Chunk;
+        // zero is a valid value of every atomic array, and the three plain
+        // fields are written before the chunk is published.
+        unsafe {
+            ptr::addr_of_mut!((*meta).base).write(base);
+            ptr::addr_of_mut!((*meta).slot_size).write(slot_size);
+            ptr::addr_of_mut!((*meta).class).write(class);
         }
-        done
-    }
-
-    /// Every slot of chunk `c` is cold (free, pages discarded, and we hold the
-    /// free-list lock, so none can be handed out meanwhile): replace the
-    /// whole chunk with a fresh mapping, which gives back its page tables
-    /// too (the guard markers kept one page-table page per slot alive). The
-    /// guards come back one by one as slots are reused (`ensure_guard`).
-    fn remap_chunk(&self, c: usize) {
-        let chunk = self.table.chunks[c].load(Ordering::Acquire);
-        if chunk.is_null() {
-            return;
-        }
-        // SAFETY: non-null chunk pointers stay valid for the pool's life.
-        let chunk = unsafe { &*chunk };
-        for g in chunk.guarded.iter() {
-            g.store(false, Ordering::Relaxed);
-        }
-        // SAFETY: all slots of the chunk are free and locked out of reuse.
-        if unsafe { os::remap_fresh(chunk.base, CHUNK_BYTES) }.is_err() {
-            // Keep the old mapping (and its guards) if the kernel refused.
-            for g in chunk.guarded.iter() {
-                g.store(true, Ordering::Relaxed);
-            }
-        }
+        self.table.chunks[index].store(meta, Ordering::Release);
+        self.table.reserved.store(index + 1, Ordering::Release);
+        Ok(index as u32)
     }
 
     /// Unmaps every stack reservation now, keeping the side tables (state
@@ -387,20 +523,33 @@ impl SlotPool {
         }
         // The overflow handler must not consult chunks being unmapped.
         self.registration.unregister();
+        // No housekeeping may touch the stacks any more.
+        let _mt = self.maint.lock().unwrap_or_else(|e| e.into_inner());
         for c in self.table.reserved() {
             let p = c.load(Ordering::Acquire);
             if !p.is_null() {
                 // SAFETY: no GVThread is alive and none can be spawned, so no
                 // stack in the chunk is in use or referenced; the chunk struct
                 // itself (side tables) stays.
-                unsafe { os::unreserve((*p).base, CHUNK_BYTES) };
+                unsafe { os::unreserve((*p).base, (*p).bytes()) };
             }
         }
+    }
+
+    /// Whether the stacks were unmapped (housekeeping then has nothing to do).
+    pub(super) fn stacks_gone(&self) -> bool {
+        self.stacks_released.load(Ordering::Acquire)
     }
 
     /// Never unmap the reservations (abandoned GVThreads may still be referenced).
     pub(crate) fn leak_on_drop(&self) {
         self.leak.store(true, Ordering::Relaxed);
+    }
+
+    /// Duration since the pool's time base for epoch stamps (test support).
+    #[cfg(test)]
+    pub(super) fn age(&self) -> Duration {
+        self.start.elapsed()
     }
 }
 
@@ -421,14 +570,15 @@ impl Drop for SlotPool {
             if p.is_null() {
                 continue;
             }
-            // SAFETY: `p` came from `Box::into_raw` in `ensure_chunk_locked` and was
-            // swapped out above, so it is freed exactly once; no overflow
-            // handler reads it any more (unregistered above).
-            let chunk = unsafe { Box::from_raw(p) };
-            if !released {
-                // SAFETY: the pool is being dropped and no GVThread was
-                // abandoned, so no stack in the chunk is referenced any more.
-                unsafe { os::unreserve(chunk.base, CHUNK_BYTES) };
+            // SAFETY: `p` was made by `reserve_chunk` and swapped out above,
+            // so it is unmapped exactly once; no overflow handler reads it any
+            // more (unregistered above), and the pool is being dropped, so no
+            // GVThread or waker uses its side tables or stacks.
+            unsafe {
+                if !released {
+                    os::unreserve((*p).base, (*p).bytes());
+                }
+                os::unreserve(p.cast(), CHUNK_STRUCT_BYTES);
             }
         }
     }

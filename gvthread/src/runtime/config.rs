@@ -53,6 +53,7 @@ pub struct SchedulerConfig {
     pub(crate) shutdown_timeout: Duration,
     pub(crate) max_os_threads: Option<usize>,
     pub(crate) free_migration: bool,
+    pub(crate) stack_size: usize,
     pub(crate) on_worker_start: Option<Hook>,
     pub(crate) on_worker_stop: Option<Hook>,
     pub(crate) worker_context: Option<ContextHook>,
@@ -77,6 +78,7 @@ impl Default for SchedulerConfig {
             shutdown_timeout: Duration::from_secs(1),
             max_os_threads: None,
             free_migration: false,
+            stack_size: crate::memory::DEFAULT_STACK,
             on_worker_start: None,
             on_worker_stop: None,
             worker_context: None,
@@ -101,6 +103,7 @@ impl fmt::Debug for SchedulerConfig {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("max_os_threads", &self.max_os_threads)
             .field("free_migration", &self.free_migration)
+            .field("stack_size", &self.stack_size)
             .field("on_worker_start", &self.on_worker_start.is_some())
             .field("on_worker_stop", &self.on_worker_stop.is_some())
             .field("worker_context", &self.worker_context.is_some())
@@ -235,6 +238,30 @@ impl SchedulerConfig {
         self
     }
 
+    /// Default stack size of the runtime's GVThreads, in bytes (default
+    /// 16 MiB; [`Builder::stack_size`](crate::Builder::stack_size) sets it
+    /// per spawn). Rounded up to a size class: a power of two from 16 KiB to
+    /// 512 MiB, whose slot includes one 4 KiB guard page. Physical memory is
+    /// used only as deep as a stack grows; smaller classes save address space
+    /// and page tables (below 2 MiB several idle stacks share a page-table
+    /// page).
+    ///
+    /// ```
+    /// use gvthread::{Runtime, SchedulerConfig};
+    ///
+    /// let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1).stack_size(256 * 1024));
+    /// assert_eq!(rt.block_on(|| gvthread::spawn(|_| 1).join().unwrap()), 1);
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// The size class of the default stack size (validated).
+    pub(crate) fn stack_class(&self) -> crate::memory::StackClass {
+        crate::memory::StackClass::for_size(self.stack_size).unwrap_or(crate::memory::StackClass::DEFAULT)
+    }
+
     /// Runs `f` on each OS thread that runs GVThreads (workers and spare
     /// threads) before it runs any (for example, to enter a tokio runtime's
     /// context there).
@@ -328,6 +355,9 @@ impl SchedulerConfig {
         }
         if self.max_gvthreads > u32::MAX as usize / 2 {
             return bad("max_gvthreads", format!("must be at most {}", u32::MAX / 2));
+        }
+        if self.stack_size > crate::memory::MAX_SLOT {
+            return bad("stack_size", format!("must be at most {} bytes (512 MiB)", crate::memory::MAX_SLOT));
         }
         if let Some(n) = self.max_os_threads
             && n < self.roles()

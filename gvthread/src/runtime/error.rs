@@ -82,6 +82,13 @@ pub enum SpawnError {
     /// parent: in the child it has no worker or timer threads (see the
     /// `fork()` section of `docs/safety.md`).
     Forked,
+    /// The requested stack size is larger than the largest size class.
+    StackSize {
+        /// Bytes asked for.
+        requested: usize,
+        /// The largest stack size.
+        max: usize,
+    },
 }
 
 impl fmt::Display for SpawnError {
@@ -101,6 +108,9 @@ impl fmt::Display for SpawnError {
                 write!(f, "cannot spawn: the OS refused GVThread stack memory: {e}")
             }
             SpawnError::Forked => write!(f, "cannot spawn: {}", crate::util::fork::FORKED_MESSAGE),
+            SpawnError::StackSize { requested, max } => {
+                write!(f, "cannot spawn: a stack of {requested} bytes exceeds the largest stack size ({max} bytes)")
+            }
         }
     }
 }

@@ -74,12 +74,12 @@ impl Runtime {
         config.fork_generation = crate::util::fork::generation();
         let guard = crate::memory::probe_guard_scheme();
         if guard == GuardScheme::Mprotect {
-            check_map_budget(config.max_gvthreads)?;
+            check_map_budget()?;
         }
         // Room for the slots the worker roles may hold in their private caches.
         let roles = config.resolved_workers() + config.num_low_priority_workers;
         let capacity = config.max_gvthreads + roles * crate::memory::SlotCache::CAPACITY;
-        let slots = SlotPool::new(capacity, guard).map_err(RuntimeError::AddressSpace)?;
+        let slots = SlotPool::new(capacity, guard, config.stack_class()).map_err(RuntimeError::AddressSpace)?;
         let shared = Arc::new(Shared::new(config, slots));
         let mut rt = Runtime { shared, timer: None, dumper: None, stopped: false };
 
@@ -225,12 +225,17 @@ impl fmt::Debug for Runtime {
     }
 }
 
-/// Without guard markers each slot costs two kernel mappings: refuse a
-/// configuration the current `vm.max_map_count` cannot honour.
-fn check_map_budget(max_gvthreads: usize) -> Result<(), RuntimeError> {
+/// Without guard markers each slot costs two kernel mappings. The budget is
+/// checked where it is spent: each time the slot pool prepares more slots it
+/// compares the process's *current* mapping count (cached and free slots,
+/// other runtimes, everything else mapped) with `vm.max_map_count`, and a
+/// spawn beyond it fails with a clear `SpawnError::Memory`. Here only the
+/// room for a first batch of slots is required, so that a process already
+/// at the limit gets the error when the runtime is built.
+fn check_map_budget() -> Result<(), RuntimeError> {
     let (Some(limit), Some(current)) = (crate::memory::max_map_count(), crate::memory::current_map_count()) else {
         return Ok(());
     };
-    let needed = current + 2 * max_gvthreads + 1024;
+    let needed = current + 2 * 64 + 1024;
     if needed > limit { Err(RuntimeError::MapCountTooLow { needed, limit }) } else { Ok(()) }
 }

@@ -38,49 +38,85 @@ use crate::loom::AtomicU32;
 /// "No slot": the end of a list.
 pub(crate) const NIL: u32 = u32::MAX;
 
-/// One link word per slot, shared by every home queue of a runtime.
+/// One link word per slot id, shared by every home queue of a runtime.
+///
+/// Slot ids range over every chunk a pool could ever reserve (all stack
+/// sizes), far more than are alive at once, so the table is a reservation
+/// of address space (`MAP_NORESERVE`): a page of links costs memory only
+/// once a slot id in its range was queued.
 pub(crate) struct Links {
-    next: Box<[AtomicU32]>,
+    #[cfg(not(loom))]
+    table: std::ptr::NonNull<AtomicU32>,
+    #[cfg(loom)]
+    table: Box<[AtomicU32]>,
+    len: usize,
 }
 
+// SAFETY: the table is only accessed through atomics.
+unsafe impl Send for Links {}
+// SAFETY: as above.
+unsafe impl Sync for Links {}
+
 impl Links {
-    /// A table for slots `0..capacity`. Pages are committed as links are
-    /// first written (the table is a zeroed allocation, which the allocator
-    /// maps lazily for large sizes).
+    /// A table for slot ids `0..capacity`.
+    ///
+    /// # Panics
+    /// If the address space cannot be reserved (a runtime cannot work
+    /// without it; the pool reserved far more already).
+    #[cfg(not(loom))]
     pub(crate) fn new(capacity: usize) -> Links {
-        Links { next: zeroed_table(capacity) }
+        let len = capacity.max(1);
+        let bytes = len.checked_mul(std::mem::size_of::<AtomicU32>()).expect("link table size overflows");
+        // SAFETY: a fresh anonymous private mapping; no existing memory is
+        // affected. Zero-filled pages are valid `AtomicU32`s.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        assert!(p != libc::MAP_FAILED, "gvthread: cannot reserve {bytes} bytes for the run-queue links");
+        Links { table: std::ptr::NonNull::new(p.cast()).expect("mmap returned null"), len }
+    }
+
+    /// A table for slot ids `0..capacity` (loom models: a plain vector).
+    #[cfg(loom)]
+    pub(crate) fn new(capacity: usize) -> Links {
+        Links { table: (0..capacity).map(|_| AtomicU32::new(0)).collect(), len: capacity }
+    }
+
+    #[inline]
+    fn word(&self, slot: u32) -> &AtomicU32 {
+        assert!((slot as usize) < self.len, "slot id {slot} beyond the link table");
+        #[cfg(not(loom))]
+        // SAFETY: `slot < len`, the mapping holds `len` words and lives as
+        // long as `self`.
+        return unsafe { &*self.table.as_ptr().add(slot as usize) };
+        #[cfg(loom)]
+        return &self.table[slot as usize];
     }
 
     #[inline]
     fn get(&self, slot: u32) -> u32 {
-        self.next[slot as usize].load(Ordering::Relaxed)
+        self.word(slot).load(Ordering::Relaxed)
     }
 
     #[inline]
     fn set(&self, slot: u32, next: u32) {
-        self.next[slot as usize].store(next, Ordering::Relaxed);
+        self.word(slot).store(next, Ordering::Relaxed);
     }
 }
 
 #[cfg(not(loom))]
-fn zeroed_table(capacity: usize) -> Box<[AtomicU32]> {
-    let capacity = capacity.max(1);
-    let layout = std::alloc::Layout::array::<AtomicU32>(capacity).expect("link table size overflows");
-    // SAFETY: the layout has a non-zero size; an all-zero AtomicU32 is a valid
-    // value, so the zeroed allocation is an initialised slice, which the Box
-    // then owns (allocated with the global allocator and this exact layout).
-    unsafe {
-        let p = std::alloc::alloc_zeroed(layout).cast::<AtomicU32>();
-        if p.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
-        Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, capacity))
+impl Drop for Links {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, of this size, unmapped once.
+        unsafe { libc::munmap(self.table.as_ptr().cast(), self.len * std::mem::size_of::<AtomicU32>()) };
     }
-}
-
-#[cfg(loom)]
-fn zeroed_table(capacity: usize) -> Box<[AtomicU32]> {
-    (0..capacity).map(|_| AtomicU32::new(0)).collect()
 }
 
 /// A multi-producer, single-consumer FIFO of slot ids (see the module docs).

@@ -33,6 +33,9 @@ pub(crate) struct Header {
     /// What the GVThread waits on, for `Handle::dump` (written by the
     /// GVThread itself in `sched::park`, read by the dump).
     pub(crate) wait: WaitInfo,
+    /// The name given with [`Builder::name`](crate::Builder::name) (taken at
+    /// exit). Read by the overflow handler through [`name_at_top`].
+    pub(crate) name: UnsafeCell<Option<Box<str>>>,
 }
 
 /// Where and since when a GVThread waits: three relaxed words, written by
@@ -84,6 +87,18 @@ impl WaitInfo {
         let site = unsafe { site.cast_const().as_ref() };
         (site, self.since.load(Ordering::Relaxed), self.deadline.load(Ordering::Relaxed))
     }
+}
+
+/// The name of the GVThread whose slot ends at `top`, for the overflow
+/// report. Async-signal-safe: plain reads, no allocation.
+///
+/// # Safety
+/// `top` is the top of a slot in use (its header was written at spawn).
+pub(crate) unsafe fn name_at_top(top: *const u8) -> Option<&'static [u8]> {
+    let header = top.wrapping_sub(HEADER_SIZE).cast::<Header>();
+    // SAFETY: by the caller's contract the header is initialised; the name
+    // is only replaced by its own GVThread, which is the one overflowing.
+    unsafe { (*(*header).name.get()).as_deref().map(|s| &*(s.as_bytes() as *const [u8])) }
 }
 
 /// Bytes reserved for the header at the top of a slot.

@@ -5,17 +5,30 @@
 //! another. Whoever swaps the completion pointer out of the pool owns that
 //! reference and completes the join exactly once: the GVThread itself when it
 //! ends, or the runtime when it abandons GVThreads at shutdown.
+//!
+//! # The joiner
+//!
+//! A GVThread of the same runtime waits through `gv_waiter`, one atomic word
+//! holding its (slot, generation): registering is a store, completing is a
+//! swap, and the wake goes through the completer's runtime (the joinee's,
+//! which is the joiner's), so no reference is cloned or freed per join.
+//! The joiner stores its word and then reads `status`; the completer stores
+//! `status` and then swaps the word out; both pairs are `SeqCst`, so either
+//! the joiner sees `DONE` or the completer sees the joiner (Dekker). Other
+//! joiners (OS threads, async tasks, GVThreads of another runtime) use the
+//! `waiter` slot under its lock.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use super::id::GVThreadId;
+use crate::runtime::shared::Shared;
 use crate::sched::park::{self, Waiter};
 use crate::sync::cancel::CancellationToken;
 
@@ -27,6 +40,11 @@ const TAKEN: u8 = 2;
 #[repr(C)]
 pub(crate) struct JoinCore {
     status: AtomicU8,
+    /// A joining GVThread of the joinee's runtime: `slot << 32 | generation`
+    /// (0: none; generations are never 0).
+    gv_waiter: AtomicU64,
+    /// The joinee's runtime (identity only, never dereferenced).
+    runtime: *const Shared,
     waiter: Mutex<Option<Waiter>>,
     token: CancellationToken,
     abandon_fn: unsafe fn(*const JoinCore),
@@ -45,6 +63,35 @@ impl JoinCore {
 
     fn is_done(&self) -> bool {
         self.status.load(Ordering::Acquire) != PENDING
+    }
+
+    /// Registers the calling GVThread if it belongs to the joinee's runtime
+    /// (the atomic path, see the module docs); false otherwise.
+    fn register_gvthread(&self) -> bool {
+        let Some((m, slot)) = crate::sched::machine::current_gvthread() else { return false };
+        if !std::ptr::eq(&*m.shared, self.runtime) {
+            return false;
+        }
+        let generation = crate::task::state::generation(m.shared.slots.state(slot).load(Ordering::Relaxed));
+        self.gv_waiter.store(u64::from(slot) << 32 | u64::from(generation), Ordering::SeqCst);
+        true
+    }
+
+    /// Wakes the joiner registered in `gv_waiter`, if any. Called by the
+    /// completer after publishing `DONE`.
+    fn wake_gvthread(&self) {
+        let w = self.gv_waiter.swap(0, Ordering::SeqCst);
+        if w == 0 {
+            return;
+        }
+        // The completer runs on a machine of the joinee's runtime (a
+        // GVThread's exit); at shutdown (no machine) joiners of this runtime
+        // are being unwound anyway.
+        if let Some(m) = crate::sched::machine::current()
+            && std::ptr::eq(&*m.shared, self.runtime)
+        {
+            m.shared.wake((w >> 32) as u32, w as u32);
+        }
     }
 
     /// Registers `w` to be woken at completion (replacing an older waiter).
@@ -67,7 +114,8 @@ pub(crate) struct JoinState<T> {
     result: UnsafeCell<Option<Result<T, JoinError>>>,
 }
 
-// SAFETY: `result` is written once by the completer (the unique owner of the
+// SAFETY: `runtime` is only compared, never dereferenced. `result` is
+// written once by the completer (the unique owner of the
 // completion reference) before `status` is set with Release, and read only by
 // the JoinHandle's owner after observing it with Acquire; T: Send is enough
 // for the value to move between threads that way.
@@ -76,10 +124,12 @@ unsafe impl<T: Send> Sync for JoinState<T> {}
 unsafe impl<T: Send> Send for JoinState<T> {}
 
 impl<T> JoinState<T> {
-    pub(crate) fn new(token: CancellationToken) -> Arc<JoinState<T>> {
+    pub(crate) fn new(token: CancellationToken, runtime: *const Shared) -> Arc<JoinState<T>> {
         Arc::new(JoinState {
             core: JoinCore {
                 status: AtomicU8::new(PENDING),
+                gv_waiter: AtomicU64::new(0),
+                runtime,
                 waiter: Mutex::new(None),
                 token,
                 abandon_fn: Self::abandon_erased,
@@ -108,7 +158,9 @@ impl<T> JoinState<T> {
         // SAFETY: only the completer writes `result`, once, before publishing
         // DONE; the reader waits for DONE.
         unsafe { *this.result.get() = Some(result) };
-        this.core.status.store(DONE, Ordering::Release);
+        // SeqCst: pairs with the joiner's store of `gv_waiter` (module docs).
+        this.core.status.store(DONE, Ordering::SeqCst);
+        this.core.wake_gvthread();
         let w = crate::sched::machine::in_section(|| this.core.waiter.lock().unwrap_or_else(|e| e.into_inner()).take());
         if let Some(w) = w {
             w.wake();
@@ -161,8 +213,11 @@ impl<T> JoinHandle<T> {
             if let Some(r) = self.try_take() {
                 return r;
             }
-            self.state.core.register(Waiter::current());
-            if self.state.core.is_done() {
+            if !self.state.core.register_gvthread() {
+                self.state.core.register(Waiter::current());
+            }
+            // SeqCst: pairs with the completer's store of DONE.
+            if self.state.core.status.load(Ordering::SeqCst) != PENDING {
                 continue;
             }
             park::park();
@@ -229,18 +284,27 @@ pub struct JoinError {
 
 enum Repr {
     /// The GVThread panicked; the payload is kept for `into_panic`.
-    Panic { message: Option<String>, payload: Mutex<Box<dyn Any + Send + 'static>> },
+    Panic { message: Option<String>, name: Option<String>, payload: Mutex<Box<dyn Any + Send + 'static>> },
     /// The runtime shut down before the GVThread finished.
     Cancelled,
 }
 
 impl JoinError {
-    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+    /// A panic of a GVThread that has a name (see [`Builder::name`](crate::Builder::name)).
+    pub(crate) fn panic_named(payload: Box<dyn Any + Send + 'static>, name: Option<String>) -> JoinError {
         let message = payload
             .downcast_ref::<&'static str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned());
-        JoinError { repr: Repr::Panic { message, payload: Mutex::new(payload) } }
+        JoinError { repr: Repr::Panic { message, name, payload: Mutex::new(payload) } }
+    }
+
+    /// The name of the GVThread that panicked, if it had one.
+    pub fn name(&self) -> Option<&str> {
+        match &self.repr {
+            Repr::Panic { name, .. } => name.as_deref(),
+            Repr::Cancelled => None,
+        }
     }
 
     pub(crate) fn cancelled() -> JoinError {
@@ -281,7 +345,10 @@ impl JoinError {
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Panic { message, .. } => f.debug_tuple("JoinError::Panic").field(message).finish(),
+            Repr::Panic { message, name: None, .. } => f.debug_tuple("JoinError::Panic").field(message).finish(),
+            Repr::Panic { message, name: Some(n), .. } => {
+                f.debug_tuple("JoinError::Panic").field(message).field(n).finish()
+            }
             Repr::Cancelled => f.write_str("JoinError::Cancelled"),
         }
     }
@@ -290,8 +357,16 @@ impl fmt::Debug for JoinError {
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Panic { message: Some(m), .. } => write!(f, "GVThread panicked: {m}"),
-            Repr::Panic { message: None, .. } => write!(f, "GVThread panicked"),
+            Repr::Panic { message, name, .. } => {
+                f.write_str("GVThread ")?;
+                if let Some(n) = name {
+                    write!(f, "'{n}' ")?;
+                }
+                match message {
+                    Some(m) => write!(f, "panicked: {m}"),
+                    None => f.write_str("panicked"),
+                }
+            }
             Repr::Cancelled => write!(f, "GVThread cancelled: its runtime shut down before it finished"),
         }
     }

@@ -1,6 +1,7 @@
 //! GVThreads themselves: state word, header, ids, priorities, spawning,
 //! joining, and GVThread-local storage.
 
+pub(crate) mod builder;
 pub(crate) mod header;
 pub(crate) mod id;
 pub(crate) mod join;

@@ -15,7 +15,7 @@ use super::local::LocalMap;
 use super::priority::Priority;
 use super::state;
 use crate::arch;
-use crate::memory::AllocError;
+use crate::memory::{AllocError, StackClass};
 use crate::runtime::error::SpawnError;
 use crate::runtime::shared::Shared;
 use crate::sched::machine;
@@ -41,25 +41,72 @@ fn parent_token(shared: &Shared) -> CancellationToken {
     }
 }
 
+/// How to spawn: what [`Builder`](crate::Builder) collects.
+pub(crate) struct SpawnOptions {
+    pub(crate) prio: Priority,
+    /// `None`: the runtime's default stack size.
+    pub(crate) class: Option<StackClass>,
+    pub(crate) name: Option<Box<str>>,
+}
+
 /// Spawns `f` as a GVThread of `shared`.
 pub(crate) fn spawn_on<F, T>(shared: &Arc<Shared>, prio: Priority, f: F) -> Result<JoinHandle<T>, SpawnError>
 where
     F: FnOnce(CancellationToken) -> T + Send + 'static,
     T: Send + 'static,
 {
-    // Spawning touches the caller's run queue and the slot pool's locks: not
-    // to be interrupted by a forced preemption.
+    spawn_with(shared, SpawnOptions { prio, class: None, name: None }, f)
+}
+
+/// Spawns `f` as a GVThread of `shared`, with options.
+pub(crate) fn spawn_with<F, T>(shared: &Arc<Shared>, opts: SpawnOptions, f: F) -> Result<JoinHandle<T>, SpawnError>
+where
+    F: FnOnce(CancellationToken) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // Spawning touches the caller's run queue and slot cache: not to be
+    // interrupted by a forced preemption.
     machine::in_section(|| {
         if size_of::<F>() > MAX_INLINE_PAYLOAD || align_of::<F>() > 64 {
             let boxed = Box::new(f);
-            return spawn_inline(shared, prio, boxed);
+            return spawn_inline(shared, opts, boxed);
         }
-        spawn_inline(shared, prio, f)
+        spawn_inline(shared, opts, f)
     })
 }
 
+/// A slot of `class`: the role's cache first, then the pool (lock-free while
+/// prepared slots remain). Inside the spawn's runtime section.
+fn take_slot(shared: &Shared, class: StackClass) -> Result<u32, AllocError> {
+    let default = class == shared.config.stack_class();
+    let cached = match machine::current() {
+        // SAFETY: `spawn_with` runs this inside a runtime section, on the
+        // machine holding the role whose cache this is.
+        Some(m) if default && std::ptr::eq(&*m.shared, shared) && !m.worker_ptr().is_null() => unsafe {
+            m.worker().slot_cache.pop()
+        },
+        _ => None,
+    };
+    if let Some(s) = cached {
+        if shared.slots.class_of(s) == class {
+            return Ok(s);
+        }
+        // Cached by a GVThread of another class: back to its pool.
+        if shared.slots.release(s) {
+            shared.timers.parker.unpark();
+        }
+    }
+    let a = shared.slots.allocate(class)?;
+    if a.kick {
+        // Ask the timer thread to prepare more slots ahead of demand (one
+        // futex wake per refill, not per spawn).
+        shared.timers.parker.unpark();
+    }
+    Ok(a.slot)
+}
+
 /// Spawns `f`, copying it onto the new GVThread's stack.
-fn spawn_inline<F, T>(shared: &Arc<Shared>, prio: Priority, f: F) -> Result<JoinHandle<T>, SpawnError>
+fn spawn_inline<F, T>(shared: &Arc<Shared>, opts: SpawnOptions, f: F) -> Result<JoinHandle<T>, SpawnError>
 where
     F: FnOnce(CancellationToken) -> T + Send + 'static,
     T: Send + 'static,
@@ -76,15 +123,9 @@ where
         shared.gvthread_exited();
         return Err(SpawnError::ShutDown);
     }
-    let cached = match machine::current() {
-        // SAFETY: `spawn_on` runs this inside a runtime section, on the
-        // machine holding the role whose cache this is.
-        Some(m) if std::ptr::eq(&*m.shared, &**shared) && !m.worker_ptr().is_null() => unsafe {
-            m.worker().slot_cache.pop()
-        },
-        _ => None,
-    };
-    let slot = match cached.map(Ok).unwrap_or_else(|| shared.slots.allocate()) {
+    let prio = opts.prio;
+    let class = opts.class.unwrap_or_else(|| shared.config.stack_class());
+    let slot = match take_slot(shared, class) {
         Ok(s) => s,
         Err(AllocError::Os(e)) => {
             shared.gvthread_exited();
@@ -92,7 +133,7 @@ where
         }
     };
     let token = parent_token(shared);
-    let join = JoinState::<T>::new(token.clone());
+    let join = JoinState::<T>::new(token.clone(), Arc::as_ptr(shared));
     let st = shared.slots.state(slot);
     let generation = state::generation(st.load(Ordering::Acquire)).wrapping_add(1).max(1);
 
@@ -117,6 +158,7 @@ where
                 bound: AtomicPtr::new(ptr::null_mut()),
                 no_preempt: std::cell::Cell::new(0),
                 wait: super::header::WaitInfo::new(),
+                name: UnsafeCell::new(opts.name),
             },
         );
     }
@@ -150,7 +192,14 @@ where
     let token = unsafe { (*(*m.shared.header(slot)).token.get()).clone() }.unwrap_or_default();
     let result = catch_unwind(AssertUnwindSafe(move || f(token)));
     finish::<T>(result.map_err(|payload| {
-        if payload.is::<ShutdownUnwind>() { JoinError::cancelled() } else { JoinError::panic(payload) }
+        if payload.is::<ShutdownUnwind>() {
+            JoinError::cancelled()
+        } else {
+            let Some((m, slot)) = machine::current_gvthread() else { fatal("GVThread lost its worker") };
+            // SAFETY: our own header; only we touch the name.
+            let name = unsafe { (*(*m.shared.header(slot)).name.get()).as_deref().map(str::to_owned) };
+            JoinError::panic_named(payload, name)
+        }
     }))
 }
 
@@ -165,6 +214,7 @@ fn finish<T: Send + 'static>(result: Result<T, JoinError>) -> ! {
         unsafe {
             LocalMap::clear((*header).locals.get());
             drop((*(*header).token.get()).take());
+            drop((*(*header).name.get()).take());
         }
     });
     if teardown.is_err() {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::preempt::Monitor;
 use crate::runtime::shared::Shared;
@@ -10,13 +10,6 @@ use crate::runtime::shared::Shared;
 /// Consecutive monitor ticks without a busy worker before the monitor sleeps
 /// until a worker becomes busy again.
 const QUIET_TICKS_BEFORE_IDLE: u32 = 10;
-
-/// How often housekeeping runs while there is some to do.
-const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(1);
-/// Free slots whose pages are given back per housekeeping round.
-/// (About 2 ms of `madvise` calls: short enough not to delay the preemption
-/// monitor much, fast enough to give back a million slots in ~3 s.)
-const TRIM_PER_ROUND: usize = 1024;
 
 /// Runs until the runtime stops.
 ///
@@ -55,11 +48,10 @@ pub(crate) fn run(shared: Arc<Shared>) {
             continue;
         }
         let mut wait = next.map(|t| t.saturating_duration_since(now));
-        if shared.slots.needs_trim() {
-            shared.slots.trim(TRIM_PER_ROUND);
-            if shared.slots.needs_trim() {
-                wait = Some(wait.map_or(HOUSEKEEPING_INTERVAL, |w| w.min(HOUSEKEEPING_INTERVAL)));
-            }
+        // Slot pool maintenance (memory/scavenge.rs): slots prepared ahead of
+        // spawns, memory of long-free slots given back.
+        if let Some(d) = shared.slots.housekeep() {
+            wait = Some(wait.map_or(d, |w| w.min(d)));
         }
         // Preemption monitor: tick every `timer_interval` while a role is
         // busy; otherwise sleep until a role becomes busy (`wake_monitor`).

@@ -11,10 +11,8 @@
 //!
 //! Every figure comes from a child process (this binary re-executed with
 //! `GVTHREAD_SPAWN_CHILD=...`), median of 3 runs. gvthread runtimes here run
-//! with `enable_forced_preempt(false)`: the spawning GVThread runs for more
-//! than a time slice, and until issue 10 lands a GVThread frozen by SIGURG
-//! inside `malloc`/`free` can deadlock the runtime (seen in these very
-//! workloads); set `GVTHREAD_SPAWN_PREEMPT=1` to measure with it.
+//! with the default settings (forced preemption on); set
+//! `GVTHREAD_SPAWN_PREEMPT=0` to measure without it.
 //! `GVTHREAD_SPAWN_ROWS=parked,burst,batch` picks sections. One command runs them all:
 //! `cargo bench -p benches --bench spawn` (a few minutes; the 1M children
 //! need about 10 GiB, one at a time). `GVTHREAD_SPAWN_N=100000` scales the
@@ -45,7 +43,7 @@ fn per(d: Duration, n: usize) -> f64 {
 // ---------------------------------------------------------------- gvthread
 
 fn config(workers: usize) -> SchedulerConfig {
-    let preempt = std::env::var("GVTHREAD_SPAWN_PREEMPT").is_ok_and(|v| v == "1");
+    let preempt = std::env::var("GVTHREAD_SPAWN_PREEMPT").map_or(true, |v| v != "0");
     SchedulerConfig::default().num_workers(workers).enable_forced_preempt(preempt)
 }
 

@@ -14,12 +14,10 @@ const BATCH: usize = 2_000;
 #[test]
 fn churn_keeps_rss_flat() {
     let _w = common::watchdog("churn_keeps_rss_flat", Duration::from_secs(120));
-    // Forced preemption off: this test is about memory, and the spawning
-    // GVThread runs for more than a time slice per cycle in debug builds; a
-    // SIGURG that freezes it inside malloc/free can deadlock the runtime
-    // until issue 10 item 0 is fixed (reproduced here 4 of 4 runs in debug
-    // on a loaded 2-vCPU machine; release 0 of 4).
-    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(2).enable_forced_preempt(false));
+    // With forced preemption on (the default): the spawning GVThread runs
+    // for more than a time slice per cycle in debug builds and is preempted
+    // while it allocates and frees, which must never deadlock.
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(2));
     let (rss_warm, rss_end) = rt.block_on(|| {
         let mut joins = Vec::with_capacity(BATCH);
         let cycle = |joins: &mut Vec<gvthread::JoinHandle<usize>>| {

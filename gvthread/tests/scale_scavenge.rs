@@ -32,9 +32,7 @@ fn memory_returns_to_baseline_after_a_peak_and_a_second_burst_reuses_it() {
         return;
     }
     const N: usize = 30_000;
-    // Forced preemption off: a memory test (see scale_churn.rs for why).
-    let mut rt =
-        gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(2).enable_forced_preempt(false));
+    let mut rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(2));
     rt.block_on(|| burst(10)); // runtime threads and a few slots warmed up
     let (base_pte, base_rss) = (common::vm_pte_kib(), common::rss_bytes() / 1024);
     let (after_first, after_second) = rt.block_on(|| {
@@ -77,9 +75,7 @@ fn small_stack_classes_work_and_share_page_tables() {
         return;
     }
     const N: usize = 20_000;
-    let mut rt = gvthread::Runtime::new(
-        gvthread::SchedulerConfig::default().num_workers(2).stack_size(256 * 1024).enable_forced_preempt(false),
-    );
+    let mut rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(2).stack_size(256 * 1024));
     let base = common::vm_pte_kib();
     let peak = rt.block_on(|| {
         let (tx, rx) = gvthread::channel::<()>(0);

@@ -22,7 +22,13 @@
 //!   spinners starve the sleeper; they are bounded to [`SPIN_LIMIT`] so the
 //!   bench ends. If `go` is on `PATH`, `benches/go/fairness.go` runs the same
 //!   scenario on Go (GOMAXPROCS=2; Go preempts goroutines after 10 ms).
-//!   Target (not asserted): gvthread p99 ≤ time_slice + grace_period + 1 ms.
+//!   Also: the same with free migration and with wake-up preemption off,
+//!   on OS threads, and the spinners' throughput beside the sleeper against
+//!   alone. Target (not asserted): gvthread p99 ≤ 2 ms, spinners ≥ 90%.
+//! * **(d)** 1 worker, 1 hog, a 1 ms sleeper: target p50 lateness ≤ 1.5 ms.
+//! * **(e)** channel ping-pong pairs beside hogs (1 worker / 1 hog, 2 workers
+//!   / 2 hogs): round trips beside the hogs as a share of alone; targets
+//!   ≥ 50% and ≥ 75%.
 //!
 //! Criterion cannot report percentiles, so (b) and (c) are plain timed
 //! sections printed after criterion's output. Run with
@@ -172,11 +178,18 @@ fn to_durations(ns: Vec<u64>) -> Vec<Duration> {
 
 // ---------------------------------------------------------------- (c)
 
-/// Lateness of each 1 ms sleep while the spinners run (at most `SLEEPS`).
-fn gvthread_fairness(sleeps: usize, spin_limit: Duration) -> (Vec<Duration>, RuntimeMetrics) {
-    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(2));
-    let lateness = rt.block_on(move || {
+/// Lateness of each 1 ms sleep while the spinners run (at most `sleeps`;
+/// none with `sleeps == 0`: the spinners alone, for 2 s), and the spinners'
+/// total loop iterations per second.
+fn gvthread_fairness(
+    config: SchedulerConfig,
+    sleeps: usize,
+    spin_limit: Duration,
+) -> (Vec<Duration>, f64, RuntimeMetrics) {
+    let mut rt = Runtime::new(config.num_workers(2));
+    let (lateness, rate) = rt.block_on(move || {
         let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
         let spinners: Vec<_> = (0..SPINNERS)
             .map(|_| {
                 let stop = stop.clone();
@@ -191,24 +204,138 @@ fn gvthread_fairness(sleeps: usize, spin_limit: Duration) -> (Vec<Duration>, Run
                 })
             })
             .collect();
-        let sleeper = gvthread::spawn(move |_| {
-            let mut late = Vec::with_capacity(sleeps);
-            let started = Instant::now();
-            while late.len() < sleeps && started.elapsed() < spin_limit {
-                let due = Instant::now() + Duration::from_millis(1);
-                gvthread::sleep(Duration::from_millis(1));
-                late.push(Instant::now().saturating_duration_since(due));
+        let late = if sleeps == 0 {
+            gvthread::sleep(Duration::from_secs(2));
+            Vec::new()
+        } else {
+            let sleeper = gvthread::spawn(move |_| {
+                let mut late = Vec::with_capacity(sleeps);
+                let started = Instant::now();
+                while late.len() < sleeps && started.elapsed() < spin_limit {
+                    let due = Instant::now() + Duration::from_millis(1);
+                    gvthread::sleep(Duration::from_millis(1));
+                    late.push(Instant::now().saturating_duration_since(due));
+                }
+                late
+            });
+            sleeper.join().unwrap()
+        };
+        stop.store(true, Ordering::Relaxed);
+        let total: u64 = spinners.into_iter().map(|s| black_box(s.join().unwrap())).sum();
+        (late, total as f64 / started.elapsed().as_secs_f64())
+    });
+    (lateness, rate, rt.metrics())
+}
+
+/// The same scenario on OS threads: 4 spinning threads and one sleeping
+/// thread, scheduled by Linux.
+fn os_thread_fairness(sleeps: usize, spin_limit: Duration) -> Vec<Duration> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinners: Vec<_> = (0..SPINNERS)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) && start.elapsed() < spin_limit {
+                    n = n.wrapping_add(1);
+                }
+                n
+            })
+        })
+        .collect();
+    let mut late = Vec::with_capacity(sleeps);
+    let started = Instant::now();
+    while late.len() < sleeps && started.elapsed() < spin_limit {
+        let due = Instant::now() + Duration::from_millis(1);
+        std::thread::sleep(Duration::from_millis(1));
+        late.push(Instant::now().saturating_duration_since(due));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for s in spinners {
+        black_box(s.join().unwrap());
+    }
+    late
+}
+
+/// One worker, one hog: lateness of a 1 ms sleeper beside it.
+fn one_worker_sleeper(sleeps: usize) -> Vec<Duration> {
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1));
+    rt.block_on(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let hog = gvthread::spawn(move |_| {
+            let mut n = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                n = n.wrapping_add(1);
             }
-            late
+            n
+        });
+        let sleeper = gvthread::spawn(move |_| {
+            (0..sleeps)
+                .map(|_| {
+                    let due = Instant::now() + Duration::from_millis(1);
+                    gvthread::sleep(Duration::from_millis(1));
+                    Instant::now().saturating_duration_since(due)
+                })
+                .collect::<Vec<_>>()
         });
         let late = sleeper.join().unwrap();
         stop.store(true, Ordering::Relaxed);
-        for s in spinners {
-            black_box(s.join().unwrap());
-        }
+        black_box(hog.join().unwrap());
         late
-    });
-    (lateness, rt.metrics())
+    })
+}
+
+/// Round trips of channel ping-pong pairs (one per worker) in `for_`, beside
+/// one CPU hog per worker or not.
+fn pairs_beside_hogs(workers: usize, hogs: bool, for_: Duration) -> u64 {
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(workers));
+    rt.block_on(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let hog_handles: Vec<_> = (0..if hogs { workers } else { 0 })
+            .map(|_| {
+                let s = stop.clone();
+                gvthread::spawn(move |_| {
+                    while !s.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        let pairs: Vec<_> = (0..workers)
+            .map(|_| {
+                let s = stop.clone();
+                gvthread::spawn(move |_| {
+                    let (tx1, rx1) = gvthread::channel::<u64>(0);
+                    let (tx2, rx2) = gvthread::channel::<u64>(0);
+                    let echo = gvthread::spawn(move |_| {
+                        for v in rx1.iter() {
+                            if tx2.send(v).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    let mut n = 0u64;
+                    while !s.load(Ordering::Relaxed) {
+                        tx1.send(n).unwrap();
+                        rx2.recv().unwrap();
+                        n += 1;
+                    }
+                    drop(tx1);
+                    echo.join().unwrap();
+                    n
+                })
+            })
+            .collect();
+        gvthread::sleep(for_);
+        stop.store(true, Ordering::Relaxed);
+        let n = pairs.into_iter().map(|p| p.join().unwrap()).sum();
+        for h in hog_handles {
+            h.join().unwrap();
+        }
+        n
+    })
 }
 
 fn tokio_fairness(sleeps: usize, spin_limit: Duration) -> Vec<Duration> {
@@ -267,8 +394,15 @@ fn fairness(quick: bool) {
          (spinners and sleeper give up after {limit:?})"
     );
     print_header("runtime");
-    let (late, m) = gvthread_fairness(sleeps, limit);
-    print_row("gvthread (10 ms slice + 1 ms grace)", &late);
+    let (late, with_ticker, m) = gvthread_fairness(SchedulerConfig::default(), sleeps, limit);
+    print_row("gvthread (defaults)", &late);
+    // SAFETY: these GVThreads keep no thread-bound state across blocking calls.
+    let free = unsafe { SchedulerConfig::default().free_migration(true) };
+    let (late_free, _, _) = gvthread_fairness(free, sleeps, limit);
+    print_row("gvthread (free migration)", &late_free);
+    let late_off = gvthread_fairness(SchedulerConfig::default().wakeup_granularity(Duration::MAX), sleeps, limit).0;
+    print_row("gvthread (no wake-up preemption)", &late_off);
+    print_row("OS threads", &os_thread_fairness(sleeps, limit));
     let late = tokio_fairness(sleeps, limit);
     print_row("tokio multi-thread", &late);
     if !quick {
@@ -276,6 +410,28 @@ fn fairness(quick: bool) {
     }
     println!("gvthread metrics:");
     print_metrics(&m);
+    if quick {
+        return;
+    }
+    let (_, alone, _) = gvthread_fairness(SchedulerConfig::default(), 0, Duration::from_secs(2));
+    println!(
+        "spinners' throughput beside the sleeper: {:.1}% of alone ({:.3e} vs {:.3e} iterations/s)",
+        100.0 * with_ticker / alone,
+        with_ticker,
+        alone
+    );
+    println!("\n(d) 1 worker, 1 hog, a 1 ms sleeper ({sleeps} sleeps)");
+    print_header("runtime");
+    print_row("gvthread (defaults)", &one_worker_sleeper(sleeps));
+    println!("\n(e) channel ping-pong pairs beside CPU hogs (2 s each)");
+    for workers in [1, 2] {
+        let alone = pairs_beside_hogs(workers, false, Duration::from_secs(2));
+        let beside = pairs_beside_hogs(workers, true, Duration::from_secs(2));
+        println!(
+            "{workers} worker(s), {workers} pair(s), {workers} hog(s): {beside} round trips beside the hogs, {alone} alone ({:.1}%)",
+            100.0 * beside as f64 / alone as f64
+        );
+    }
 }
 
 // ---------------------------------------------------------------- output
@@ -313,12 +469,13 @@ fn print_row(name: &str, samples: &[Duration]) {
 
 fn print_metrics(m: &RuntimeMetrics) {
     println!(
-        "  forced preemptions {}, signals sent {}, hand-offs {}, preempt requests {}, cooperative {}, \
-         no spare {}, thread cap reached {}, OS threads {} (spare {})",
+        "  forced preemptions {}, signals sent {}, hand-offs {}, preempt requests {}, wake-up preemptions {}, \
+         cooperative {}, no spare {}, thread cap reached {}, OS threads {} (spare {})",
         m.forced_preemptions,
         m.signals_sent,
         m.handoffs,
         m.preempt_requests,
+        m.wakeup_preemptions,
         m.cooperative_preemptions,
         m.no_spare,
         m.thread_cap_reached,

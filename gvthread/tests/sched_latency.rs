@@ -56,33 +56,40 @@ fn a_sleeper_beside_a_hog_gets_more_turns_than_whole_slices_allow() {
     assert!(turns >= 150, "the sleeper ran {turns} times in 1.5 s beside a hog with 50 ms slices: {m:?}");
 }
 
+/// One worker, 10 s slices and wake-up preemption off for equal
+/// priorities: a GVThread of priority `waker` wakes from a 20 ms sleep beside
+/// a hog of priority `hog`. Returns whether it ran before the hog gave up
+/// (after 5 s, having seen nothing): only the priority rule can get it in.
+fn woken_before_the_hog_gives_up(waker: Priority, hog: Priority) -> bool {
+    let mut rt = Runtime::new(
+        SchedulerConfig::default().num_workers(1).time_slice(Duration::from_secs(10)).wakeup_granularity(Duration::MAX),
+    );
+    rt.block_on(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let woken = gvthread::spawn_with_priority(waker, move |_| {
+            gvthread::sleep(Duration::from_millis(20));
+            s.store(true, Ordering::Relaxed);
+        });
+        // Let it park in its sleep first.
+        gvthread::sleep(Duration::from_millis(5));
+        let s = stop.clone();
+        let hog = gvthread::spawn_with_priority(hog, move |_| spin_until(&s, Duration::from_secs(5)));
+        let seen = hog.join().unwrap();
+        woken.join().unwrap();
+        seen
+    })
+}
+
 #[test]
 fn a_high_priority_wake_preempts_a_normal_hog_before_its_slice_ends() {
     if !common::isolated("a_high_priority_wake_preempts_a_normal_hog_before_its_slice_ends", LIMIT) {
         return;
     }
-    // A 10 s slice and wake-up preemption off for equal priorities: only the
-    // priority rule can get the High GVThread in before the hog gives up
-    // (after 5 s, having seen nothing).
-    let mut rt = Runtime::new(
-        SchedulerConfig::default().num_workers(1).time_slice(Duration::from_secs(10)).wakeup_granularity(Duration::MAX),
+    assert!(
+        woken_before_the_hog_gives_up(Priority::High, Priority::Normal),
+        "the High GVThread ran only after the Normal hog gave up its worker"
     );
-    let seen = rt.block_on(|| {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let urgent = gvthread::spawn_with_priority(Priority::High, move |_| {
-            gvthread::sleep(Duration::from_millis(20));
-            s.store(true, Ordering::Relaxed);
-        });
-        // Let the High one park in its sleep first.
-        gvthread::sleep(Duration::from_millis(5));
-        let s = stop.clone();
-        let hog = gvthread::spawn(move |_| spin_until(&s, Duration::from_secs(5)));
-        let seen = hog.join().unwrap();
-        urgent.join().unwrap();
-        seen
-    });
-    assert!(seen, "the High GVThread ran only after the Normal hog gave up its worker");
 }
 
 #[test]
@@ -90,24 +97,10 @@ fn a_low_priority_hog_yields_to_any_wake() {
     if !common::isolated("a_low_priority_hog_yields_to_any_wake", LIMIT) {
         return;
     }
-    let mut rt = Runtime::new(
-        SchedulerConfig::default().num_workers(1).time_slice(Duration::from_secs(10)).wakeup_granularity(Duration::MAX),
+    assert!(
+        woken_before_the_hog_gives_up(Priority::Normal, Priority::Low),
+        "the Normal GVThread ran only after the Low hog gave up its worker"
     );
-    let seen = rt.block_on(|| {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let normal = gvthread::spawn(move |_| {
-            gvthread::sleep(Duration::from_millis(20));
-            s.store(true, Ordering::Relaxed);
-        });
-        gvthread::sleep(Duration::from_millis(5));
-        let s = stop.clone();
-        let hog = gvthread::spawn_with_priority(Priority::Low, move |_| spin_until(&s, Duration::from_secs(5)));
-        let seen = hog.join().unwrap();
-        normal.join().unwrap();
-        seen
-    });
-    assert!(seen, "the Normal GVThread ran only after the Low hog gave up its worker");
 }
 
 /// Round trips of a channel ping-pong pair on one worker in `for_`, with a

@@ -1,5 +1,5 @@
 //! Code the preemption handler never freezes: the C library, the dynamic
-//! loader, the vDSO and the unwinder.
+//! loader and the unwinder.
 //!
 //! These hold process-wide locks that every thread takes, the runtime's
 //! threads included: a `malloc` arena lock (other threads free into the same
@@ -15,10 +15,16 @@
 //! the kernel), and freezing it is how a role escapes a thread blocked on a
 //! lock that a frozen GVThread holds.
 //!
+//! The vDSO is not on the list: its clock reads take no lock (they retry on
+//! a sequence counter), so freezing a thread inside one stalls nobody, and a
+//! CPU hog that reads the clock in its loop (`while t.elapsed() < d`) spends
+//! much of its time there; declining there made such hogs dodge most
+//! signals.
+//!
 //! The ranges are read once, with `dl_iterate_phdr`, when the first runtime
 //! installs the handler; the handler only reads them (atomics, no lock).
-//! Libraries loaded later by `dlopen` are not covered (the C library, the
-//! loader and the vDSO are always loaded at start-up).
+//! Libraries loaded later by `dlopen` are not covered (the C library and the
+//! loader are always loaded at start-up).
 
 use std::ffi::CStr;
 use std::sync::Once;
@@ -34,7 +40,7 @@ static INIT: Once = Once::new();
 
 /// Shared objects whose code is never frozen (matched against the start of
 /// the file name).
-const NAMES: [&[u8]; 7] = [b"libc.so", b"ld-linux", b"ld64.so", b"linux-vdso", b"libgcc_s", b"libpthread", b"libdl"];
+const NAMES: [&[u8]; 6] = [b"libc.so", b"ld-linux", b"ld64.so", b"libgcc_s", b"libpthread", b"libdl"];
 
 /// Reads the ranges (once per process).
 pub(crate) fn init() {

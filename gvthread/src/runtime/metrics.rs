@@ -54,7 +54,7 @@ pub struct RuntimeMetrics {
     /// thread nor a frozen GVThread to resume (retried at the next tick).
     pub no_spare: u64,
     /// Forced preemptions declined because the GVThread was running inside
-    /// the C library, the dynamic loader, the vDSO or the unwinder, whose
+    /// the C library, the dynamic loader or the unwinder, whose
     /// locks other threads need (retried at the next tick).
     pub unsafe_point_retries: u64,
     /// Times a spare OS thread was wanted but its role had all the threads

@@ -570,10 +570,9 @@ impl Drop for SlotPool {
             if p.is_null() {
                 continue;
             }
-            // SAFETY: `p` was made by `reserve_chunk` and swapped out above,
-            // so it is unmapped exactly once; no overflow handler reads it any
-            // more (unregistered above), and the pool is being dropped, so no
-            // GVThread or waker uses its side tables or stacks.
+            // No overflow handler reads `p` any more (unregistered above), and
+            // the pool is being dropped: no GVThread or waker uses it.
+            // SAFETY: made by `reserve_chunk`, swapped out above: unmapped once.
             unsafe {
                 if !released {
                     os::unreserve((*p).base, (*p).bytes());

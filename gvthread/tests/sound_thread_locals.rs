@@ -174,7 +174,7 @@ fn beside_a_hog(body: fn(u64)) -> gvthread::RuntimeMetrics {
 }
 
 #[test]
-#[ignore = "a rare concurrent use is still seen in release CI runs (about 1 in 8); cause not found yet: run with --ignored"]
+#[ignore = "a rare concurrent use is still seen in release CI runs (often on a quiet machine); cause not found yet: run with --ignored"]
 fn thread_locals_across_yields_are_never_used_by_two_threads_at_once() {
     let m = beside_a_hog(tls_across_yields);
     assert!(USES.load(Ordering::Relaxed) >= 4 * 2 * 20_000);
@@ -183,7 +183,7 @@ fn thread_locals_across_yields_are_never_used_by_two_threads_at_once() {
 }
 
 #[test]
-#[ignore = "a rare concurrent use is still seen in release CI runs (about 1 in 8); cause not found yet: run with --ignored"]
+#[ignore = "a rare concurrent use is still seen in release CI runs (often on a quiet machine); cause not found yet: run with --ignored"]
 fn an_rc_out_of_a_thread_local_is_never_used_by_two_threads_at_once() {
     let m = beside_a_hog(rc_across_parks);
     assert_eq!(OVERLAPS.load(Ordering::Relaxed), 0, "an Rc was used by two OS threads at once: {m:?}");

@@ -373,13 +373,25 @@ impl Shared {
         if state::home(self.slots.state(slot).load(Ordering::Relaxed)).is_some() {
             return false;
         }
-        if w.runnext.compare_exchange(slot, NO_SLOT, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-            self.global.push(Priority::Normal, slot);
-            self.idle.notify_one(&self.workers);
-            true
-        } else {
-            false
+        if w.runnext.compare_exchange(slot, NO_SLOT, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            return false;
         }
+        // The slot may have started, parked and come back to `runnext`
+        // between the check above and the CAS (ABA): look again now that it
+        // is ours, and keep a started one on its home role.
+        let word = self.slots.state(slot).load(Ordering::Acquire);
+        match state::home(word) {
+            Some(h) => {
+                let home = &self.workers[h];
+                home.home_queue(Priority::Normal).push(&self.links, slot);
+                self.idle_for(home).wake_worker(h, &self.workers);
+            }
+            None => {
+                self.global.push(Priority::Normal, slot);
+                self.idle.notify_one(&self.workers);
+            }
+        }
+        true
     }
 
     /// After a yield switched away: back on the queue (the state stays ACTIVE).

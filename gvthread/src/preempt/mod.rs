@@ -60,6 +60,7 @@ mod foreign;
 mod monitor;
 pub(crate) mod signal;
 mod spares;
+mod stdio;
 mod syscall;
 
 pub(crate) use monitor::Monitor;

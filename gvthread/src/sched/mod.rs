@@ -55,6 +55,7 @@
 //! (twice the switches per yield); a global run queue only (contention).
 
 pub(crate) mod homeq;
+pub(crate) mod identity;
 pub(crate) mod idle;
 pub(crate) mod inject;
 pub(crate) mod machine;

@@ -31,7 +31,9 @@ fn a_sleeper_beside_a_hog_gets_more_turns_than_whole_slices_allow() {
         return;
     }
     // 1 worker, 50 ms slices. Served only when the hog's slice ends, a 1 ms
-    // sleeper would get one turn per 51 ms: about 30 in 1.5 s.
+    // sleeper would get one turn per 51 ms: about 30 in 1.5 s. The bound
+    // asks for three times that (a loaded 2-core machine reaches ~140; an
+    // idle one ~1,000).
     let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1).time_slice(Duration::from_millis(50)));
     let turns = rt.block_on(|| {
         let stop = Arc::new(AtomicBool::new(false));
@@ -53,7 +55,7 @@ fn a_sleeper_beside_a_hog_gets_more_turns_than_whole_slices_allow() {
         turns.load(Ordering::Relaxed)
     });
     let m = rt.metrics();
-    assert!(turns >= 150, "the sleeper ran {turns} times in 1.5 s beside a hog with 50 ms slices: {m:?}");
+    assert!(turns >= 90, "the sleeper ran {turns} times in 1.5 s beside a hog with 50 ms slices: {m:?}");
 }
 
 /// One worker, 10 s slices and wake-up preemption off for equal

@@ -64,7 +64,7 @@ pub(crate) fn start(shared: &Arc<Shared>, role: usize) -> std::io::Result<JoinHa
     let w = &shared.workers[role];
     let name = if w.low_priority { format!("gvthread-low-{role}") } else { format!("gvthread-worker-{role}") };
     let sh = shared.clone();
-    let t = std::thread::Builder::new().name(name).stack_size(64 * 1024).spawn(move || identity_thread(sh, role))?;
+    let t = std::thread::Builder::new().name(name).stack_size(256 * 1024).spawn(move || identity_thread(sh, role))?;
     while w.tls_base.load(Ordering::Acquire) == 0 {
         if t.is_finished() {
             let msg = match t.join() {

@@ -19,7 +19,8 @@
 //! GVThread's stack may hold `!Send` handles to its OS thread's data; a
 //! GVThread resumed on an unrelated OS thread could use the first thread's
 //! data while that thread does too. Within one role, only one machine runs
-//! user code at any time, so such data is never used by two threads at once.
+//! user code at any time, and it runs it on the role's thread-local block
+//! (see [`identity`]): to user code a role is one OS thread.
 //! Unstarted GVThreads move freely (stealing, global queues): load balance is
 //! decided at the first run. `SchedulerConfig::free_migration` (unsafe) turns
 //! the rule off.

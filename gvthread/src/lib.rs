@@ -95,7 +95,6 @@ mod util;
 
 pub use preempt::no_preempt;
 pub use runtime::block_on::{Async, BlockOn, Closure};
-pub use runtime::config::DEFAULT_COMPACT_IDLE_AFTER;
 pub use runtime::config::{DEFAULT_MAX_GVTHREADS, DEFAULT_THREADS_PER_WORKER, MAX_WORKERS, SchedulerConfig};
 pub use runtime::error::{RuntimeError, SpawnError};
 pub use runtime::handle::{Handle, current_id, current_token, spawn, spawn_with_priority, try_spawn};

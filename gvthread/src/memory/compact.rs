@@ -442,7 +442,10 @@ impl SlotPool {
         unsafe {
             (*buf).len = len;
             (*buf).guard_removed = guard_removed;
-            os::discard(base as *mut u8, top - base);
+            // Without its marker removed, the guard page is left out (under
+            // the `mprotect` scheme it is a mapping of its own).
+            let from = if guard_removed { base } else { base + GUARD_SIZE };
+            os::discard(from as *mut u8, top - from);
         }
         // Release (with the word's Release below): the buffer's contents.
         chunk.compact[k].store(buf.cast(), Ordering::Release);

@@ -25,13 +25,6 @@ pub const DEFAULT_THREADS_PER_WORKER: usize = 4;
 /// limit costs nothing until it is used.
 pub const DEFAULT_MAX_GVTHREADS: usize = 2 * 1024 * 1024;
 
-/// Default for [`SchedulerConfig::compact_idle_after`]: GVThreads parked
-/// for a second have their stacks compacted. A compaction and the restore at
-/// the next wake cost a few microseconds in all (docs/benchmarks.md), under
-/// a thousandth of a percent of the second the GVThread spent parked, and
-/// an idle GVThread then costs about a third of the memory.
-pub const DEFAULT_COMPACT_IDLE_AFTER: Duration = Duration::from_secs(1);
-
 /// Configuration of a [`Runtime`](crate::Runtime): `Default` plus chainable
 /// by-value setters.
 ///
@@ -91,7 +84,7 @@ impl Default for SchedulerConfig {
             on_worker_stop: None,
             worker_context: None,
             dump_on_sigquit: false,
-            compact_idle_after: Some(DEFAULT_COMPACT_IDLE_AFTER),
+            compact_idle_after: None,
             fork_generation: 0,
         }
     }
@@ -267,16 +260,25 @@ impl SchedulerConfig {
         self
     }
 
-    /// Compacts the stacks of GVThreads parked for longer than this (default
-    /// [`DEFAULT_COMPACT_IDLE_AFTER`]; `None`: never). The runtime's timer
-    /// thread copies the used part of such a GVThread's stack (typically one
-    /// or two KiB) to a small buffer and gives its pages back to the OS, page
-    /// tables included where the neighbouring stacks are compacted too; the
-    /// bytes go back to the same addresses before the GVThread runs again,
-    /// so pointers into its stack stay valid. A million idle GVThreads then
-    /// cost about 2 KB each instead of 8.5 KB; waking a compacted GVThread
-    /// costs a few microseconds more (figures in docs/benchmarks.md).
-    /// GVThreads using more than 64 KiB of stack are left alone.
+    /// Compacts the stacks of GVThreads parked for longer than this
+    /// (default `None`: never). The runtime's timer thread copies the used
+    /// part of such a GVThread's stack (typically one to three KiB) to a
+    /// small heap buffer and gives its pages back to the OS, page tables
+    /// included where the neighbouring stacks are compacted too; the bytes go
+    /// back to the same addresses before the GVThread runs again, so pointers
+    /// into its stack stay valid. Measured: a million idle GVThreads cost
+    /// about 1.8 KB each instead of 8.7 KB, and waking a compacted one costs
+    /// about 8 µs more (docs/benchmarks.md). `Some(Duration::from_secs(1))`
+    /// is the recommended setting where it applies.
+    ///
+    /// GVThreads whose stacks other threads may write into while they are
+    /// parked are never compacted: blocked in a channel receive (the sender
+    /// hands the value over into the receiver's stack), in a `select`, or in
+    /// `block_on` (the future is pinned on the stack). Neither are those
+    /// using more than 64 KiB of stack. Off by default because `unsafe` code
+    /// that gives another thread a pointer into a GVThread's stack and then
+    /// parks on some other primitive (`sleep`, `SchedMutex`, a join) would
+    /// see that thread's writes lost when the stack is restored.
     ///
     /// ```
     /// use std::time::Duration;

@@ -372,13 +372,16 @@ fn shutdown_with_compacted_gvthreads_runs_their_destructors() {
 fn dump_names_compacted_gvthreads_without_touching_their_stacks() {
     let _w = common::watchdog("dump_names_compacted_gvthreads_without_touching_their_stacks", Duration::from_secs(60));
     let mut rt = rt(1);
-    let flag = Arc::new(AtomicU64::new(0));
-    let f = flag.clone();
     let dump = rt.block_on(move || {
-        let g = gvthread::spawn(move |_| sleep_until(&f, 1));
+        // Parked on a mutex the caller holds: it stays parked (and
+        // compacted) until the dump is taken.
+        let lock = Arc::new(gvthread::SchedMutex::new(()));
+        let held = lock.lock();
+        let l = lock.clone();
+        let g = gvthread::spawn(move |_| drop(l.lock()));
         wait_for(&Handle::current(), "a compaction", |m| m.compacted_gvthreads >= 1);
         let d = Handle::current().dump();
-        flag.store(1, Ordering::Release);
+        drop(held);
         g.join().unwrap();
         d
     });

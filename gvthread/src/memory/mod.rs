@@ -53,6 +53,14 @@
 //! guard ahead of demand, in bulk, on the timer thread; memory unused for
 //! seconds goes back to the OS gradually, page tables included
 //! ([`scavenge`]).
+//!
+//! # Compaction
+//!
+//! With `SchedulerConfig::compact_idle_after`, the used part of the stack of
+//! a GVThread parked for long is copied to a small heap buffer and the slot's
+//! pages (and, when its neighbours are compacted too, its page tables) go
+//! back to the OS; whoever resumes it copies the bytes back first
+//! ([`compact`]).
 
 mod class;
 mod compact;

@@ -267,8 +267,8 @@ impl SchedulerConfig {
     /// included where the neighbouring stacks are compacted too; the bytes go
     /// back to the same addresses before the GVThread runs again, so pointers
     /// into its stack stay valid. Measured: a million idle GVThreads cost
-    /// about 1.8 KB each instead of 8.7 KB, and waking a compacted one costs
-    /// about 8 µs more (docs/benchmarks.md). `Some(Duration::from_secs(1))`
+    /// about 1.7 KB each instead of 8.7 KB, and waking a compacted one costs
+    /// about 5 µs more at the median (docs/benchmarks.md). `Some(Duration::from_secs(1))`
     /// is the recommended setting where it applies.
     ///
     /// GVThreads whose stacks other threads may write into while they are

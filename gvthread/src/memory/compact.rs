@@ -626,3 +626,55 @@ impl SlotPool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use crate::task::state::{self, COMPACTING, PARKED};
+    use crate::{Runtime, SchedMutex, SchedulerConfig};
+
+    /// A wake that lands while the stack is held (as the compactor holds it
+    /// mid-copy) queues the GVThread as usual, and whoever takes it off the
+    /// queue waits for the holder before the GVThread runs; nothing is lost.
+    #[test]
+    fn a_wake_while_held_waits_for_the_holder() {
+        // No background compactor: this test plays its part by hand.
+        let rt = Runtime::new(SchedulerConfig::default().num_workers(1).compact_idle_after(None));
+        let h = rt.handle();
+        let lock = Arc::new(SchedMutex::new(()));
+        let held = lock.lock();
+        let ran = Arc::new(AtomicBool::new(false));
+        let (l, r) = (lock.clone(), ran.clone());
+        let g = h.spawn(move |_| {
+            drop(l.lock());
+            r.store(true, Ordering::SeqCst);
+        });
+        let slot = g.id().slot();
+        let st = h.shared.slots.state(slot);
+        let limit = Instant::now() + Duration::from_secs(20);
+        // Wait until it is parked on the lock, then hold its stack.
+        loop {
+            let w = st.load(Ordering::Acquire);
+            if state::kind(w) == PARKED
+                && st.compare_exchange(w, w | COMPACTING, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+            {
+                break;
+            }
+            assert!(Instant::now() < limit, "the GVThread never parked");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(held); // the wake: PARKED -> ACTIVE, queued, COMPACTING kept
+        assert!(st.load(Ordering::Acquire) & COMPACTING != 0, "a wake must keep the bit");
+        // Its worker takes it off the queue and waits for us.
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(1));
+            assert!(!ran.load(Ordering::SeqCst), "ran while its stack was held");
+        }
+        st.fetch_and(!COMPACTING, Ordering::Release);
+        g.join().unwrap();
+        assert!(ran.load(Ordering::SeqCst));
+    }
+}

@@ -98,7 +98,7 @@ pub use runtime::block_on::{Async, BlockOn, Closure};
 pub use runtime::config::{DEFAULT_MAX_GVTHREADS, DEFAULT_THREADS_PER_WORKER, MAX_WORKERS, SchedulerConfig};
 pub use runtime::error::{RuntimeError, SpawnError};
 pub use runtime::handle::{Handle, current_id, current_token, spawn, spawn_with_priority, try_spawn};
-pub use runtime::metrics::RuntimeMetrics;
+pub use runtime::metrics::{RESTORE_LATENCY_BUCKETS, RuntimeMetrics};
 pub use runtime::runtime::Runtime;
 pub use sched::park::{sleep, yield_now};
 pub use sync::cancel::CancellationToken;

@@ -33,6 +33,9 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     let signal = probe.into_signal();
     let waker = signal.waker();
     let mut cx = Context::from_waker(&waker);
+    // Stack compaction (memory/compact.rs): the future is pinned on our
+    // stack and may have registered parts of itself with other threads.
+    let _exposed = crate::memory::StackExposed::enter();
     loop {
         signal.wait();
         if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {

@@ -53,8 +53,17 @@
 //! guard ahead of demand, in bulk, on the timer thread; memory unused for
 //! seconds goes back to the OS gradually, page tables included
 //! ([`scavenge`]).
+//!
+//! # Compaction
+//!
+//! With `SchedulerConfig::compact_idle_after`, the used part of the stack of
+//! a GVThread parked for long is copied to a small heap buffer and the slot's
+//! pages (and, when its neighbours are compacted too, its page tables) go
+//! back to the OS; whoever resumes it copies the bytes back first
+//! ([`compact`]).
 
 mod class;
+mod compact;
 mod guard;
 mod os;
 mod scavenge;
@@ -62,6 +71,7 @@ mod slots;
 mod stack;
 
 pub(crate) use class::{DEFAULT_STACK, MAX_SLOT, StackClass};
+pub(crate) use compact::{LATENCY_BUCKETS, StackExposed};
 pub(crate) use guard::ensure_altstack;
 pub(crate) use os::{GuardScheme, current_map_count, max_map_count, probe_guard_scheme};
 pub(crate) use slots::{AllocError, SlotCache, SlotPool};

@@ -6,6 +6,9 @@ use std::ptr;
 /// `MADV_GUARD_INSTALL` (Linux 6.13+): install guard markers in page tables.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
+/// `MADV_GUARD_REMOVE` (Linux 6.13+): remove guard markers.
+const MADV_GUARD_REMOVE: libc::c_int = 103;
+
 /// How guard pages are made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum GuardScheme {
@@ -113,6 +116,19 @@ pub(crate) unsafe fn install_guard(scheme: GuardScheme, page: *mut u8, len: usiz
             GuardScheme::Mprotect => libc::mprotect(page.cast(), len, libc::PROT_NONE),
         }
     };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// Removes the guard markers of `[page, page + len)` (made by
+/// [`install_guard`] with [`GuardScheme::Marker`]); the pages read as zeros
+/// afterwards. An empty 2 MiB range can then lose its page-table page.
+///
+/// # Safety
+/// The range must be inside a reservation, and nothing may rely on it
+/// faulting until the guard is installed again.
+pub(crate) unsafe fn remove_guard(page: *mut u8, len: usize) -> io::Result<()> {
+    // SAFETY: the caller guarantees the range is ours.
+    let rc = unsafe { libc::madvise(page.cast(), len, MADV_GUARD_REMOVE) };
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 

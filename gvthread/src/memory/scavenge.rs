@@ -86,10 +86,26 @@ const BATCH: usize = 512;
 const MAP_MARGIN: usize = 1024;
 
 impl SlotPool {
-    /// Runs due maintenance: refills for spawners, a scavenger pass. Returns
-    /// how soon it wants to run again (`None`: not until woken). Called by
-    /// the timer thread, never on a spawn path.
+    /// Runs due maintenance: refills for spawners, a scavenger pass, a
+    /// compaction pass (`memory::compact`). Returns how soon it wants to run
+    /// again (`None`: not until woken). Called by the timer thread, never on
+    /// a spawn path.
     pub(crate) fn housekeep(&self) -> Option<Duration> {
+        let slots = self.housekeep_slots();
+        // Compaction only touches the stacks of live GVThreads, which are
+        // never unmapped, and does not take the maintenance lock (it
+        // allocates its buffers, which nothing under that lock may do).
+        if self.stacks_gone() {
+            return slots;
+        }
+        match (slots, self.compact_pass()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The slot maintenance part of [`housekeep`](Self::housekeep).
+    fn housekeep_slots(&self) -> Option<Duration> {
         if self.stacks_gone() {
             return None;
         }

@@ -151,6 +151,12 @@ pub(super) struct Chunk {
     pub(super) meta: [AtomicU8; SLOTS_PER_CHUNK],
     /// When each free slot was freed (pool epoch, ms).
     pub(super) freed_at: [AtomicU32; SLOTS_PER_CHUNK],
+    /// The compact buffer holding each compacted GVThread's stack (see
+    /// `memory::compact`), or null.
+    pub(super) compact: [AtomicPtr<u8>; SLOTS_PER_CHUNK],
+    /// How many [`StackExposed`](super::compact::StackExposed) guards each
+    /// slot's GVThread holds (written only by that GVThread).
+    pub(super) exposed: [AtomicU32; SLOTS_PER_CHUNK],
 }
 
 impl Chunk {
@@ -255,6 +261,8 @@ pub(crate) struct SlotPool {
     /// Set once the stack reservations were unmapped at shutdown (the side
     /// tables stay for wakers that outlive the runtime).
     stacks_released: AtomicBool,
+    /// Stack compaction of long-parked GVThreads (`memory::compact`).
+    pub(super) compact: super::compact::CompactStats,
     /// Test hook: guard installations to fail on purpose.
     #[cfg(test)]
     pub(super) fail_guards: AtomicUsize,
@@ -312,6 +320,7 @@ impl SlotPool {
             armed: AtomicBool::new(false),
             leak: AtomicBool::new(false),
             stacks_released: AtomicBool::new(false),
+            compact: super::compact::CompactStats::new(),
             #[cfg(test)]
             fail_guards: AtomicUsize::new(0),
         };
@@ -330,6 +339,12 @@ impl SlotPool {
         // (or below `used()`), which made its chunk non-null; chunks live as
         // long as the pool.
         unsafe { &*p }
+    }
+
+    /// The chunk of `slot` and its index there.
+    #[inline]
+    pub(super) fn chunk_and_index(&self, slot: u32) -> (&Chunk, usize) {
+        (self.chunk(slot), slot as usize % SLOTS_PER_CHUNK)
     }
 
     #[inline]
@@ -564,6 +579,7 @@ impl Drop for SlotPool {
             return;
         }
         self.registration.unregister();
+        self.free_compact_buffers();
         let released = self.stacks_released.load(Ordering::Acquire);
         for c in self.table.reserved() {
             let p = c.swap(ptr::null_mut(), Ordering::AcqRel);

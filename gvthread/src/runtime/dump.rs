@@ -104,7 +104,10 @@ fn dump_on_this_thread(shared: &Shared, caller: Option<(u32, u32)>) -> String {
         // SAFETY: the header of a slot in use lies in mapped memory (headers
         // stay mapped while the runtime runs); `bound` and `wait` are atomics.
         let header = unsafe { &*shared.header(slot) };
-        let parked = if state::kind(word) == PARKED {
+        // A compacted stack (memory/compact.rs) is not read: its header and
+        // frames are in a buffer, and touching the slot would map pages.
+        let compacted = word & (state::COMPACTING | state::COMPACTED) != 0;
+        let parked = if state::kind(word) == PARKED && !compacted {
             // Room for the walk, made before the GVThread is held (the walk
             // itself allocates nothing); trimmed after.
             frames.reserve_exact(MAX_FRAMES);
@@ -117,13 +120,16 @@ fn dump_on_this_thread(shared: &Shared, caller: Option<(u32, u32)>) -> String {
         let claimed = parked.is_some();
         let generation = state::generation(word);
         // For a parked GVThread, what was read while it was held; otherwise a hint.
-        let (site, since, deadline) = parked.unwrap_or_else(|| header.wait.read());
+        let (site, since, deadline) =
+            parked.unwrap_or_else(|| if compacted { (None, 0, 0) } else { header.wait.read() });
         // `since` dates the last park (or the spawn): a duration only for
         // GVThreads that are in that park now.
         let for_nanos = (since != 0 && site.is_some()).then(|| now.saturating_sub(since));
         let reason = site.map(|s| describe_site(s, deadline, now));
         let state = if caller == Some((slot, generation)) {
             "running (called dump, parked until it returns)".to_string()
+        } else if compacted {
+            "parked or just woken (stack compacted)".to_string()
         } else if claimed {
             format!("parked on {}", reason.unwrap_or_else(|| "?".into()))
         } else if state::kind(word) == PARKED {

@@ -64,6 +64,48 @@ pub struct RuntimeMetrics {
     pub os_threads: usize,
     /// Spare OS threads waiting for a worker role now.
     pub spare_threads: usize,
+    /// GVThreads whose stacks are compacted now (see
+    /// [`SchedulerConfig::compact_idle_after`](crate::SchedulerConfig::compact_idle_after)).
+    pub compacted_gvthreads: usize,
+    /// Bytes held by the buffers of compacted stacks now.
+    pub compacted_bytes: u64,
+    /// Stack compactions done since the runtime started.
+    pub compactions: u64,
+    /// Compacted stacks restored (by a wake) since the runtime started.
+    pub restores: u64,
+    /// How long restores took: element `i` counts the restores that took
+    /// less than `2^i` µs (and at least `2^(i-1)` µs); the last element
+    /// also counts all slower ones. See [`restore_latency_quantile`](Self::restore_latency_quantile).
+    pub restore_latency_us: [u64; RESTORE_LATENCY_BUCKETS],
+}
+
+/// Number of buckets of [`RuntimeMetrics::restore_latency_us`].
+pub const RESTORE_LATENCY_BUCKETS: usize = crate::memory::LATENCY_BUCKETS;
+
+impl RuntimeMetrics {
+    /// An upper bound of the `q` quantile (`0.0..=1.0`) of restore latency,
+    /// from the histogram's bucket bounds (`None` before any restore).
+    ///
+    /// ```
+    /// let rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(1));
+    /// // Nothing was compacted yet, so nothing was restored.
+    /// assert_eq!(rt.metrics().restore_latency_quantile(0.99), None);
+    /// ```
+    pub fn restore_latency_quantile(&self, q: f64) -> Option<std::time::Duration> {
+        let total: u64 = self.restore_latency_us.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let want = ((total as f64) * q.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, &n) in self.restore_latency_us.iter().enumerate() {
+            seen += n;
+            if seen >= want {
+                return Some(std::time::Duration::from_micros(1u64 << i));
+            }
+        }
+        Some(std::time::Duration::from_micros(1u64 << (RESTORE_LATENCY_BUCKETS - 1)))
+    }
 }
 
 impl Counters {

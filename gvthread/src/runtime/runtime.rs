@@ -80,6 +80,7 @@ impl Runtime {
         let roles = config.resolved_workers() + config.num_low_priority_workers;
         let capacity = config.max_gvthreads + roles * crate::memory::SlotCache::CAPACITY;
         let slots = SlotPool::new(capacity, guard, config.stack_class()).map_err(RuntimeError::AddressSpace)?;
+        slots.set_compact_after(config.compact_idle_after);
         let shared = Arc::new(Shared::new(config, slots));
         let mut rt = Runtime { shared, timer: None, dumper: None, stopped: false };
 

@@ -202,6 +202,11 @@ impl Shared {
             thread_cap_reached: Counters::load(&c.thread_cap_reached),
             os_threads: self.machine_count(),
             spare_threads: self.workers.iter().map(crate::preempt::spare_count).sum(),
+            compacted_gvthreads: self.slots.compact_stats().compacted.load(Ordering::Relaxed),
+            compacted_bytes: self.slots.compact_stats().bytes.load(Ordering::Relaxed),
+            compactions: Counters::load(&self.slots.compact_stats().compactions),
+            restores: Counters::load(&self.slots.compact_stats().restores),
+            restore_latency_us: std::array::from_fn(|i| Counters::load(&self.slots.compact_stats().latency[i])),
         }
     }
 

@@ -431,6 +431,9 @@ impl Machine {
     /// which leaves this machine a spare.
     fn run_gvthread(&self, slot: u32) -> bool {
         let sh = &*self.shared;
+        // Stack compaction (memory/compact.rs): a long-parked GVThread's
+        // stack is copied back before anything reads its header.
+        sh.slots.restore_if_compacted(slot);
         let holder = sh.take_bound_machine(slot);
         if !holder.is_null() {
             let role = self.drop_role();
@@ -487,6 +490,11 @@ impl Machine {
     /// context (when there is none, or it is held by another machine).
     fn successor(&self, next: Option<u32>) -> *const Context {
         let sh = &*self.shared;
+        // Stack compaction (memory/compact.rs): a long-parked GVThread's
+        // stack is copied back before anything reads its header.
+        if let Some(n) = next {
+            sh.slots.restore_if_compacted(n);
+        }
         match next {
             Some(n) if !sh.is_bound(n) => {
                 sh.about_to_run(n, self.worker());

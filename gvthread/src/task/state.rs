@@ -1,11 +1,17 @@
 //! The per-slot state word.
 //!
 //! ```text
-//!  63   56 55    48  47    46  45 44 43  41 40      39  32 31                0
-//! +-------+--------+-------+----+-----+------+--------+------+------------------+
-//! |unused |  home  |STARTED|    | prio|unused|NOTIFIED| kind |    generation    |
-//! +-------+--------+-------+----+-----+------+--------+------+------------------+
+//!  63   56 55    48  47    46  45 44 43  42  41  40      39  32 31                0
+//! +-------+--------+-------+----+-----+--+----+----+--------+------+------------------+
+//! |unused |  home  |STARTED|    | prio|  |CTED|CING|NOTIFIED| kind |    generation    |
+//! +-------+--------+-------+----+-----+--+----+----+--------+------+------------------+
 //! ```
+//!
+//! `COMPACTING` (CING) and `COMPACTED` (CTED) belong to stack compaction
+//! (`memory::compact`): the stack of a long-parked GVThread was copied out
+//! and its pages given back. They are orthogonal to the kind, so a wake
+//! (`PARKED -> ACTIVE`, which keeps every other bit) needs to know nothing
+//! about them; whoever resumes the GVThread restores its stack first.
 //!
 //! `STARTED` and `home` record where the GVThread first ran: the index of the
 //! worker role it is bound to for the rest of its life (see `sched` for why a
@@ -48,6 +54,12 @@ const KIND_MASK: u64 = 0xff << KIND_SHIFT;
 pub(crate) const NOTIFIED: u64 = 1 << 40;
 const PRIO_SHIFT: u32 = 44;
 const PRIO_MASK: u64 = 0b11 << PRIO_SHIFT;
+/// Stack compaction or restoration of this GVThread is in progress (a
+/// lock bit held by the compactor or the restorer; see `memory::compact`).
+pub(crate) const COMPACTING: u64 = 1 << 41;
+/// The GVThread's stack is compacted: its bytes live in a compact buffer and
+/// must be copied back before it runs (see `memory::compact`).
+pub(crate) const COMPACTED: u64 = 1 << 42;
 /// The GVThread has run: it is bound to the role in `home`.
 pub(crate) const STARTED: u64 = 1 << 47;
 const HOME_SHIFT: u32 = 48;

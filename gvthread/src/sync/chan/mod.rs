@@ -848,6 +848,9 @@ impl<T> Chan<T> {
 }
 
 fn park_opt(deadline: Option<Instant>) {
+    // Stack compaction (memory/compact.rs): a sender may fill the hand-off
+    // slot on our stack while we are parked.
+    let _exposed = crate::memory::StackExposed::enter();
     match deadline {
         Some(d) => park::park_until(d),
         None => park::park(),

@@ -150,8 +150,16 @@ pub fn run(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize> {
                         Ok(()) => break None,
                         Err(w) => break Some(w),
                     },
-                    Some(d) => park::park_until(d),
-                    None => park::park(),
+                    // Stack compaction (memory/compact.rs): the context on
+                    // our stack is claimed by counterparts while we park.
+                    Some(d) => {
+                        let _exposed = crate::memory::StackExposed::enter();
+                        park::park_until(d)
+                    }
+                    None => {
+                        let _exposed = crate::memory::StackExposed::enter();
+                        park::park()
+                    }
                 }
             }
         };

@@ -1,0 +1,133 @@
+//! Overflow detection after a compaction: a GVThread whose stack was
+//! compacted (its guard marker removed, the page-table ranges it shares with
+//! compacted neighbours emptied) and restored still hits its guard page when
+//! it recurses without bound. Runs in a child process that must abort with
+//! the overflow report.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use gvthread::{Handle, Runtime, SchedulerConfig};
+
+const VAR: &str = "GVTHREAD_CRASH_TEST";
+
+/// Runs the calling test in a child process that is expected to crash.
+/// Returns `None` in the child (which should run the scenario), and the
+/// child's standard error in the parent, after checking that the child did
+/// not exit successfully.
+fn crashing_child(name: &str, limit: Duration) -> Option<String> {
+    if std::env::var(VAR).as_deref() == Ok(name) {
+        return None;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut child = std::process::Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(VAR, name)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn child test process");
+    let mut pipe = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut pipe, &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for child") {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("crash test `{name}` hung for {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = reader.join().unwrap_or_default();
+    assert!(!status.success(), "crash test `{name}` exited successfully; stderr:\n{stderr}");
+    // Aborted (SIGABRT), not killed by the SIGSEGV itself.
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGABRT),
+        "child status {status}; stderr:\n{stderr}"
+    );
+    Some(stderr)
+}
+
+/// Recursion with a 64 KiB frame: each call moves the stack pointer by more
+/// than a page, so only stack probes make it hit the guard page.
+#[inline(never)]
+fn deep_big(depth: u64) -> u64 {
+    let mut frame = [0u8; 64 * 1024];
+    std::hint::black_box(&mut frame);
+    frame[0] = depth as u8;
+    // Opaque condition: recursion the compiler cannot prove unconditional.
+    let below = if std::hint::black_box(true) { deep_big(depth + 1) } else { 0 };
+    std::hint::black_box(&frame);
+    below + frame[1] as u64
+}
+
+fn sleep_until(flag: &AtomicU64, v: u64) {
+    while flag.load(Ordering::Acquire) < v {
+        gvthread::sleep(Duration::from_millis(3));
+    }
+}
+
+fn overflow_after_restore_in_child() {
+    let mut rt =
+        Runtime::new(SchedulerConfig::default().num_workers(2).compact_idle_after(Some(Duration::from_millis(1))));
+    rt.block_on(move || {
+        let flag = Arc::new(AtomicU64::new(0));
+        // Neighbours on both sides, compacted too.
+        let mut hs = Vec::new();
+        for _ in 0..3 {
+            let f = flag.clone();
+            hs.push(gvthread::spawn(move |_| sleep_until(&f, 2)));
+        }
+        let f = flag.clone();
+        let victim = gvthread::spawn(move |_| {
+            sleep_until(&f, 1);
+            let id = gvthread::current_id().expect("inside a GVThread");
+            eprintln!("expect: GVThread {}.{}", id.slot(), id.generation());
+            deep_big(0)
+        });
+        for _ in 0..3 {
+            let f = flag.clone();
+            hs.push(gvthread::spawn(move |_| sleep_until(&f, 2)));
+        }
+        let h = Handle::current();
+        for _ in 0..20_000 {
+            if h.metrics().compacted_gvthreads >= 7 {
+                break;
+            }
+            gvthread::sleep(Duration::from_millis(1));
+        }
+        assert!(h.metrics().compacted_gvthreads >= 7, "{:?}", h.metrics());
+        flag.store(1, Ordering::Release);
+        let _ = victim.join();
+        flag.store(2, Ordering::Release);
+        drop(hs);
+    });
+    unreachable!("the overflow must abort the process");
+}
+
+#[test]
+fn overflow_after_restore_is_reported() {
+    let _w = common::watchdog("overflow_after_restore_is_reported", Duration::from_secs(60));
+    match crashing_child("overflow_after_restore_is_reported", Duration::from_secs(50)) {
+        None => overflow_after_restore_in_child(),
+        Some(stderr) => {
+            let expected = stderr
+                .lines()
+                .find_map(|l| l.strip_prefix("expect: "))
+                .unwrap_or_else(|| panic!("child printed no id; stderr:\n{stderr}"));
+            let message = format!("gvthread: stack overflow in {expected} (16 MiB stack)");
+            assert!(stderr.contains(&message), "missing `{message}`; stderr:\n{stderr}");
+        }
+    }
+}

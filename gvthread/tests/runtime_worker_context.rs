@@ -1,8 +1,6 @@
-//! `SchedulerConfig::worker_context`: one guard per worker role, made on the role's identity
-//! thread (whose thread-locals every GVThread of the role uses) before any GVThread runs, and
-//! dropped on that same thread at shutdown. GVThreads run inside the context whichever OS
-//! thread runs them: one worker, and a GVThread blocked in a system call makes the runtime
-//! hand the worker's queue to a spare thread.
+//! `SchedulerConfig::worker_context`: one guard per worker and spare OS thread, made before it
+//! runs GVThreads, dropped on that same thread when it stops (one worker; a GVThread blocked
+//! in a system call makes the runtime start a spare for its queue).
 
 mod common;
 
@@ -32,8 +30,8 @@ thread_local! {
 }
 
 #[test]
-fn one_guard_per_worker_seen_from_spares_too() {
-    let _w = common::watchdog("one_guard_per_worker_seen_from_spares_too", Duration::from_secs(60));
+fn a_guard_per_machine_thread_dropped_on_that_thread() {
+    let _w = common::watchdog("a_guard_per_machine_thread_dropped_on_that_thread", Duration::from_secs(60));
     let made = Arc::new(Mutex::new(Vec::new()));
     let dropped = Arc::new(Mutex::new(Vec::new()));
     let (m, d) = (made.clone(), dropped.clone());
@@ -69,13 +67,12 @@ fn one_guard_per_worker_seen_from_spares_too() {
     released.store(true, Ordering::Release);
     blocker.join().unwrap();
     assert!(inside, "ran on {ran_on} outside the context");
-    let spares = rt.metrics().os_threads;
     drop(rt);
 
     let made = made.lock().unwrap().clone();
     let dropped = dropped.lock().unwrap().clone();
-    assert_eq!(made, vec!["gvthread-worker-0".to_string()], "one guard, on the role's thread");
-    assert!(spares >= 2, "no spare thread was started for the blocked worker ({spares} threads)");
+    assert_eq!(made.iter().filter(|n| n.starts_with("gvthread-worker-")).count(), 1, "{made:?}");
+    assert!(made.iter().any(|n| n.starts_with("gvthread-spare")), "the spare made a guard too: {made:?}");
     assert_eq!(dropped.len(), made.len(), "every guard was dropped at shutdown");
     for (made_on, dropped_on) in dropped {
         assert_eq!(made_on, dropped_on, "a guard is dropped on the thread that made it");

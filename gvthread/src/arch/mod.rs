@@ -18,7 +18,6 @@
 //! `switch` already treats every caller-saved register as clobbered, as for any
 //! function call. Forced preemption never uses `switch` (see `preempt`).
 
-pub(crate) mod thread_pointer;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]

@@ -170,8 +170,6 @@ pub(crate) struct Interrupted {
     ctx: *mut libc::ucontext_t,
     /// The address of the next instruction to run (`rip`).
     pub(crate) pc: usize,
-    /// The interrupted stack pointer (`rsp`).
-    pub(crate) sp: usize,
     /// Blocked in a system call: the kernel either rewound `rip` to the
     /// `syscall` instruction (a call restarted after the handler, `SA_RESTART`)
     /// or left it just after one with `-EINTR` in `rax` (a call that is not
@@ -220,8 +218,7 @@ impl Interrupted {
         let after = rax == -(libc::EINTR as i64)
             && offset >= 2
             && unsafe { ((pc - 2) as *const [u8; 2]).read_unaligned() } == SYSCALL;
-        let sp = regs[libc::REG_RSP as usize] as usize;
-        Interrupted { ctx, pc, sp, in_syscall: at || after, restarting: at }
+        Interrupted { ctx, pc, in_syscall: at || after, restarting: at }
     }
 
     /// The system call the thread was blocked in, when its number is known:

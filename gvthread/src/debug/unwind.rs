@@ -78,17 +78,6 @@ impl Modules {
         Modules(modules)
     }
 
-    /// The `[start, end)` addresses of the function whose code contains
-    /// `pc`, from its unwind entry (FDE).
-    pub(crate) fn function_range(&self, pc: u64) -> Option<(u64, u64)> {
-        let m = self.find(pc)?;
-        let table = m.hdr.table()?;
-        let fde = table
-            .fde_for_address(&m.eh_frame, &m.bases, pc, |frame, bases, offset| frame.cie_from_offset(bases, offset))
-            .ok()?;
-        Some((fde.initial_address(), fde.initial_address() + fde.len()))
-    }
-
     fn find(&self, pc: u64) -> Option<&Module> {
         self.0.iter().find(|m| m.text.iter().any(|&(lo, hi)| (lo..hi).contains(&pc)))
     }

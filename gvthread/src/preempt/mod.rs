@@ -60,7 +60,6 @@ mod foreign;
 mod monitor;
 pub(crate) mod signal;
 mod spares;
-mod stdio;
 mod syscall;
 
 pub(crate) use monitor::Monitor;

@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 
 use super::foreign;
 use super::spares::{request_spare, take_spare};
-use super::stdio;
 use super::syscall;
 use crate::arch::Interrupted;
 use crate::sched::machine::{self, Machine, NO_GVTHREAD, PREEMPT_BLOCKED, PREEMPT_NONE};
@@ -24,22 +23,13 @@ static HANDLER: ChainedHandler = ChainedHandler::new();
 /// that signals that are not ours are passed on.
 pub(crate) fn install() {
     foreign::init();
-    stdio::init();
     HANDLER.install(PREEMPT_SIGNAL, handler, libc::SA_ONSTACK | libc::SA_RESTART);
 }
 
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: reading errno of this thread.
     let saved_errno = unsafe { *libc::__errno_location() };
-    let mut m = machine::current_ptr();
-    // SAFETY: a non-null machine pointer of this thread is valid (see
-    // `machine::current`).
-    if !m.is_null() && unsafe { (*m).tid } != crate::arch::thread_pointer::tid() {
-        // Never expected: a thread on a role's thread-local block is the
-        // role's holder (see `Machine::take_role`). Leave the request alone.
-        debug_assert!(false, "SIGURG on a thread that is not its role's holder");
-        m = std::ptr::null();
-    }
+    let m = machine::current_ptr();
     // The request tells our signals from others.
     let request = if m.is_null() {
         PREEMPT_NONE
@@ -102,11 +92,6 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
     if !at.in_syscall && foreign::contains(at.pc) {
         sh.metrics.unsafe_point_retries.fetch_add(1, Ordering::Relaxed);
         return; // may hold a C library lock: retry at the next tick
-    }
-    let stack_top = sh.slots.top(slot) as usize - crate::task::header::HEADER_SIZE;
-    if stdio::may_hold_lock(at.pc, at.sp, stack_top) {
-        sh.metrics.unsafe_point_retries.fetch_add(1, Ordering::Relaxed);
-        return; // may hold std's stdout/stderr lock: retry at the next tick
     }
     let w = m.worker();
     let to_frozen = |sh: &crate::runtime::shared::Shared| {

@@ -303,31 +303,28 @@ impl SchedulerConfig {
         crate::memory::StackClass::for_size(self.stack_size).unwrap_or(crate::memory::StackClass::DEFAULT)
     }
 
-    /// Runs `f` once per worker role, before any GVThread runs, on the role's
-    /// thread (`gvthread-worker-N`): every OS thread that runs the role's
-    /// GVThreads uses that thread's thread-locals, so what `f` puts there
-    /// (for example a tokio runtime's context) is what they see.
+    /// Runs `f` on each OS thread that runs GVThreads (workers and spare
+    /// threads) before it runs any (for example, to enter a tokio runtime's
+    /// context there).
     pub fn on_worker_start(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_worker_start = Some(Arc::new(f));
         self
     }
 
-    /// Runs `f` once per worker role, on the role's thread, when the runtime
-    /// has stopped.
+    /// Runs `f` on each OS thread that ran GVThreads when it stops.
     pub fn on_worker_stop(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_worker_stop = Some(Arc::new(f));
         self
     }
 
-    /// Runs `f` once per worker role, on the role's thread, before any
-    /// GVThread runs, and keeps the value it returns (a guard) until the
-    /// runtime stops; the guard is dropped on that same thread. The guard
-    /// need not be `Send`.
+    /// Runs `f` on each OS thread that runs GVThreads (workers and spare
+    /// threads) before it runs any, and keeps the value it returns (a guard)
+    /// for as long as that thread runs GVThreads; the guard is dropped on
+    /// that same thread when it stops. The guard need not be `Send`.
     ///
     /// Made for context guards such as tokio's `Handle::enter()`: with it,
-    /// every GVThread sees the tokio runtime as its context, whichever OS
-    /// thread (worker or spare) runs it, because they all run on the role's
-    /// thread-locals (see `docs/tokio.md` and `docs/safety.md`).
+    /// every GVThread sees the tokio runtime as its context, whichever worker
+    /// or spare thread it runs on (see `docs/tokio.md`).
     ///
     /// ```
     /// let tokio_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
@@ -341,8 +338,8 @@ impl SchedulerConfig {
     /// });
     /// ```
     ///
-    /// Order on each role's thread: `on_worker_start`, then `f`; at the end,
-    /// the guard is dropped, then `on_worker_stop` runs. Setting it again
+    /// Order on each thread: `on_worker_start`, then `f`; at the end, the
+    /// guard is dropped, then `on_worker_stop` runs. Setting it again
     /// replaces the previous factory.
     pub fn worker_context<G: 'static>(mut self, f: impl Fn() -> G + Send + Sync + 'static) -> Self {
         self.worker_context = Some(Arc::new(move || Box::new(f()) as Box<dyn std::any::Any>));

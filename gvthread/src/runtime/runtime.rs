@@ -94,12 +94,6 @@ impl Runtime {
         if rt.shared.config.dump_on_sigquit {
             rt.dumper = Some(SignalDumper::start(&rt.shared).map_err(RuntimeError::ThreadSpawn)?);
         }
-        // Each role's identity thread first: its machines run GVThreads on
-        // its thread-local storage (see `sched::identity`).
-        for index in 0..rt.shared.workers.len() {
-            let t = crate::sched::identity::start(&rt.shared, index).map_err(RuntimeError::ThreadSpawn)?;
-            rt.shared.threads.lock().unwrap_or_else(|e| e.into_inner()).push(t);
-        }
         for index in 0..rt.shared.workers.len() {
             rt.shared.start_machine(index, true, false).map_err(RuntimeError::ThreadSpawn)?;
         }

@@ -8,7 +8,6 @@ use super::config::SchedulerConfig;
 use super::metrics::{Counters, RuntimeMetrics};
 use crate::memory::SlotPool;
 use crate::sched::homeq::Links;
-use crate::sched::identity;
 use crate::sched::idle::Idle;
 use crate::sched::inject::GlobalQueues;
 use crate::sched::machine::{self, Machine};
@@ -26,16 +25,20 @@ const SHUTTING_DOWN: u8 = 1;
 /// Stopped: workers leave their loops, nothing more runs.
 const STOPPED: u8 = 2;
 
-/// Body of every machine OS thread. The role's hooks and `worker_context`
-/// run on its identity thread instead (see `sched::identity`): they set up
-/// the thread-locals the role's GVThreads see.
+/// Body of every machine OS thread.
 fn machine_thread(shared: Arc<Shared>, role: usize, primary: bool) {
     crate::memory::ensure_altstack(); // the overflow handler runs on it (memory/guard.rs)
-    let sh = shared.clone();
+    if let Some(hook) = &shared.config.on_worker_start {
+        hook();
+    }
+    let stop_hook = shared.config.on_worker_stop.clone();
+    // `worker_context`: its guard lives exactly as long as this machine runs.
+    let context_guard = shared.config.worker_context.as_ref().map(|f| f());
     machine::run(shared, role, primary);
-    let w = &sh.workers[role];
-    w.machines_alive.fetch_sub(1, Ordering::AcqRel);
-    identity::notify(w);
+    drop(context_guard);
+    if let Some(hook) = stop_hook {
+        hook();
+    }
 }
 
 /// Everything a runtime's threads share.
@@ -166,11 +169,12 @@ impl Shared {
             self.metrics.thread_cap_reached.fetch_add(1, Ordering::Relaxed);
             return Err(std::io::Error::other("the role has max_os_threads / roles threads already"));
         }
-        // Kernel-visible names (`top -H`); user code sees the role's identity
-        // thread's name (`gvthread-worker-N`) through `std::thread::current`.
-        let name = if primary { format!("gvthread-m{role}") } else { format!("gvthread-spare-{role}") };
+        let name = match (w.low_priority, primary) {
+            (true, true) => format!("gvthread-low-{role}"),
+            (false, true) => format!("gvthread-worker-{role}"),
+            (_, false) => format!("gvthread-spare-{role}"),
+        };
         let sh = self.clone();
-        w.machines_alive.fetch_add(1, Ordering::AcqRel);
         match std::thread::Builder::new().name(name).spawn(move || machine_thread(sh, role, primary)) {
             Ok(t) => {
                 self.metrics.os_threads_started.fetch_add(1, Ordering::Relaxed);
@@ -178,7 +182,6 @@ impl Shared {
                 Ok(())
             }
             Err(e) => {
-                w.machines_alive.fetch_sub(1, Ordering::AcqRel);
                 w.unreserve_thread();
                 Err(e)
             }
@@ -345,7 +348,6 @@ impl Shared {
         self.idle_low.notify_all(&self.workers);
         for w in self.workers.iter() {
             w.parker.unpark();
-            identity::notify(w);
         }
         self.timers.parker.unpark();
     }

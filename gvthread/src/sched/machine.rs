@@ -33,13 +33,11 @@
 //!
 //! # Thread-local access
 //!
-//! While a machine holds a role it runs on the role's thread-local block (its
-//! thread pointer is the role's identity thread's, see
-//! [`identity`](super::identity)); outside a role it runs on its own. So the
-//! machine is found in two steps ([`current_ptr`]): its own block names it
-//! (`MACHINE`), and a role's block names the role, whose `holder` is the
-//! machine running it. Both reads are `#[inline(never)]` with compiler
-//! fences, so each call computes the thread-local address afresh.
+//! A GVThread may resume on another machine after any switch, and LLVM may
+//! keep a thread-local's address in a register across a call. Every read of
+//! the current machine therefore goes through [`current_ptr`], which is
+//! `#[inline(never)]` with compiler fences, so each call computes the
+//! thread-local address afresh on the thread that is running it.
 
 use std::cell::{Cell, UnsafeCell};
 use std::ptr;
@@ -95,10 +93,6 @@ pub(crate) struct Machine {
     /// machine (preempted there): handed off from the scheduler loop.
     deferred: Cell<u32>,
     rand: FastRand,
-    /// This thread's own thread pointer (restored when it gives its role up).
-    own_tp: usize,
-    /// The kernel's id of this machine's thread.
-    pub(crate) tid: i32,
     /// The pthread of this machine, for `pthread_kill`.
     pub(crate) pthread: libc::pthread_t,
     /// Set by the preemption monitor right before it signals this machine
@@ -132,12 +126,11 @@ thread_local! {
 
 /// The machine of the calling OS thread, or null. Opaque to the optimizer
 /// (see the module docs); call it again after anything that may switch.
-/// Async-signal-safe (const-initialised thread-locals without destructor,
-/// and an atomic load).
+/// Async-signal-safe (a const-initialised thread-local without destructor).
 #[inline(never)]
 pub(crate) fn current_ptr() -> *const Machine {
     compiler_fence(Ordering::SeqCst);
-    let p = current_ptr_inlined();
+    let p = MACHINE.with(Cell::get);
     compiler_fence(Ordering::SeqCst);
     p
 }
@@ -147,18 +140,7 @@ pub(crate) fn current_ptr() -> *const Machine {
 /// no caller can keep the thread-local's address across a switch).
 #[inline(always)]
 pub(crate) fn current_ptr_inlined() -> *const Machine {
-    let own = MACHINE.with(Cell::get);
-    if !own.is_null() {
-        return own; // on the machine's own block: it holds no role
-    }
-    let role = super::identity::current_role();
-    if role.is_null() {
-        return ptr::null(); // not a runtime thread
-    }
-    // On a role's block: only the machine holding the role runs on it, and
-    // it set `holder` before switching to the block (`take_role`).
-    // SAFETY: roles live as long as the runtime, which the holder keeps alive.
-    unsafe { (*role).holder.load(Ordering::Acquire) }
+    MACHINE.with(Cell::get)
 }
 
 /// The machine of the calling OS thread. The reference must not be kept
@@ -193,8 +175,6 @@ pub(crate) fn run(shared: Arc<Shared>, role: usize, primary: bool) {
         in_runtime: Cell::new(0),
         deferred: Cell::new(NO_GVTHREAD),
         rand: FastRand::new(0x9E37_79B9_7F4A_7C15 ^ (role as u64 + 1) ^ (&shared as *const _ as u64)),
-        own_tp: crate::arch::thread_pointer::get(),
-        tid: crate::arch::thread_pointer::tid(),
         // SAFETY: pthread_self has no preconditions.
         pthread: unsafe { libc::pthread_self() },
         preempt_request: AtomicU8::new(PREEMPT_NONE),
@@ -223,9 +203,6 @@ pub(crate) fn run(shared: Arc<Shared>, role: usize, primary: bool) {
         if m.shared.is_stopped() {
             break;
         }
-    }
-    if !m.worker_ptr().is_null() {
-        m.drop_role(); // back on this thread's own block before it ends
     }
     MACHINE.with(|c| c.set(ptr::null()));
 }
@@ -272,31 +249,15 @@ impl Machine {
         self.in_runtime.set(self.in_runtime.get() - 1);
     }
 
-    /// Becomes the holder of `role` and moves onto its thread-local block
-    /// (see [`identity`](super::identity)). Async-signal-safe. The caller
-    /// must not use a thread-local address computed before the call.
-    #[inline(never)]
+    /// Becomes the holder of `role`.
     pub(crate) fn take_role(&self, role: *const Worker) {
         self.worker.set(role);
         // SAFETY: roles live as long as `shared`.
-        let w = unsafe { &*role };
-        // `holder` first: code on the role's block finds its machine there.
-        w.holder.store(self as *const Machine as *mut Machine, Ordering::Release);
-        let tp = w.tls_base.load(Ordering::Acquire);
-        debug_assert!(tp != 0, "role {} has no identity thread", w.index);
-        // SAFETY: the identity thread lives until every machine of the role
-        // ended, and the role's previous holder left the block before
-        // handing the role over (`drop_role`), so no other thread uses it.
-        unsafe { crate::arch::thread_pointer::set(tp) };
+        unsafe { (*role).holder.store(self as *const Machine as *mut Machine, Ordering::Release) };
     }
 
-    /// Gives up the held role (the caller hands it to someone else) after
-    /// moving back onto this thread's own thread-local block.
-    /// Async-signal-safe.
-    #[inline(never)]
+    /// Gives up the held role (the caller hands it to someone else).
     pub(crate) fn drop_role(&self) -> *const Worker {
-        // SAFETY: this thread's own block, alive as long as the thread.
-        unsafe { crate::arch::thread_pointer::set(self.own_tp) };
         self.worker.replace(ptr::null())
     }
 

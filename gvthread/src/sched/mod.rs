@@ -19,8 +19,7 @@
 //! GVThread's stack may hold `!Send` handles to its OS thread's data; a
 //! GVThread resumed on an unrelated OS thread could use the first thread's
 //! data while that thread does too. Within one role, only one machine runs
-//! user code at any time, and it runs it on the role's thread-local block
-//! (see [`identity`]): to user code a role is one OS thread.
+//! user code at any time, so such data is never used by two threads at once.
 //! Unstarted GVThreads move freely (stealing, global queues): load balance is
 //! decided at the first run. `SchedulerConfig::free_migration` (unsafe) turns
 //! the rule off.
@@ -56,7 +55,6 @@
 //! (twice the switches per yield); a global run queue only (contention).
 
 pub(crate) mod homeq;
-pub(crate) mod identity;
 pub(crate) mod idle;
 pub(crate) mod inject;
 pub(crate) mod machine;

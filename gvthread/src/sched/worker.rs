@@ -98,14 +98,6 @@ pub(crate) struct Worker {
     pub(crate) runnext: AtomicU32,
     /// Free slots kept by this role (see `SlotCache`).
     pub(crate) slot_cache: SlotCache,
-    /// The thread pointer of the role's identity thread (see
-    /// [`identity`](super::identity)); 0 until it started.
-    pub(crate) tls_base: AtomicUsize,
-    /// Futex word of the identity thread (bumped by `identity::notify`).
-    pub(crate) tls_wake: AtomicU32,
-    /// Machines of this role whose threads were started and have not ended
-    /// (the identity thread outlives them all).
-    pub(crate) machines_alive: AtomicUsize,
 }
 
 impl Worker {
@@ -137,9 +129,6 @@ impl Worker {
             holder: AtomicPtr::new(std::ptr::null_mut()),
             runnext: AtomicU32::new(u32::MAX),
             slot_cache: SlotCache::new(),
-            tls_base: AtomicUsize::new(0),
-            tls_wake: AtomicU32::new(0),
-            machines_alive: AtomicUsize::new(0),
         }
     }
 

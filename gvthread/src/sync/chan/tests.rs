@@ -183,3 +183,38 @@ fn send_and_sync_bounds() {
     check_send::<RecvFut<'static, u8>>();
     check_send::<SendFut<'static, u8>>();
 }
+
+/// The runtime's reference count, read from inside one of its GVThreads.
+fn runtime_refs() -> usize {
+    let m = crate::sched::machine::current().expect("inside a GVThread");
+    Arc::strong_count(&m.shared)
+}
+
+#[test]
+fn parked_waiters_hold_no_reference_on_the_runtime_and_any_party_wakes_them() {
+    let mut rt = crate::Runtime::new(crate::SchedulerConfig::default().num_workers(1));
+    let mut other = crate::Runtime::new(crate::SchedulerConfig::default().num_workers(1));
+    let (tx, rx) = channel::<u32>(1);
+    let (sel_tx, sel_rx) = channel::<u32>(1);
+    let (tx2, rx2) = (tx.clone(), sel_tx.clone());
+    let got = rt.block_on(move || {
+        let receiver = crate::spawn(move |_| rx.recv().unwrap());
+        let selector = crate::spawn(move |_| {
+            crate::select! {
+                recv(sel_rx) -> v => v.unwrap(),
+            }
+        });
+        let before = runtime_refs();
+        crate::yield_now(); // both run and park: one in `recv`, one in a select
+        assert!(!receiver.is_finished() && !selector.is_finished());
+        assert_eq!(runtime_refs(), before, "waiting took no reference on the runtime");
+        // Woken from a plain OS thread (a counted reference, taken under the
+        // channel's lock) and from a GVThread of another runtime.
+        std::thread::spawn(move || tx2.send(5).unwrap()).join().unwrap();
+        other.block_on(move || rx2.send(6).unwrap());
+        drop(other);
+        (receiver.join().unwrap(), selector.join().unwrap())
+    });
+    assert_eq!(got, (5, 6));
+    drop((tx, sel_tx));
+}

@@ -429,7 +429,8 @@ impl<T> Chan<T> {
         if self.receivers_gone.load(Ordering::Relaxed) || self.recv_waiting.load(Ordering::Relaxed) {
             return Err(v);
         }
-        ring.push(v)?;
+        // In a runtime section: see `ring` ("Forced preemption").
+        in_section(|| ring.push(v))?;
         // Dekker with a registering receiver (see `ring`).
         fence(Ordering::SeqCst);
         if self.recv_waiting.load(Ordering::Relaxed) {
@@ -443,7 +444,9 @@ impl<T> Chan<T> {
     /// notify a sender waiting for room. `None`: take the locked path.
     #[inline]
     fn try_fast_recv(&self) -> Option<T> {
-        let v = self.ring.as_ref()?.pop()?;
+        let ring = self.ring.as_ref()?;
+        // In a runtime section: see `ring` ("Forced preemption").
+        let v = in_section(|| ring.pop())?;
         // Dekker with a registering sender (see `ring`).
         fence(Ordering::SeqCst);
         if self.send_waiting.load(Ordering::Relaxed) {

@@ -36,6 +36,21 @@
 //! for room with the roles swapped. Notifications keep the channel's rule of
 //! one wake per value or slot, and a notified waiter that leaves unused
 //! passes it on (see the parent module).
+//!
+//! # Forced preemption
+//!
+//! Neither queue is lock-free in the strict sense: `ArrayQueue::pop` claims
+//! a slot (CAS on `head`) and only then marks it free (its stamp), and a push
+//! that wraps around to that slot spins until it is marked; `SegQueue` has
+//! the same window between claiming and publishing a slot. A GVThread frozen
+//! by SIGURG inside that window would make every pusher (poppers, for
+//! `SegQueue`) reaching the slot spin until it resumes, and it needs a
+//! worker role to resume: with the pusher spinning under the channel's lock
+//! (a runtime section, never preempted) on the role it would get, the
+//! runtime deadlocks (seen: 4×4 MPMC on 2 workers hung within seconds). So
+//! every ring push and pop runs in a runtime section (`in_section`: the
+//! fast paths wrap them; the locked paths already are in one), where the
+//! signal handler never freezes a GVThread.
 
 use crossbeam_queue::{ArrayQueue, SegQueue};
 

@@ -218,3 +218,53 @@ fn parked_waiters_hold_no_reference_on_the_runtime_and_any_party_wakes_them() {
     assert_eq!(got, (5, 6));
     drop((tx, sel_tx));
 }
+
+/// A GVThread frozen by forced preemption in the middle of a ring operation
+/// must not leave other GVThreads spinning on its slot (see `ring`, "Forced
+/// preemption"): before ring operations ran in runtime sections, the 4×4
+/// MPMC bench (and this loop, run standalone in release builds) hung within
+/// a few rounds. Short slices make preemptions frequent and a full ring
+/// makes wrap-arounds onto a half-popped slot likely; the hang is a race, so
+/// a pass here is evidence, not proof. Bounded (a fixed message count); a
+/// watchdog reports a hang instead of blocking CI.
+#[test]
+fn mpmc_beside_forced_preemption_does_not_hang() {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        let t = std::time::Instant::now();
+        while !d.load(Ordering::SeqCst) {
+            if t.elapsed() > Duration::from_secs(240) {
+                eprintln!("mpmc_beside_forced_preemption_does_not_hang: hung");
+                std::process::abort();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let per: u64 = if cfg!(debug_assertions) { 20_000 } else { 500_000 };
+    let mut rt =
+        crate::Runtime::new(crate::SchedulerConfig::default().num_workers(2).time_slice(Duration::from_millis(1)));
+    for _round in 0..3 {
+        let sum = rt.block_on(move || {
+            let (tx, rx) = channel::<u64>(64);
+            let producers: Vec<_> = (0..4)
+                .map(|_| {
+                    let tx = tx.clone();
+                    crate::spawn(move |_| (0..per).for_each(|i| tx.send(i).unwrap()))
+                })
+                .collect();
+            drop(tx);
+            let consumers: Vec<_> = (0..4)
+                .map(|_| {
+                    let rx = rx.clone();
+                    crate::spawn(move |_| rx.iter().sum::<u64>())
+                })
+                .collect();
+            drop(rx);
+            producers.into_iter().for_each(|p| p.join().unwrap());
+            consumers.into_iter().map(|c| c.join().unwrap()).sum::<u64>()
+        });
+        assert_eq!(sum, 4 * (per * (per - 1) / 2));
+    }
+    done.store(true, Ordering::SeqCst);
+}

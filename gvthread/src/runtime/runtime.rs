@@ -178,6 +178,11 @@ impl Runtime {
         sh.stop();
         if live > 0 {
             sh.abandon_all();
+            // Abandoned GVThreads never end, and wait queues name waiting
+            // GVThreads without counting a reference on the runtime
+            // (`sched::park::GvPtr`), relying on the runtime outliving every
+            // GVThread: keep `Shared` allocated for good, like their stacks.
+            std::mem::forget(Arc::clone(sh));
             if sh.config.debug_logging {
                 eprintln!("gvthread: shutdown abandoned {live} GVThread(s) still alive after {timeout:?}");
             }

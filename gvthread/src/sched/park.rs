@@ -17,6 +17,7 @@
 //! runs others; on any other thread the OS thread parks.
 
 use std::panic::Location;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -54,6 +55,10 @@ impl GvRef {
 #[derive(Clone)]
 pub(crate) enum Waiter {
     GvThread(GvRef),
+    /// A GVThread of the runtime the waking party runs on, without a
+    /// counted reference (see [`GvPtr::waiter`]). Made only by a waker that
+    /// wakes it right away, from the same OS thread; never stored.
+    Near(GvPtr),
     Thread(std::thread::Thread),
     Task(Waker),
 }
@@ -73,6 +78,12 @@ impl Waiter {
             Waiter::GvThread(r) => {
                 r.wake();
             }
+            Waiter::Near(p) => {
+                // SAFETY: a `Near` waiter is woken by the party that made it
+                // (`GvPtr::waiter`), still on a machine of that runtime, and
+                // every machine holds an `Arc<Shared>`.
+                unsafe { p.shared.as_ref() }.wake(p.slot, p.generation);
+            }
             Waiter::Thread(t) => t.unpark(),
             Waiter::Task(w) => w.wake_by_ref(),
         }
@@ -82,10 +93,82 @@ impl Waiter {
     pub(crate) fn same(&self, other: &Waiter) -> bool {
         match (self, other) {
             (Waiter::GvThread(a), Waiter::GvThread(b)) => a.same(b),
+            (Waiter::Near(a), Waiter::Near(b)) => a.same(b),
             (Waiter::Thread(a), Waiter::Thread(b)) => a.id() == b.id(),
             (Waiter::Task(a), Waiter::Task(b)) => a.will_wake(b),
             _ => false,
         }
+    }
+}
+
+/// One incarnation of a GVThread, named *without* a counted reference to its
+/// runtime: what wait queues store for a parked GVThread (`sync::waitq`), so
+/// that registering a wait costs no atomic read-modify-write on the
+/// runtime's reference count (and no cache-line traffic between workers).
+///
+/// Whoever turns it into a [`Waiter`] must know the runtime is alive then
+/// ([`GvPtr::waiter`]'s contract). The rule that makes that easy: a runtime's
+/// `Shared` is freed only after every GVThread of it has ended (shutdown
+/// waits for them, and leaks the runtime if it abandons any), so while the
+/// GVThread named here has not ended, its runtime is alive. A wait queue
+/// keeps an entry only while its GVThread waits: the GVThread removes it,
+/// under the queue's lock, before leaving the wait on every path (drop
+/// guards; unwinding at shutdown included). Hence, under that lock, a queued
+/// entry's runtime is alive.
+#[derive(Clone, Copy)]
+pub(crate) struct GvPtr {
+    shared: NonNull<Shared>,
+    slot: u32,
+    generation: u32,
+}
+
+// SAFETY: `Shared` is Send + Sync; the pointer is only dereferenced while the
+// runtime is known to be alive (see the type docs), from any thread.
+unsafe impl Send for GvPtr {}
+// SAFETY: as above; `GvPtr` has no interior mutability.
+unsafe impl Sync for GvPtr {}
+
+impl GvPtr {
+    /// The calling GVThread, if the caller is one.
+    #[inline]
+    pub(crate) fn current() -> Option<GvPtr> {
+        let (m, slot) = machine::current_gvthread()?;
+        let generation = state::generation(m.shared.slots.state(slot).load(Ordering::Relaxed));
+        Some(GvPtr { shared: NonNull::from(&*m.shared), slot, generation })
+    }
+
+    /// A waiter that wakes this GVThread, for a party that wakes it soon
+    /// (after releasing the lock it popped it under). When that party runs
+    /// on a machine of the same runtime (the common case: a GVThread waking
+    /// a GVThread) it is a [`Waiter::Near`], which costs nothing, because
+    /// that machine keeps the runtime alive until the wake; otherwise it
+    /// takes a counted reference now, while the runtime is known to be
+    /// alive, as [`Waiter::GvThread`].
+    ///
+    /// # Safety
+    ///
+    /// The runtime of this GVThread must be alive now: typically, the caller
+    /// holds the lock of a wait queue that still holds this entry (see the
+    /// type docs).
+    #[inline]
+    pub(crate) unsafe fn waiter(self) -> Waiter {
+        let rt = self.shared.as_ptr().cast_const();
+        if machine::current().is_some_and(|m| std::ptr::eq(Arc::as_ptr(&m.shared), rt)) {
+            return Waiter::Near(self);
+        }
+        // SAFETY: the runtime is alive (the caller's contract), and the
+        // pointer came from an `Arc<Shared>` (`current`), so it may gain a
+        // counted reference.
+        let shared = unsafe {
+            Arc::increment_strong_count(rt);
+            Arc::from_raw(rt)
+        };
+        Waiter::GvThread(GvRef { shared, slot: self.slot, generation: self.generation })
+    }
+
+    /// Whether both name the same GVThread incarnation.
+    pub(crate) fn same(&self, other: &GvPtr) -> bool {
+        self.shared == other.shared && self.slot == other.slot && self.generation == other.generation
     }
 }
 

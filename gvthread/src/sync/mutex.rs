@@ -16,7 +16,7 @@
 //!
 //! **Slow lock**: under the queue lock, either grab the lock if it became
 //! free (CAS clearing nothing but adding `LOCKED`), or set `QUEUED` and push
-//! a [`Waiter`] at the back of the queue; then park until our entry has left
+//! a waiter at the back of the queue; then park until our entry has left
 //! the queue.
 //!
 //! **Slow unlock** (the CAS failed because `QUEUED` is set): under the queue
@@ -60,7 +60,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::waitq::{WaitId, WaitQueue};
 use crate::sched::machine::in_section;
-use crate::sched::park::{self, Waiter};
+use crate::sched::park;
 
 const UNLOCKED: u8 = 0;
 const LOCKED: u8 = 1;
@@ -233,7 +233,7 @@ impl<T: ?Sized> SchedMutex<T> {
                     break;
                 }
             }
-            Some(q.push(Waiter::current()))
+            Some(q.push_current())
         });
         let Some(id) = queued else { return };
         let mut wait = QueuedWaiter { mutex: self, id: Some(id) };
@@ -436,7 +436,7 @@ mod tests {
         let id = {
             let mut q = m.queue();
             m.state.fetch_or(QUEUED, Ordering::Relaxed);
-            q.push(Waiter::current())
+            q.push_current()
         };
         drop(g); // hands over to `id`
         assert_eq!(m.state.load(Ordering::Relaxed), LOCKED);
@@ -448,7 +448,7 @@ mod tests {
         let id = {
             let mut q = m.queue();
             m.state.fetch_or(QUEUED, Ordering::Relaxed);
-            q.push(Waiter::current())
+            q.push_current()
         };
         drop(QueuedWaiter { mutex: &m, id: Some(id) });
         assert_eq!(m.state.load(Ordering::Relaxed), LOCKED);

@@ -53,6 +53,22 @@
 //! wake itself goes through [`Waiter::wake`], which never loses a wake that
 //! arrives before the waiter actually parks (see `sched::park`).
 //!
+//! # Uncounted registrations
+//!
+//! A GVThread that waits is stored as a [`GvPtr`] (its runtime's address,
+//! slot and generation), not as a [`Waiter`] holding an `Arc` of the
+//! runtime: registering and waking cost no reference-count traffic on the
+//! runtime, whose count every worker would otherwise keep bouncing between
+//! caches. Popping turns the entry into a [`Waiter`] *under the lock*
+//! ([`GvPtr::waiter`]): while the entry is queued its GVThread has not left
+//! the wait, so it has not ended, so its runtime is alive (a runtime is freed
+//! only after all its GVThreads ended, see [`GvPtr`]). A popper running on a
+//! machine of that runtime (a GVThread waking a GVThread) gets a reference
+//! that counts nothing, kept alive by its own machine until it wakes the
+//! waiter after unlocking; any other popper takes a counted reference there.
+//! Select contexts store their owner the same way, and claims convert it
+//! under the lock just the same.
+//!
 //! Nothing here allocates except `push` growing the queue's buffer: popping,
 //! claiming and collecting every waiter for a disconnection reuse it.
 //!
@@ -62,7 +78,7 @@ use std::collections::VecDeque;
 use std::ptr::NonNull;
 
 use super::select::SelectCtx;
-use crate::sched::park::Waiter;
+use crate::sched::park::{GvPtr, Waiter};
 
 /// Identity of one entry of a [`WaitQueue`]; unique within its queue.
 pub(crate) type WaitId = u64;
@@ -82,7 +98,9 @@ impl SelRef {
         // its select has not removed it yet and the context is alive (module
         // docs).
         let ctx = unsafe { self.ctx.as_ref() };
-        ctx.try_select(self.arm).then(|| ctx.waiter().clone())
+        // SAFETY: the select has not left (its entry is queued, we hold the
+        // lock), so its party and runtime are alive (module docs).
+        ctx.try_select(self.arm).then(|| unsafe { ctx.waiter().to_waiter() })
     }
 
     fn owned_by(self, ctx: Option<&SelectCtx>) -> bool {
@@ -90,9 +108,65 @@ impl SelRef {
     }
 }
 
+/// Who a plain entry (or a select context) wakes: a GVThread without a
+/// counted reference (see the module docs), or any other [`Waiter`].
+#[derive(Clone)]
+pub(crate) enum WaitRef {
+    Gv(GvPtr),
+    Other(Waiter),
+}
+
+impl WaitRef {
+    /// The caller: its GVThread if it runs in one, else its OS thread.
+    #[inline]
+    pub(crate) fn current() -> WaitRef {
+        match GvPtr::current() {
+            Some(p) => WaitRef::Gv(p),
+            None => WaitRef::Other(Waiter::current()),
+        }
+    }
+
+    /// A waiter to wake after the lock is released.
+    ///
+    /// # Safety
+    ///
+    /// Called under the lock of a queue that still holds this entry (or the
+    /// entry of the select owning it): see the module docs.
+    #[inline]
+    pub(crate) unsafe fn to_waiter(&self) -> Waiter {
+        match self {
+            // SAFETY: the caller's contract (the GVThread is still waiting).
+            WaitRef::Gv(p) => unsafe { p.waiter() },
+            WaitRef::Other(w) => w.clone(),
+        }
+    }
+
+    /// [`to_waiter`](Self::to_waiter), consuming the entry's reference.
+    ///
+    /// # Safety
+    ///
+    /// As for `to_waiter`: the entry was queued until now, under the lock
+    /// the caller still holds.
+    #[inline]
+    unsafe fn into_waiter(self) -> Waiter {
+        match self {
+            // SAFETY: the caller's contract.
+            WaitRef::Gv(p) => unsafe { p.waiter() },
+            WaitRef::Other(w) => w,
+        }
+    }
+
+    fn same(&self, w: &Waiter) -> bool {
+        match self {
+            WaitRef::Gv(_) => false,
+            WaitRef::Other(o) => o.same(w),
+        }
+    }
+}
+
 enum Entry {
     /// A blocked party; with a hand-off slot (see [`WaitQueue::push_slot`]).
-    Plain(Waiter, Option<NonNull<()>>),
+    Plain(WaitRef, Option<NonNull<()>>),
     Select(SelRef),
 }
 
@@ -104,9 +178,13 @@ impl Entry {
     }
 
     /// [`notify`](Self::notify), with the entry's hand-off slot if it has one.
+    ///
+    /// Only for an entry just taken out of its queue, under the queue's lock.
     fn notify_slot(self) -> Option<(Waiter, Option<NonNull<()>>)> {
         match self {
-            Entry::Plain(w, slot) => Some((w, slot)),
+            // SAFETY: the entry was queued until now and the caller holds the
+            // queue's lock, so its party is still waiting (module docs).
+            Entry::Plain(w, slot) => Some((unsafe { w.into_waiter() }, slot)),
             Entry::Select(s) => s.claim().map(|w| (w, None)),
         }
     }
@@ -137,20 +215,32 @@ impl WaitQueue {
         id
     }
 
-    /// Appends `w` at the back and returns its id.
+    /// Appends `w` (an async task, typically) at the back and returns its id.
     pub(crate) fn push(&mut self, w: Waiter) -> WaitId {
         let id = self.alloc_id();
-        self.entries.push_back((id, Entry::Plain(w, None)));
+        self.entries.push_back((id, Entry::Plain(WaitRef::Other(w), None)));
         id
     }
 
-    /// Appends `w` with a *hand-off slot*: an address, owned by the waiter
-    /// and valid while the entry is queued, where the party that pops the
-    /// entry with [`pop_slot`](Self::pop_slot) may deliver what the waiter
-    /// waits for (the primitive defines the slot's type and protocol).
-    pub(crate) fn push_slot(&mut self, w: Waiter, slot: NonNull<()>) -> WaitId {
+    /// Appends the caller (its GVThread, uncounted, or its OS thread) at the
+    /// back and returns its id. The caller must remove the entry (or find it
+    /// popped) before it leaves its wait, on every path (module docs).
+    #[inline]
+    pub(crate) fn push_current(&mut self) -> WaitId {
         let id = self.alloc_id();
-        self.entries.push_back((id, Entry::Plain(w, Some(slot))));
+        self.entries.push_back((id, Entry::Plain(WaitRef::current(), None)));
+        id
+    }
+
+    /// [`push_current`](Self::push_current) with a *hand-off slot*: an
+    /// address, owned by the waiter and valid while the entry is queued,
+    /// where the party that pops the entry with [`pop_slot`](Self::pop_slot)
+    /// may deliver what the waiter waits for (the primitive defines the
+    /// slot's type and protocol).
+    #[inline]
+    pub(crate) fn push_slot(&mut self, slot: NonNull<()>) -> WaitId {
+        let id = self.alloc_id();
+        self.entries.push_back((id, Entry::Plain(WaitRef::current(), Some(slot))));
         id
     }
 
@@ -192,7 +282,7 @@ impl WaitQueue {
                 if let Entry::Plain(slot, _) = &mut self.entries[i].1
                     && !slot.same(w)
                 {
-                    *slot = w.clone();
+                    *slot = WaitRef::Other(w.clone());
                 }
                 true
             }
@@ -252,10 +342,17 @@ impl WaitQueue {
     pub(crate) fn take_all(&mut self) -> Wakeups {
         let mut taken = std::mem::take(&mut self.entries);
         taken.retain_mut(|(_, e)| match e {
-            Entry::Plain(..) => true,
+            Entry::Plain(w, _) => {
+                if let WaitRef::Gv(p) = w {
+                    // SAFETY: queued until now, under the lock we hold
+                    // (module docs).
+                    *w = WaitRef::Other(unsafe { p.waiter() });
+                }
+                true
+            }
             Entry::Select(s) => match s.claim() {
                 Some(w) => {
-                    *e = Entry::Plain(w, None);
+                    *e = Entry::Plain(WaitRef::Other(w), None);
                     true
                 }
                 None => false,
@@ -283,7 +380,8 @@ impl Wakeups {
     /// Wakes them all.
     pub(crate) fn wake_all(self) {
         for (_, e) in self.0 {
-            if let Entry::Plain(w, _) = e {
+            // Every `Gv` reference was turned into a waiter by `take_all`.
+            if let Entry::Plain(WaitRef::Other(w), _) = e {
                 w.wake();
             }
         }

@@ -401,14 +401,16 @@ impl<T> Chan<T> {
             let mut st = self.lock();
             let r = f(&mut st);
             if self.ring.is_some() {
-                // Mirror the queues for the fast paths (see `ring`); SeqCst
-                // stores, and only when they change.
+                // Mirror the queues for the fast paths (see `ring`), only
+                // when they change. Relaxed: a waiter that set its flag issues
+                // a SeqCst fence before it re-checks the ring (`recheck`),
+                // and the fast paths fence before they read the flags.
                 let (rw, sw) = (!st.recv_q.is_empty(), !st.send_q.is_empty());
                 if self.recv_waiting.load(Ordering::Relaxed) != rw {
-                    self.recv_waiting.store(rw, Ordering::SeqCst);
+                    self.recv_waiting.store(rw, Ordering::Relaxed);
                 }
                 if self.send_waiting.load(Ordering::Relaxed) != sw {
-                    self.send_waiting.store(sw, Ordering::SeqCst);
+                    self.send_waiting.store(sw, Ordering::Relaxed);
                 }
             }
             r
@@ -427,7 +429,8 @@ impl<T> Chan<T> {
         if self.receivers_gone.load(Ordering::Relaxed) || self.recv_waiting.load(Ordering::Relaxed) {
             return Err(v);
         }
-        ring.push(v)?;
+        // In a runtime section: see `ring` ("Forced preemption").
+        in_section(|| ring.push(v))?;
         // Dekker with a registering receiver (see `ring`).
         fence(Ordering::SeqCst);
         if self.recv_waiting.load(Ordering::Relaxed) {
@@ -441,7 +444,9 @@ impl<T> Chan<T> {
     /// notify a sender waiting for room. `None`: take the locked path.
     #[inline]
     fn try_fast_recv(&self) -> Option<T> {
-        let v = self.ring.as_ref()?.pop()?;
+        let ring = self.ring.as_ref()?;
+        // In a runtime section: see `ring` ("Forced preemption").
+        let v = in_section(|| ring.pop())?;
         // Dekker with a registering sender (see `ring`).
         fence(Ordering::SeqCst);
         if self.send_waiting.load(Ordering::Relaxed) {
@@ -540,8 +545,8 @@ impl<T> Chan<T> {
             (Wait::Task(w), Some(id)) if st.recv_q.refresh(id, &Waiter::Task(w.clone())) => None,
             (Wait::Current, _) => {
                 *reg = Some(match slot {
-                    Some(s) => st.recv_q.push_slot(Waiter::current(), s.as_ptr()),
-                    None => st.recv_q.push(Waiter::current()),
+                    Some(s) => st.recv_q.push_slot(s.as_ptr()),
+                    None => st.recv_q.push_current(),
                 });
                 Self::call_select_sender(st, rendezvous)
             }
@@ -672,7 +677,7 @@ impl<T> Chan<T> {
                 return (SendStep::Sent, Some(w));
             }
             Wait::Current => {
-                let id = st.send_q.push(Waiter::current());
+                let id = st.send_q.push_current();
                 *reg = Some(id);
                 id
             }
@@ -757,7 +762,7 @@ impl<T> Chan<T> {
                 (SendStep::Pending, None)
             }
             (Wait::Current, _) => {
-                *reg = Some(st.send_q.push(Waiter::current()));
+                *reg = Some(st.send_q.push_current());
                 *value = Some(v);
                 (SendStep::Pending, None)
             }

@@ -7,8 +7,8 @@
 //! (Vyukov's bounded ring with per-slot stamps) for bounded channels, its
 //! `SegQueue` (linked blocks) for unbounded ones. Wait queues stay under the
 //! channel's lock, and two flags mirror whether they are non-empty
-//! (`recv_waiting`, `send_waiting`); they are rewritten, SeqCst, at the end of
-//! every critical section that may have changed a queue.
+//! (`recv_waiting`, `send_waiting`); they are rewritten (plain relaxed
+//! stores) at the end of every critical section that changed a queue.
 //!
 //! * **Fast send**: if no receiver waits (`recv_waiting` clear), push into
 //!   the ring without locking; then a SeqCst fence and a load of
@@ -26,11 +26,31 @@
 //!
 //! Why no wake is lost (Dekker's pattern): the pusher does *push; fence;
 //! load flag*, the waiter *store flag; fence; load ring*. With both fences
-//! SeqCst, at least one sees the other's write: the pusher sees the flag and
-//! notifies, or the waiter sees the value and does not park. The same holds
+//! SeqCst, at least one sees the other's write (the fences are ordered in the
+//! single total order of SeqCst operations; whichever comes second is
+//! followed by a load that sees the store before the first one), so the
+//! accesses themselves may be relaxed: the pusher sees the flag and
+//! notifies, or the waiter sees the value and does not park. (A flag seen
+//! cleared again, or a value taken again, means another party already
+//! popped that waiter or took that value.) The same holds
 //! for room with the roles swapped. Notifications keep the channel's rule of
 //! one wake per value or slot, and a notified waiter that leaves unused
 //! passes it on (see the parent module).
+//!
+//! # Forced preemption
+//!
+//! Neither queue is lock-free in the strict sense: `ArrayQueue::pop` claims
+//! a slot (CAS on `head`) and only then marks it free (its stamp), and a push
+//! that wraps around to that slot spins until it is marked; `SegQueue` has
+//! the same window between claiming and publishing a slot. A GVThread frozen
+//! by SIGURG inside that window would make every pusher (poppers, for
+//! `SegQueue`) reaching the slot spin until it resumes, and it needs a
+//! worker role to resume: with the pusher spinning under the channel's lock
+//! (a runtime section, never preempted) on the role it would get, the
+//! runtime deadlocks (seen: 4×4 MPMC on 2 workers hung within seconds). So
+//! every ring push and pop runs in a runtime section (`in_section`: the
+//! fast paths wrap them; the locked paths already are in one), where the
+//! signal handler never freezes a GVThread.
 
 use crossbeam_queue::{ArrayQueue, SegQueue};
 
@@ -59,8 +79,18 @@ impl<T> Ring<T> {
     }
 
     /// Removes the oldest value.
+    ///
+    /// An empty ring is told by two plain loads first: crossbeam-queue's
+    /// `pop` on an empty queue issues a SeqCst fence (`mfence`) to be sure,
+    /// and a blocking receive in ping-pong finds the ring empty twice per
+    /// message (fast path, then under the lock). Missing a value pushed
+    /// concurrently is fine here: callers either take the locked path or, as
+    /// a registering waiter, re-check after their own fence (module docs).
     #[inline]
     pub(crate) fn pop(&self) -> Option<T> {
+        if self.is_empty() {
+            return None;
+        }
         match self {
             Ring::Array(q) => q.pop(),
             Ring::List(q) => q.pop(),
@@ -74,6 +104,7 @@ impl<T> Ring<T> {
         }
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         match self {
             Ring::Array(q) => q.is_empty(),
@@ -81,6 +112,7 @@ impl<T> Ring<T> {
         }
     }
 
+    #[inline]
     pub(crate) fn is_full(&self) -> bool {
         match self {
             Ring::Array(q) => q.is_full(),
@@ -91,8 +123,10 @@ impl<T> Ring<T> {
 
 /// The flag protocol of the fast paths against a registering waiter, every
 /// interleaving (loom). The ring is abstracted to one atomic (a push is a
-/// Release store of "non-empty", the re-check an Acquire load): the model
-/// checks the fences, not crossbeam-queue's ring.
+/// store of "non-empty", the re-check a load), and every access is relaxed,
+/// the waiter's flag store included, as in `Chan::locked`: only the two
+/// SeqCst fences order them. The model checks the fences, not
+/// crossbeam-queue's ring.
 /// Run: `RUSTFLAGS="--cfg loom" cargo test -p gvthread --lib --release loom_`.
 #[cfg(all(test, loom))]
 mod loom_tests {
@@ -109,14 +143,15 @@ mod loom_tests {
             let pusher = {
                 let (ring, waiting) = (ring.clone(), waiting.clone());
                 loom::thread::spawn(move || {
-                    ring.store(1, Ordering::Release);
+                    ring.store(1, Ordering::Relaxed);
                     fence(Ordering::SeqCst);
                     waiting.load(Ordering::Relaxed)
                 })
             };
-            waiting.store(true, Ordering::SeqCst);
+            // Relaxed, as in `Chan::locked`: the fence orders it.
+            waiting.store(true, Ordering::Relaxed);
             fence(Ordering::SeqCst);
-            let saw_value = ring.load(Ordering::Acquire) != 0;
+            let saw_value = ring.load(Ordering::Relaxed) != 0;
             let notified = pusher.join().unwrap();
             assert!(notified || saw_value, "lost wake-up");
         });

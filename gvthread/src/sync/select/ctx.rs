@@ -19,7 +19,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::loom::AtomicUsize;
-use crate::sched::park::Waiter;
+use crate::sync::waitq::WaitRef;
 
 const WAITING: usize = 0;
 const ABORTED: usize = usize::MAX;
@@ -31,13 +31,14 @@ const ABORTED: usize = usize::MAX;
 #[doc(hidden)]
 pub struct SelectCtx {
     state: AtomicUsize,
-    waiter: Waiter,
+    /// The select's party, uncounted when it is a GVThread (see `waitq`).
+    waiter: WaitRef,
 }
 
 impl SelectCtx {
     /// A context for the calling GVThread (or OS thread), `WAITING`.
     pub(crate) fn new() -> SelectCtx {
-        SelectCtx { state: AtomicUsize::new(WAITING), waiter: Waiter::current() }
+        SelectCtx { state: AtomicUsize::new(WAITING), waiter: WaitRef::current() }
     }
 
     /// Starts a new round. Only while no queue holds an entry of `self`.
@@ -70,8 +71,9 @@ impl SelectCtx {
         }
     }
 
-    /// Who to wake when the round is claimed.
-    pub(crate) fn waiter(&self) -> &Waiter {
+    /// Who to wake when the round is claimed (turned into a waiter under
+    /// the claiming queue's lock, see `waitq`).
+    pub(crate) fn waiter(&self) -> &WaitRef {
         &self.waiter
     }
 }

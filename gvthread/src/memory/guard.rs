@@ -369,10 +369,12 @@ pub(crate) fn ensure_altstack() {
     let size = (ALTSTACK_SIZE + min).next_multiple_of(super::PAGE_SIZE);
     let len = size + super::PAGE_SIZE;
     let Ok(base) = super::os::reserve(len, super::PAGE_SIZE, 0) else { return };
-    // The lowest page guards the signal stack itself.
+    // The lowest page guards the signal stack itself, with the scheme the
+    // probe proved (a marker that "succeeds" without faulting, as under
+    // qemu-user, would be no guard).
     // SAFETY: `base` is a fresh mapping of `len` bytes owned here.
     let guarded = unsafe {
-        super::os::install_guard(super::GuardScheme::Marker, base, super::PAGE_SIZE).is_ok()
+        super::os::install_guard(super::os::probe_guard_scheme(), base, super::PAGE_SIZE).is_ok()
             || super::os::install_guard(super::GuardScheme::Mprotect, base, super::PAGE_SIZE).is_ok()
     };
     let _ = guarded; // an unguarded signal stack still works

@@ -217,14 +217,7 @@ pub(crate) unsafe fn init_stack(stack_top: usize, entry: EntryFn, arg: *mut u8) 
     let mut x = [0usize; 10];
     x[0] = entry as *const () as usize; // x19
     x[1] = arg as usize; // x20
-    let frame = SwitchFrame {
-        fpcr: DEFAULT_FPCR,
-        fpsr: 0,
-        d: [0; 8],
-        x,
-        fp: 0,
-        lr: trampoline as *const () as usize,
-    };
+    let frame = SwitchFrame { fpcr: DEFAULT_FPCR, fpsr: 0, d: [0; 8], x, fp: 0, lr: trampoline as *const () as usize };
     // SAFETY: the caller guarantees the bytes below `stack_top` are ours to
     // write; `sp` is 16-byte aligned, so the frame is suitably aligned.
     unsafe { (sp as *mut SwitchFrame).write(frame) };

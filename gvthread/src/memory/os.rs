@@ -201,7 +201,8 @@ fn markers_fault() -> bool {
     // SAFETY: `base` is a fresh two-page mapping owned here, holding nothing.
     let installed = unsafe { install_guard(GuardScheme::Marker, base, super::PAGE_SIZE).is_ok() };
     // SAFETY: `base + PAGE_SIZE` is the second page of the same mapping.
-    let proved = installed && faults(base) == Some(true) && faults(unsafe { base.add(super::PAGE_SIZE) }) == Some(false);
+    let proved =
+        installed && faults(base) == Some(true) && faults(unsafe { base.add(super::PAGE_SIZE) }) == Some(false);
     // SAFETY: as above; unmapped once, never used again.
     unsafe { unreserve(base, 2 * super::PAGE_SIZE) };
     proved

@@ -67,8 +67,19 @@ pub(crate) fn resumable(call: Syscall) -> Option<Syscall> {
         libc::SYS_nanosleep if call.args[1] != 0 => call.args[0] = call.args[1],
         // clock_nanosleep(clock, flags, req, rem): an absolute deadline is
         // resumed as it is; a relative one with the time left in `rem`.
-        // (Not when the clock id is gone: aarch64 returns `-EINTR` over it.)
-        libc::SYS_clock_nanosleep if !call.first_arg_known => return None,
+        // On aarch64 the result `-EINTR` went to `x0`, over the clock id. A
+        // relative sleep goes on as `nanosleep` (CLOCK_MONOTONIC) for the
+        // time left: the kernel times a relative sleep on CLOCK_REALTIME
+        // (glibc's `nanosleep`, so `std::thread::sleep`) on CLOCK_MONOTONIC
+        // anyway, and CLOCK_TAI runs at its rate. An absolute one needs its
+        // clock: frozen instead, it returns `EINTR` to its caller.
+        libc::SYS_clock_nanosleep if !call.first_arg_known => {
+            if call.args[1] & TIMER_ABSTIME != 0 || call.args[3] == 0 {
+                return None;
+            }
+            call.nr = libc::SYS_nanosleep;
+            call.args = [call.args[3], call.args[3], 0, 0, 0, 0];
+        }
         libc::SYS_clock_nanosleep if call.args[1] & TIMER_ABSTIME != 0 => {}
         libc::SYS_clock_nanosleep if call.args[3] != 0 => call.args[2] = call.args[3],
         _ => return None,

@@ -75,8 +75,11 @@
 //!
 //! ## Platform
 //!
-//! Linux on x86_64. Guard pages use guard markers on Linux 6.13+ and fall back
-//! to `mprotect` (bounded by `vm.max_map_count`) on older kernels.
+//! Linux on x86_64 and on aarch64 (with the kernel's usual 4 KiB pages); any
+//! other target fails to compile with an error naming these. Guard pages use
+//! guard markers on Linux 6.13+ and fall back to `mprotect` (bounded by
+//! `vm.max_map_count`) on older kernels, and wherever a probe cannot prove
+//! that a marker faults (under qemu-user, for one).
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -14,9 +14,8 @@ fn mprotect_fallback_reports_the_map_budget_at_growth_time() {
     const NAME: &str = "mprotect_fallback_reports_the_map_budget_at_growth_time";
     if std::env::var("GVTHREAD_FORCE_MPROTECT_GUARDS").as_deref() != Ok("1") {
         // Re-run this test in a child with the fallback forced.
-        let exe = std::env::current_exe().expect("test binary path");
         let _w = common::watchdog(NAME, Duration::from_secs(300));
-        let out = std::process::Command::new(exe)
+        let out = common::test_binary()
             .args([NAME, "--exact", "--nocapture", "--test-threads", "1"])
             .env("GVTHREAD_FORCE_MPROTECT_GUARDS", "1")
             .output()

@@ -12,23 +12,44 @@
 //! * [`STACK_ALIGNMENT`]: the alignment of the initial stack pointer.
 //! * [`Interrupted`]: what the preemption handler needs to know about the
 //!   code a signal interrupted (its program counter, and whether it was
-//!   blocked in a system call), read from the kernel's `ucontext_t`.
+//!   blocked in a system call), read from the kernel's `ucontext_t`, and
+//!   [`Syscall`], the call it was blocked in.
+//! * `SuspendedRegs` and `suspended_regs`: the registers a suspended context
+//!   resumes with, for the stack unwinder of `Runtime::dump`.
+//!
+//! Supported targets: Linux on x86_64 (`x86_64.rs`) and on aarch64
+//! (`aarch64.rs`). Any other target fails to compile with an error naming
+//! them.
 //!
 //! Voluntary switches only need the callee-saved registers: the caller of
 //! `switch` already treats every caller-saved register as clobbered, as for any
 //! function call. Forced preemption never uses `switch` (see `preempt`).
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod x86_64;
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub(crate) use x86_64::{Context, Interrupted, STACK_ALIGNMENT, Syscall, init_stack, switch};
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub(crate) use x86_64::{SuspendedRegs, suspended_regs};
 
-#[cfg(not(target_arch = "x86_64"))]
-compile_error!("gvthread currently supports x86_64 only (Linux); other architectures need an arch/ module");
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+mod aarch64;
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+pub(crate) use aarch64::{Context, Interrupted, STACK_ALIGNMENT, Syscall, init_stack, switch};
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+pub(crate) use aarch64::{SuspendedRegs, strip_return_address, suspended_regs};
+
+#[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+compile_error!(
+    "gvthread supports Linux on x86_64 (x86_64-unknown-linux-gnu) and on aarch64 \
+     (aarch64-unknown-linux-gnu) only: context switching, the preemption signal \
+     handler and the guard pages are written for those targets"
+);
 
 /// The signature of a GVThread entry point: called once on the fresh stack with
 /// the argument given to [`init_stack`]. It must never return (it switches away
 /// for the last time instead) and must never unwind.
-pub(crate) type EntryFn = unsafe extern "sysv64" fn(arg: *mut u8) -> !;
+///
+/// It uses the platform's C calling convention (System V on x86_64, AAPCS64
+/// on aarch64): the trampoline of each `arch` module calls it that way.
+pub(crate) type EntryFn = unsafe extern "C" fn(arg: *mut u8) -> !;

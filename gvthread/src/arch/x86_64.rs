@@ -189,6 +189,9 @@ pub(crate) struct Syscall {
     pub(crate) args: [libc::c_long; 6],
     /// It returned `-EINTR` (instead of being restarted).
     pub(crate) interrupted: bool,
+    /// `args[0]` is the call's first argument: always on x86_64, where the
+    /// result goes to `rax`, not over an argument.
+    pub(crate) first_arg_known: bool,
 }
 
 const SYSCALL: [u8; 2] = [0x0f, 0x05];
@@ -257,6 +260,7 @@ impl Interrupted {
                 r(libc::REG_R9),
             ],
             interrupted: !self.restarting,
+            first_arg_known: true,
         })
     }
 

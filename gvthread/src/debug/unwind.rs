@@ -3,7 +3,8 @@
 //!
 //! # Why CFI and not frame pointers
 //!
-//! Rust's release profile omits frame pointers on x86_64, and gvthread
+//! Rust's release profile omits frame pointers on x86_64 (and C code built
+//! with `-fomit-frame-pointer` does on aarch64), and gvthread
 //! cannot impose `-C force-frame-pointers` on the programs that use it, so a
 //! frame-pointer walk would lose every frame compiled without them (most of
 //! std and of the user's code). `.eh_frame` is always there, because panics
@@ -44,7 +45,7 @@ use std::ffi::{c_int, c_void};
 
 use gimli::{
     BaseAddresses, CfaRule, EhFrame, EhFrameHdr, EndianSlice, NativeEndian, ParsedEhFrameHdr, Register, RegisterRule,
-    UnwindContext, UnwindSection, X86_64,
+    UnwindContext, UnwindSection,
 };
 
 use crate::arch::SuspendedRegs;
@@ -120,7 +121,9 @@ unsafe extern "C" fn collect(info: *mut libc::dl_phdr_info, _size: usize, data: 
     let eh_bytes: &'static [u8] =
         unsafe { std::slice::from_raw_parts(eh_frame_addr as *const u8, (seg_end - eh_frame_addr) as usize) };
     let bases = bases.set_eh_frame(eh_frame_addr);
-    modules.push(Module { text, bases, hdr, eh_frame: EhFrame::new(eh_bytes, NativeEndian) });
+    let mut eh_frame = EhFrame::new(eh_bytes, NativeEndian);
+    eh_frame.set_vendor(dwarf::VENDOR);
+    modules.push(Module { text, bases, hdr, eh_frame });
     0
 }
 
@@ -135,14 +138,107 @@ impl Unwinder {
     }
 }
 
-/// DWARF register numbers tracked (x86_64): rbx, rbp, rsp, r12-r15, and
-/// the return-address column.
-const TRACKED: [Register; 8] =
-    [X86_64::RBX, X86_64::RBP, X86_64::RSP, X86_64::R12, X86_64::R13, X86_64::R14, X86_64::R15, X86_64::RA];
+/// The architecture's DWARF registers: which are tracked (the callee-saved
+/// ones, the stack pointer and the return address), and their values in a
+/// suspended context.
+#[cfg(target_arch = "x86_64")]
+mod dwarf {
+    use gimli::{Register, X86_64};
+
+    use crate::arch::SuspendedRegs;
+
+    pub(super) const SP: Register = X86_64::RSP;
+    /// The return-address column (a pseudo-register on x86_64).
+    pub(super) const RA: Register = X86_64::RA;
+    /// rbx, rbp, rsp, r12-r15, and the return-address column.
+    pub(super) const TRACKED: [Register; 8] =
+        [X86_64::RBX, X86_64::RBP, X86_64::RSP, X86_64::R12, X86_64::R13, X86_64::R14, X86_64::R15, X86_64::RA];
+    pub(super) const VENDOR: gimli::Vendor = gimli::Vendor::Default;
+
+    /// The registers known at the start of a walk.
+    pub(super) fn start(s: &SuspendedRegs) -> [(Register, usize); 7] {
+        [
+            (X86_64::RBX, s.rbx),
+            (X86_64::RBP, s.rbp),
+            (X86_64::RSP, s.sp),
+            (X86_64::R12, s.r12),
+            (X86_64::R13, s.r13),
+            (X86_64::R14, s.r14),
+            (X86_64::R15, s.r15),
+        ]
+    }
+
+    /// The return address a frame's rules produced (nothing to undo here).
+    pub(super) fn return_address(ra: u64, _row: &gimli::UnwindTableRow<usize>) -> u64 {
+        ra
+    }
+}
+
+/// The architecture's DWARF registers: which are tracked (the callee-saved
+/// ones, the stack pointer and the return address), and their values in a
+/// suspended context.
+#[cfg(target_arch = "aarch64")]
+mod dwarf {
+    use gimli::{AArch64, Register, RegisterRule};
+
+    use crate::arch::SuspendedRegs;
+
+    pub(super) const SP: Register = AArch64::SP;
+    /// The return-address column is the link register itself.
+    pub(super) const RA: Register = AArch64::X30;
+    /// x19-x28, fp (x29), lr (x30), sp.
+    pub(super) const TRACKED: [Register; 13] = [
+        AArch64::X19,
+        AArch64::X20,
+        AArch64::X21,
+        AArch64::X22,
+        AArch64::X23,
+        AArch64::X24,
+        AArch64::X25,
+        AArch64::X26,
+        AArch64::X27,
+        AArch64::X28,
+        AArch64::X29,
+        AArch64::X30,
+        AArch64::SP,
+    ];
+    /// Parses `DW_CFA_AARCH64_negate_ra_state` (pointer authentication).
+    pub(super) const VENDOR: gimli::Vendor = gimli::Vendor::AArch64;
+
+    /// The registers known at the start of a walk: `lr` holds the resume
+    /// address, as it does when `switch` returns.
+    pub(super) fn start(s: &SuspendedRegs) -> [(Register, usize); 13] {
+        let x = |i: usize| (Register(19 + i as u16), s.x[i]);
+        [
+            x(0),
+            x(1),
+            x(2),
+            x(3),
+            x(4),
+            x(5),
+            x(6),
+            x(7),
+            x(8),
+            x(9),
+            (AArch64::X29, s.fp),
+            (AArch64::X30, s.pc),
+            (AArch64::SP, s.sp),
+        ]
+    }
+
+    /// The return address a frame's rules produced, without the
+    /// pointer-authentication code the frame signed it with, if any.
+    pub(super) fn return_address(ra: u64, row: &gimli::UnwindTableRow<usize>) -> u64 {
+        match row.register(AArch64::RA_SIGN_STATE) {
+            Some(RegisterRule::Constant(1)) => crate::arch::strip_return_address(ra as usize) as u64,
+            _ => ra,
+        }
+    }
+}
 
 /// Register values of one frame (`None`: unknown), indexed by DWARF number.
 #[derive(Clone, Copy)]
-struct Regs([Option<u64>; 17]);
+struct Regs([Option<u64>; 32]);
 
 impl Regs {
     fn get(&self, r: Register) -> Option<u64> {
@@ -175,18 +271,14 @@ pub(crate) fn unwind(
             return None;
         }
         // SAFETY: inside the GVThread's mapped stack, which the caller keeps
-        // unchanged; unaligned reads are fine on x86_64 and `read_unaligned`
-        // makes them defined.
+        // unchanged; unaligned reads are fine on x86_64 and aarch64, and
+        // `read_unaligned` makes them defined.
         Some(unsafe { (a as *const u64).read_unaligned() })
     };
-    let mut regs = Regs([None; 17]);
-    regs.set(X86_64::RBX, Some(start.rbx as u64));
-    regs.set(X86_64::RBP, Some(start.rbp as u64));
-    regs.set(X86_64::RSP, Some(start.sp as u64));
-    regs.set(X86_64::R12, Some(start.r12 as u64));
-    regs.set(X86_64::R13, Some(start.r13 as u64));
-    regs.set(X86_64::R14, Some(start.r14 as u64));
-    regs.set(X86_64::R15, Some(start.r15 as u64));
+    let mut regs = Regs([None; 32]);
+    for (r, v) in dwarf::start(&start) {
+        regs.set(r, Some(v as u64));
+    }
     let mut pc = start.pc as u64;
     while out.len() < out.capacity() && pc != 0 {
         out.push(pc as usize);
@@ -210,7 +302,7 @@ pub(crate) fn unwind(
             CfaRule::Expression(_) => return,
         };
         let mut next = regs;
-        for r in TRACKED {
+        for r in dwarf::TRACKED {
             let value = match row.register(r) {
                 // Not mentioned: callee-saved and untouched.
                 None | Some(RegisterRule::SameValue) => regs.get(r),
@@ -223,12 +315,14 @@ pub(crate) fn unwind(
             next.set(r, value);
         }
         // The caller's stack pointer is the CFA by definition.
-        next.set(X86_64::RSP, Some(cfa));
-        let old_sp = regs.get(X86_64::RSP).unwrap_or(0);
+        next.set(dwarf::SP, Some(cfa));
+        let old_sp = regs.get(dwarf::SP).unwrap_or(0);
         if cfa <= old_sp || cfa as usize > stack_hi {
             return;
         }
-        let Some(ret) = next.get(X86_64::RA) else { return };
+        let Some(ret) = next.get(dwarf::RA) else { return };
+        let ret = dwarf::return_address(ret, row);
+        next.set(dwarf::RA, Some(ret));
         regs = next;
         pc = ret;
     }

@@ -38,10 +38,11 @@
 //! The guard is one 4 KiB page at the bottom of each slot, directly above the
 //! previous slot's top page. A frame smaller than a page cannot move the stack
 //! pointer past the guard without touching it. A frame of a page or more is
-//! probed: rustc enables stack probes on x86_64 (LLVM's inline probestack),
-//! which touch every page of the new frame from the top down before it is
-//! used, so the first touch below the stack lands in the guard page, never in
-//! the neighbouring slot. (Code compiled without probes, such as C with a
+//! probed: rustc enables inline stack probes on x86_64 and aarch64 Linux
+//! (LLVM's inline probestack; on aarch64 a loop that moves `sp` down one
+//! 4 KiB page at a time and stores at each step), which touch every page of
+//! the new frame from the top down before it is used, so the first touch
+//! below the stack lands in the guard page, never in the neighbouring slot. (Code compiled without probes, such as C with a
 //! huge `alloca` and no `-fstack-clash-protection`, can still jump over it.)
 
 use std::cell::Cell;
@@ -369,10 +370,12 @@ pub(crate) fn ensure_altstack() {
     let size = (ALTSTACK_SIZE + min).next_multiple_of(super::PAGE_SIZE);
     let len = size + super::PAGE_SIZE;
     let Ok(base) = super::os::reserve(len, super::PAGE_SIZE, 0) else { return };
-    // The lowest page guards the signal stack itself.
+    // The lowest page guards the signal stack itself, with the scheme the
+    // probe proved (a marker that "succeeds" without faulting, as under
+    // qemu-user, would be no guard).
     // SAFETY: `base` is a fresh mapping of `len` bytes owned here.
     let guarded = unsafe {
-        super::os::install_guard(super::GuardScheme::Marker, base, super::PAGE_SIZE).is_ok()
+        super::os::install_guard(super::os::probe_guard_scheme(), base, super::PAGE_SIZE).is_ok()
             || super::os::install_guard(super::GuardScheme::Mprotect, base, super::PAGE_SIZE).is_ok()
     };
     let _ = guarded; // an unguarded signal stack still works

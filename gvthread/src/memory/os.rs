@@ -189,21 +189,66 @@ unsafe fn process_madvise_guards(pages: &[*mut u8]) -> usize {
     done
 }
 
-/// Picks the guard scheme this kernel supports, probing with a scratch
-/// mapping. The environment variable `GVTHREAD_FORCE_MPROTECT_GUARDS=1`
-/// forces the `mprotect` fallback (for testing it on new kernels).
+/// Picks the guard scheme this kernel supports. The environment variable
+/// `GVTHREAD_FORCE_MPROTECT_GUARDS=1` forces the `mprotect` fallback (for
+/// testing it on new kernels).
+///
+/// Guard markers are used only once a probe has *proved* that they fault
+/// (see [`markers_fault`]); a zero return from `madvise` is not enough.
+/// Under qemu-user, for one, `madvise(MADV_GUARD_INSTALL)` returns 0 and
+/// installs nothing (qemu drops most advice), and trusting it would run
+/// every GVThread without a guard. The probe runs once per process.
 pub(crate) fn probe_guard_scheme() -> GuardScheme {
     if std::env::var_os("GVTHREAD_FORCE_MPROTECT_GUARDS").is_some_and(|v| v == "1") {
         return GuardScheme::Mprotect;
     }
+    static MARKERS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *MARKERS.get_or_init(markers_fault) { GuardScheme::Marker } else { GuardScheme::Mprotect }
+}
+
+/// Installs a guard marker on the first page of a scratch mapping and asks
+/// the kernel whether each of the two pages faults: the marked one must, the
+/// other must not (which also shows that the test can tell them apart).
+/// Any failure along the way counts as "markers do not work".
+fn markers_fault() -> bool {
     let Ok(base) = reserve(2 * super::PAGE_SIZE, super::PAGE_SIZE, 0) else {
-        return GuardScheme::Mprotect;
+        return false;
     };
-    // SAFETY: `base` is a fresh two-page mapping owned here.
-    let ok = unsafe { install_guard(GuardScheme::Marker, base, super::PAGE_SIZE).is_ok() };
+    // SAFETY: `base` is a fresh two-page mapping owned here, holding nothing.
+    let installed = unsafe { install_guard(GuardScheme::Marker, base, super::PAGE_SIZE).is_ok() };
+    // SAFETY: `base + PAGE_SIZE` is the second page of the same mapping.
+    let proved =
+        installed && faults(base) == Some(true) && faults(unsafe { base.add(super::PAGE_SIZE) }) == Some(false);
     // SAFETY: as above; unmapped once, never used again.
     unsafe { unreserve(base, 2 * super::PAGE_SIZE) };
-    if ok { GuardScheme::Marker } else { GuardScheme::Mprotect }
+    proved
+}
+
+/// Whether reading the byte at `addr` faults, found without faulting:
+/// `write(2)` of that byte into a pipe fails with `EFAULT` exactly when the
+/// kernel cannot read it (a guard marker or `PROT_NONE`; under qemu-user,
+/// whatever qemu's own page flags say, so the answer matches what the
+/// emulated program would see). `None` if the pipe cannot be made.
+fn faults(addr: *const u8) -> Option<bool> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return None;
+    }
+    // SAFETY: the kernel checks `addr` and fails with EFAULT rather than
+    // fault; the pipe is empty, so one byte never blocks.
+    let n = unsafe { libc::write(fds[1], addr.cast(), 1) };
+    let err = std::io::Error::last_os_error().raw_os_error();
+    // SAFETY: closing the descriptors opened above.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    match n {
+        1 => Some(false),
+        _ if err == Some(libc::EFAULT) => Some(true),
+        _ => None,
+    }
 }
 
 /// `vm.max_map_count`, if readable.
@@ -215,4 +260,40 @@ pub(crate) fn max_map_count() -> Option<usize> {
 pub(crate) fn current_map_count() -> Option<usize> {
     let maps = std::fs::read("/proc/self/maps").ok()?;
     Some(maps.iter().filter(|&&b| b == b'\n').count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::PAGE_SIZE;
+
+    #[test]
+    fn fault_test_tells_guards_from_memory() {
+        let base = reserve(2 * PAGE_SIZE, PAGE_SIZE, 0).expect("reserve");
+        // SAFETY: a fresh two-page mapping owned here; the second page is
+        // written before anything reads it.
+        let second = unsafe {
+            install_guard(GuardScheme::Mprotect, base, PAGE_SIZE).expect("mprotect");
+            let p = base.add(PAGE_SIZE);
+            p.write(7);
+            p
+        };
+        assert_eq!(faults(base), Some(true), "a PROT_NONE page faults");
+        assert_eq!(faults(second), Some(false), "a mapped page does not");
+        // SAFETY: unmapped once, not used again.
+        unsafe { unreserve(base, 2 * PAGE_SIZE) };
+    }
+
+    #[test]
+    fn probed_scheme_really_guards() {
+        // Whatever the probe picked (markers on Linux 6.13+, mprotect on older
+        // kernels and under qemu-user), a page guarded with it faults.
+        let scheme = probe_guard_scheme();
+        let base = reserve(PAGE_SIZE, PAGE_SIZE, 0).expect("reserve");
+        // SAFETY: a fresh one-page mapping owned here, holding nothing.
+        unsafe { install_guard(scheme, base, PAGE_SIZE).expect("guard") };
+        assert_eq!(faults(base), Some(true), "{scheme:?} guard does not fault");
+        // SAFETY: unmapped once, not used again.
+        unsafe { unreserve(base, PAGE_SIZE) };
+    }
 }

@@ -30,9 +30,11 @@ use crate::arch::Syscall;
 const TIMER_ABSTIME: libc::c_long = 1;
 
 /// Calls carried out from the handler when the kernel would restart them.
-const RESTARTABLE: [libc::c_long; 20] = [
+/// (aarch64 Linux has no `open`: its C library uses `openat`.)
+const RESTARTABLE: &[libc::c_long] = &[
     libc::SYS_read,
     libc::SYS_write,
+    #[cfg(target_arch = "x86_64")]
     libc::SYS_open,
     libc::SYS_pread64,
     libc::SYS_pwrite64,
@@ -65,6 +67,19 @@ pub(crate) fn resumable(call: Syscall) -> Option<Syscall> {
         libc::SYS_nanosleep if call.args[1] != 0 => call.args[0] = call.args[1],
         // clock_nanosleep(clock, flags, req, rem): an absolute deadline is
         // resumed as it is; a relative one with the time left in `rem`.
+        // On aarch64 the result `-EINTR` went to `x0`, over the clock id. A
+        // relative sleep goes on as `nanosleep` (CLOCK_MONOTONIC) for the
+        // time left: the kernel times a relative sleep on CLOCK_REALTIME
+        // (glibc's `nanosleep`, so `std::thread::sleep`) on CLOCK_MONOTONIC
+        // anyway, and CLOCK_TAI runs at its rate. An absolute one needs its
+        // clock: frozen instead, it returns `EINTR` to its caller.
+        libc::SYS_clock_nanosleep if !call.first_arg_known => {
+            if call.args[1] & TIMER_ABSTIME != 0 || call.args[3] == 0 {
+                return None;
+            }
+            call.nr = libc::SYS_nanosleep;
+            call.args = [call.args[3], call.args[3], 0, 0, 0, 0];
+        }
         libc::SYS_clock_nanosleep if call.args[1] & TIMER_ABSTIME != 0 => {}
         libc::SYS_clock_nanosleep if call.args[3] != 0 => call.args[2] = call.args[3],
         _ => return None,

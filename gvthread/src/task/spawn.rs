@@ -175,7 +175,7 @@ where
 /// # Safety
 /// Only called through the trampoline of a frame made by `spawn_on::<F, T>`,
 /// with `arg` pointing at the payload `F` it wrote.
-unsafe extern "sysv64" fn entry<F, T>(arg: *mut u8) -> !
+unsafe extern "C" fn entry<F, T>(arg: *mut u8) -> !
 where
     F: FnOnce(CancellationToken) -> T + Send + 'static,
     T: Send + 'static,

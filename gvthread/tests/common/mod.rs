@@ -32,8 +32,7 @@ pub fn isolated(name: &str, limit: Duration) -> bool {
     if std::env::var(VAR).as_deref() == Ok(name) {
         return true;
     }
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut child = std::process::Command::new(exe)
+    let mut child = test_binary()
         .args([name, "--exact", "--nocapture", "--test-threads", "1"])
         .env(VAR, name)
         .stdout(std::process::Stdio::piped())
@@ -91,4 +90,23 @@ pub fn vm_pte_kib() -> u64 {
 /// Resident memory (`VmRSS`) of this process in bytes.
 pub fn rss_bytes() -> u64 {
     status_kib("VmRSS") * 1024
+}
+
+/// A command that runs this test binary again. Under an emulator (the
+/// aarch64 tests run under qemu-user on an x86_64 host, and the host kernel
+/// cannot execute an aarch64 binary by itself) the runner set in
+/// `.cargo/config.toml` names itself in `GVTHREAD_TEST_RUNNER`, and the
+/// child runs through it too.
+pub fn test_binary() -> std::process::Command {
+    let exe = std::env::current_exe().expect("test binary path");
+    let runner = std::env::var("GVTHREAD_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(emulator) => {
+            let mut cmd = std::process::Command::new(emulator);
+            cmd.args(words).arg(exe);
+            cmd
+        }
+        None => std::process::Command::new(exe),
+    }
 }

@@ -22,8 +22,7 @@ fn crashing_child(name: &str, limit: Duration) -> Option<String> {
     if std::env::var(VAR).as_deref() == Ok(name) {
         return None;
     }
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut child = std::process::Command::new(exe)
+    let mut child = common::test_binary()
         .args([name, "--exact", "--nocapture", "--test-threads", "1"])
         .env(VAR, name)
         .stdout(std::process::Stdio::null())

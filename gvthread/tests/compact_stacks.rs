@@ -171,6 +171,7 @@ fn blocked_receivers_are_left_alone() {
     assert_eq!(got, 5);
 }
 
+#[cfg(target_arch = "x86_64")]
 #[inline(never)]
 fn fp_work(x: f64, v: std::arch::x86_64::__m128d) -> (f64, [f64; 2]) {
     let mut out = [0.0f64; 2];
@@ -179,6 +180,9 @@ fn fp_work(x: f64, v: std::arch::x86_64::__m128d) -> (f64, [f64; 2]) {
     (x, out)
 }
 
+/// x86_64 only: MXCSR and SSE registers (aarch64's FPCR/FPSR across switches
+/// are covered by `arch_aarch64.rs`).
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn fp_and_simd_state_survives() {
     use std::arch::x86_64::*;

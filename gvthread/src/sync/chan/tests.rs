@@ -192,8 +192,11 @@ fn runtime_refs() -> usize {
 
 #[test]
 fn parked_waiters_hold_no_reference_on_the_runtime_and_any_party_wakes_them() {
-    let mut rt = crate::Runtime::new(crate::SchedulerConfig::default().num_workers(1));
-    let mut other = crate::Runtime::new(crate::SchedulerConfig::default().num_workers(1));
+    // No forced preemption: a spare thread started meanwhile (a slow or
+    // emulated machine) would hold a reference of its own.
+    let config = || crate::SchedulerConfig::default().num_workers(1).enable_forced_preempt(false);
+    let mut rt = crate::Runtime::new(config());
+    let mut other = crate::Runtime::new(config());
     let (tx, rx) = channel::<u32>(1);
     let (sel_tx, sel_rx) = channel::<u32>(1);
     let (tx2, rx2) = (tx.clone(), sel_tx.clone());

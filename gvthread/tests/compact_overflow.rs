@@ -12,52 +12,6 @@ use std::time::Duration;
 
 use gvthread::{Handle, Runtime, SchedulerConfig};
 
-const VAR: &str = "GVTHREAD_CRASH_TEST";
-
-/// Runs the calling test in a child process that is expected to crash.
-/// Returns `None` in the child (which should run the scenario), and the
-/// child's standard error in the parent, after checking that the child did
-/// not exit successfully.
-fn crashing_child(name: &str, limit: Duration) -> Option<String> {
-    if std::env::var(VAR).as_deref() == Ok(name) {
-        return None;
-    }
-    let mut child = common::test_binary()
-        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
-        .env(VAR, name)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn child test process");
-    let mut pipe = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut pipe, &mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    });
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for child") {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("crash test `{name}` hung for {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stderr = reader.join().unwrap_or_default();
-    assert!(!status.success(), "crash test `{name}` exited successfully; stderr:\n{stderr}");
-    // Aborted (SIGABRT), not killed by the SIGSEGV itself.
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(libc::SIGABRT),
-        "child status {status}; stderr:\n{stderr}"
-    );
-    Some(stderr)
-}
-
 /// Recursion with a 64 KiB frame: each call moves the stack pointer by more
 /// than a page, so only stack probes make it hit the guard page.
 #[inline(never)]
@@ -118,7 +72,7 @@ fn overflow_after_restore_in_child() {
 #[test]
 fn overflow_after_restore_is_reported() {
     let _w = common::watchdog("overflow_after_restore_is_reported", Duration::from_secs(60));
-    match crashing_child("overflow_after_restore_is_reported", Duration::from_secs(50)) {
+    match common::crashing_child("overflow_after_restore_is_reported", Duration::from_secs(50)) {
         None => overflow_after_restore_in_child(),
         Some(stderr) => {
             let expected = stderr

@@ -8,52 +8,6 @@ use std::time::Duration;
 
 use gvthread::{Runtime, SchedulerConfig};
 
-const VAR: &str = "GVTHREAD_CRASH_TEST";
-
-/// Runs the calling test in a child process that is expected to crash.
-/// Returns `None` in the child (which should run the scenario), and the
-/// child's standard error in the parent, after checking that the child did
-/// not exit successfully.
-fn crashing_child(name: &str, limit: Duration) -> Option<String> {
-    if std::env::var(VAR).as_deref() == Ok(name) {
-        return None;
-    }
-    let mut child = common::test_binary()
-        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
-        .env(VAR, name)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn child test process");
-    let mut pipe = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut pipe, &mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    });
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for child") {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("crash test `{name}` hung for {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stderr = reader.join().unwrap_or_default();
-    assert!(!status.success(), "crash test `{name}` exited successfully; stderr:\n{stderr}");
-    // Aborted (SIGABRT), not killed by the SIGSEGV itself.
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(libc::SIGABRT),
-        "child status {status}; stderr:\n{stderr}"
-    );
-    Some(stderr)
-}
-
 /// Recursion with a 64 KiB frame: each call moves the stack pointer by more
 /// than a page, so only stack probes make it hit the guard page.
 #[inline(never)]
@@ -115,7 +69,7 @@ fn check_report(stderr: &str) {
 #[test]
 fn overflow_with_large_frames_is_reported() {
     let _w = common::watchdog("overflow_with_large_frames_is_reported", Duration::from_secs(60));
-    match crashing_child("overflow_with_large_frames_is_reported", Duration::from_secs(50)) {
+    match common::crashing_child("overflow_with_large_frames_is_reported", Duration::from_secs(50)) {
         None => overflow_in_child(deep_big),
         Some(stderr) => check_report(&stderr),
     }
@@ -124,7 +78,7 @@ fn overflow_with_large_frames_is_reported() {
 #[test]
 fn overflow_with_small_frames_is_reported() {
     let _w = common::watchdog("overflow_with_small_frames_is_reported", Duration::from_secs(60));
-    match crashing_child("overflow_with_small_frames_is_reported", Duration::from_secs(50)) {
+    match common::crashing_child("overflow_with_small_frames_is_reported", Duration::from_secs(50)) {
         None => overflow_in_child(deep_small),
         Some(stderr) => check_report(&stderr),
     }
@@ -137,7 +91,7 @@ fn overflow_with_small_frames_is_reported() {
 fn other_segfaults_are_passed_on() {
     const NAME: &str = "other_segfaults_are_passed_on";
     let _w = common::watchdog(NAME, Duration::from_secs(60));
-    if std::env::var(VAR).as_deref() == Ok(NAME) {
+    if std::env::var(common::CRASH_VAR).as_deref() == Ok(NAME) {
         let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1));
         rt.block_on(|| {
             // SAFETY: not safe at all: this deliberately faults on an
@@ -148,7 +102,7 @@ fn other_segfaults_are_passed_on() {
     }
     let out = common::test_binary()
         .args([NAME, "--exact", "--nocapture", "--test-threads", "1"])
-        .env(VAR, NAME)
+        .env(common::CRASH_VAR, NAME)
         .output()
         .expect("run child");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -167,7 +121,7 @@ fn other_segfaults_are_passed_on() {
 fn overflow_in_a_slot_of_a_remapped_chunk_is_reported() {
     const NAME: &str = "overflow_in_a_slot_of_a_remapped_chunk_is_reported";
     let _w = common::watchdog(NAME, Duration::from_secs(90));
-    match crashing_child(NAME, Duration::from_secs(80)) {
+    match common::crashing_child(NAME, Duration::from_secs(80)) {
         None => {
             let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1));
             rt.block_on(|| {
@@ -219,7 +173,7 @@ fn overflow_in_a_slot_of_a_remapped_chunk_is_reported() {
 fn overflow_report_names_the_gvthread_and_its_stack_size() {
     const NAME: &str = "overflow_report_names_the_gvthread_and_its_stack_size";
     let _w = common::watchdog(NAME, Duration::from_secs(60));
-    match crashing_child(NAME, Duration::from_secs(50)) {
+    match common::crashing_child(NAME, Duration::from_secs(50)) {
         None => {
             let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1));
             rt.block_on(|| {
@@ -248,7 +202,7 @@ fn overflow_report_names_the_gvthread_and_its_stack_size() {
 fn overflow_reported_after_an_earlier_runtimes_pool_is_dropped() {
     const NAME: &str = "overflow_reported_after_an_earlier_runtimes_pool_is_dropped";
     let _w = common::watchdog(NAME, Duration::from_secs(60));
-    match crashing_child(NAME, Duration::from_secs(50)) {
+    match common::crashing_child(NAME, Duration::from_secs(50)) {
         None => {
             let a = Runtime::new(SchedulerConfig::default().num_workers(1));
             let handle = a.handle();

@@ -283,10 +283,10 @@ impl Interrupted {
         let aligned = pc.is_multiple_of(INSN);
         // SAFETY: an aligned instruction at `pc` lies in `pc`'s page.
         let at = aligned && unsafe { (pc as *const u32).read() } == SVC_0;
-        // SAFETY: `pc - 4` lies in `pc`'s page (offset >= 4).
         let after = x0 == -(libc::EINTR as i64)
             && aligned
             && pc % PAGE >= INSN
+            // SAFETY: `pc - 4` lies in `pc`'s page (offset >= 4).
             && unsafe { ((pc - INSN) as *const u32).read() } == SVC_0;
         Interrupted { ctx, pc, in_syscall: at || after, restarting: at }
     }

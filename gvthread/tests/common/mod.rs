@@ -110,3 +110,50 @@ pub fn test_binary() -> std::process::Command {
         None => std::process::Command::new(exe),
     }
 }
+
+/// Names the crash scenario a child process runs (see [`crashing_child`]).
+pub const CRASH_VAR: &str = "GVTHREAD_CRASH_TEST";
+
+/// Runs the calling test in a child process that is expected to crash.
+/// Returns `None` in the child (which should run the scenario), and the
+/// child's standard error in the parent, after checking that the child did
+/// not exit successfully.
+pub fn crashing_child(name: &str, limit: Duration) -> Option<String> {
+    if std::env::var(CRASH_VAR).as_deref() == Ok(name) {
+        return None;
+    }
+    let mut child = test_binary()
+        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(CRASH_VAR, name)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn child test process");
+    let mut pipe = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut pipe, &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for child") {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("crash test `{name}` hung for {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = reader.join().unwrap_or_default();
+    assert!(!status.success(), "crash test `{name}` exited successfully; stderr:\n{stderr}");
+    // Aborted (SIGABRT), not killed by the SIGSEGV itself.
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGABRT),
+        "child status {status}; stderr:\n{stderr}"
+    );
+    Some(stderr)
+}

@@ -49,7 +49,9 @@
 //!
 //! The handler is installed with `SA_ONSTACK | SA_SIGINFO | SA_RESTART` and
 //! passes SIGURG signals that are not ours to the previously installed
-//! handler. With `SA_RESTART` most interrupted system calls restart; those
+//! handler. Ours are told apart by their value: the monitor sends them with
+//! `rt_tgsigqueueinfo` and a tag, so a `raise(SIGURG)` or out-of-band socket
+//! data reaches the previous handler even while a preemption is pending. With `SA_RESTART` most interrupted system calls restart; those
 //! that never restart after a handler (`nanosleep`, `epoll_wait`, `poll`,
 //! `select`, calls with timeouts set via `setsockopt`, see signal(7)) return
 //! `EINTR`: `std::thread::sleep` and tokio retry it, but a direct `poll`,

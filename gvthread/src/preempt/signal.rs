@@ -11,7 +11,7 @@ use super::syscall;
 use crate::arch::Interrupted;
 use crate::sched::machine::{self, Machine, NO_GVTHREAD, PREEMPT_BLOCKED, PREEMPT_NONE};
 use crate::task::state;
-use crate::util::signal::ChainedHandler;
+use crate::util::signal::{self, ChainedHandler};
 
 /// The signal used for forced preemption (as Go does: rarely used by
 /// programs, and not reserved by libc).
@@ -26,21 +26,30 @@ pub(crate) fn install() {
     HANDLER.install(PREEMPT_SIGNAL, handler, libc::SA_ONSTACK | libc::SA_RESTART);
 }
 
+/// The value our preemption signals carry: any other SIGURG (`raise`, another
+/// library's `pthread_kill`, socket out-of-band data) goes to the previous
+/// handler, even while a request is pending.
+pub(crate) const PREEMPT_TAG: usize = 0x6776_7468_7572_6721;
+
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: reading errno of this thread.
     let saved_errno = unsafe { *libc::__errno_location() };
-    let m = machine::current_ptr();
-    // The request tells our signals from others.
-    let request = if m.is_null() {
-        PREEMPT_NONE
-    } else {
-        // SAFETY: a non-null machine pointer of this thread is valid (see
-        // `machine::current`).
-        unsafe { (*m).preempt_request.swap(PREEMPT_NONE, Ordering::AcqRel) }
-    };
-    if request != PREEMPT_NONE {
-        // SAFETY: as above; `ctx` is the kernel's ucontext for this signal.
-        unsafe { preempt_here(&*m, request, Interrupted::from_ucontext(ctx)) };
+    // SAFETY: `info` is the kernel's siginfo for this signal.
+    if unsafe { signal::is_tagged(info, PREEMPT_TAG) } {
+        let m = machine::current_ptr();
+        // A tagged signal without a request (the monitor asks again while an
+        // earlier signal is still on its way) is simply dropped.
+        let request = if m.is_null() {
+            PREEMPT_NONE
+        } else {
+            // SAFETY: a non-null machine pointer of this thread is valid (see
+            // `machine::current`).
+            unsafe { (*m).preempt_request.swap(PREEMPT_NONE, Ordering::AcqRel) }
+        };
+        if request != PREEMPT_NONE {
+            // SAFETY: as above; `ctx` is the kernel's ucontext for this signal.
+            unsafe { preempt_here(&*m, request, Interrupted::from_ucontext(ctx)) };
+        }
     } else {
         // SAFETY: forwarding the handler's own arguments. With no previous
         // handler there is nothing to do: SIGURG's default action is to

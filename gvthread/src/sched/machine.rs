@@ -93,8 +93,8 @@ pub(crate) struct Machine {
     /// machine (preempted there): handed off from the scheduler loop.
     deferred: Cell<u32>,
     rand: FastRand,
-    /// The pthread of this machine, for `pthread_kill`.
-    pub(crate) pthread: libc::pthread_t,
+    /// The kernel thread id of this machine, where preemption signals go.
+    pub(crate) tid: libc::pid_t,
     /// Set by the preemption monitor right before it signals this machine
     /// (`PREEMPT_*`); the handler takes it.
     pub(crate) preempt_request: AtomicU8,
@@ -175,8 +175,8 @@ pub(crate) fn run(shared: Arc<Shared>, role: usize, primary: bool) {
         in_runtime: Cell::new(0),
         deferred: Cell::new(NO_GVTHREAD),
         rand: FastRand::new(0x9E37_79B9_7F4A_7C15 ^ (role as u64 + 1) ^ (&shared as *const _ as u64)),
-        // SAFETY: pthread_self has no preconditions.
-        pthread: unsafe { libc::pthread_self() },
+        // SAFETY: gettid has no preconditions.
+        tid: unsafe { libc::gettid() },
         preempt_request: AtomicU8::new(PREEMPT_NONE),
         preempt_activity: AtomicU64::new(0),
         spare: AtomicBool::new(false),
@@ -275,9 +275,13 @@ impl Machine {
     pub(crate) fn request_preemption(&self, request: u8, activity: u64) {
         self.preempt_activity.store(activity, Ordering::Relaxed);
         self.preempt_request.store(request, Ordering::Release);
-        // SAFETY: the pthread of a registered machine, which lives until the
-        // runtime has stopped its threads.
-        unsafe { libc::pthread_kill(self.pthread, crate::preempt::signal::PREEMPT_SIGNAL) };
+        // The thread of a registered machine lives until the runtime has
+        // stopped its threads, so `tid` names it.
+        crate::util::signal::send_tagged(
+            self.tid,
+            crate::preempt::signal::PREEMPT_SIGNAL,
+            crate::preempt::signal::PREEMPT_TAG,
+        );
     }
 
     /// Wakes this machine from a wait for a role without giving it one

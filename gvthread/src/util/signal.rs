@@ -73,3 +73,57 @@ impl ChainedHandler {
         true
     }
 }
+
+/// Linux's `SI_QUEUE`: the `si_code` of a signal sent with a value.
+const SI_QUEUE: libc::c_int = -1;
+
+/// The kernel's `siginfo_t` for a queued signal (its `_rt` member).
+#[repr(C)]
+struct QueuedInfo {
+    signo: libc::c_int,
+    errno: libc::c_int,
+    code: libc::c_int,
+    _pad: libc::c_int,
+    pid: libc::pid_t,
+    uid: libc::uid_t,
+    value: usize,
+    _rest: [u64; 12],
+}
+
+const _: () = {
+    assert!(size_of::<QueuedInfo>() == size_of::<libc::siginfo_t>());
+    assert!(std::mem::offset_of!(QueuedInfo, code) == 8);
+    assert!(std::mem::offset_of!(QueuedInfo, pid) == 16);
+    assert!(std::mem::offset_of!(QueuedInfo, value) == 24);
+};
+
+/// Sends `sig` to thread `tid` of this process carrying `tag` as its value,
+/// so that the handler can tell it from the same signal sent by anyone else
+/// (`raise`, `pthread_kill`, the kernel). Returns whether it was queued.
+/// Async-signal-safe.
+pub(crate) fn send_tagged(tid: libc::pid_t, sig: libc::c_int, tag: usize) -> bool {
+    // SAFETY: getpid and getuid have no preconditions.
+    let (pid, uid) = unsafe { (libc::getpid(), libc::getuid()) };
+    let info = QueuedInfo { signo: sig, errno: 0, code: SI_QUEUE, _pad: 0, pid, uid, value: tag, _rest: [0; 12] };
+    // SAFETY: rt_tgsigqueueinfo reads a siginfo of the kernel's layout
+    // (asserted above) from a valid pointer; `tid` names a thread of this
+    // process or no thread (then the call fails with ESRCH).
+    unsafe { libc::syscall(libc::SYS_rt_tgsigqueueinfo, pid, tid, sig, &info as *const QueuedInfo) == 0 }
+}
+
+/// Whether the signal described by `info` was sent by [`send_tagged`] in this
+/// process with `tag`. Async-signal-safe.
+///
+/// # Safety
+/// `info` is null or the `siginfo_t` the kernel passed to a handler.
+pub(crate) unsafe fn is_tagged(info: *const libc::siginfo_t, tag: usize) -> bool {
+    if info.is_null() {
+        return false;
+    }
+    // SAFETY: per the contract `info` is a kernel siginfo, and the `_rt`
+    // fields are read only after `si_code` says they are the ones filled in.
+    unsafe {
+        let info = &*info;
+        info.si_code == SI_QUEUE && info.si_pid() == libc::getpid() && info.si_value().sival_ptr as usize == tag
+    }
+}

@@ -324,14 +324,34 @@ fn drop_of_sender_wakes_receiver_blocked_on_os_thread() {
 fn drop_of_receiver_wakes_sender_blocked_on_os_thread() {
     let _w = watchdog("drop_of_receiver_wakes_sender_blocked_on_os_thread");
     let rt = rt();
-    let (tx, rx) = channel::<u32>(1);
-    tx.send(1).unwrap();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = channel::<Counted>(1);
+    tx.send(Counted(1, drops.clone())).unwrap();
     let h = rt.handle().spawn(move |_| {
         gvthread::sleep(Duration::from_millis(5));
         drop(rx);
     });
-    assert_eq!(tx.send(2), Err(SendError(2)));
+    // Blocks (the channel is full) until the receiver is dropped. On a
+    // loaded machine the drop may come first, or between the sender's check
+    // and its push: then the send counts as done before the disconnection
+    // and its value is discarded with the queued one.
+    match tx.send(Counted(2, drops.clone())) {
+        Err(SendError(v)) => assert_eq!(v.0, 2, "the value comes back"),
+        Ok(()) => {}
+    }
     h.join().unwrap();
+    assert_eq!(drops.load(Ordering::SeqCst), 2, "no value stays behind in a channel without receivers");
+    drop(tx);
+}
+
+/// A value that counts its drops.
+#[derive(Debug)]
+struct Counted(u32, Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 #[test]

@@ -431,13 +431,33 @@ impl<T> Chan<T> {
         }
         // In a runtime section: see `ring` ("Forced preemption").
         in_section(|| ring.push(v))?;
-        // Dekker with a registering receiver (see `ring`).
+        // Dekker with a registering receiver and with the last receiver's
+        // drop (see `ring`).
         fence(Ordering::SeqCst);
+        if self.receivers_gone.load(Ordering::Relaxed) {
+            // The last receiver left after our check, and its drain may have
+            // run before our push: nobody will take what is in the ring now.
+            // The send counts as done before the disconnection, and like
+            // everything queued then, its value is dropped, here.
+            self.discard_queued();
+            return Ok(());
+        }
         if self.recv_waiting.load(Ordering::Relaxed) {
             let w = self.locked(|st| st.recv_q.pop());
             waitq::wake(w);
         }
         Ok(())
+    }
+
+    /// Drops every value in the ring (once every receiver is gone).
+    fn discard_queued(&self) {
+        if let Some(ring) = &self.ring {
+            // One at a time: values' `Drop` is user code, run outside the
+            // runtime section.
+            while let Some(v) = in_section(|| ring.pop()) {
+                drop(v);
+            }
+        }
     }
 
     /// Fast receive (see `ring`): from the ring without the lock, then
@@ -1242,6 +1262,10 @@ impl<T> Drop for Receiver<T> {
                 return None;
             }
             self.chan.receivers_gone.store(true, Ordering::Relaxed);
+            // Dekker with a fast sender that checked the flag before this
+            // store: it sees the flag after its push, or the drain below sees
+            // its value (see `try_fast_send`).
+            fence(Ordering::SeqCst);
             // Disconnected: nobody will ever receive what is queued, except the
             // offers of blocked rendezvous senders, who take theirs back.
             let discarded: VecDeque<T> = if rendezvous {

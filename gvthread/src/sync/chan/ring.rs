@@ -33,7 +33,15 @@
 //! notifies, or the waiter sees the value and does not park. (A flag seen
 //! cleared again, or a value taken again, means another party already
 //! popped that waiter or took that value.) The same holds
-//! for room with the roles swapped. Notifications keep the channel's rule of
+//! for room with the roles swapped.
+//!
+//! The same pattern closes the race between a fast send and the last
+//! receiver's drop: the sender checked `receivers_gone` before its push, the
+//! drop *stores the flag; fence; drains the ring*, and the sender *pushes;
+//! fence; loads the flag*. Either the drain takes the value, or the sender
+//! sees the flag and drains the ring itself; either way the send counts as
+//! done before the disconnection and no value stays behind in a channel
+//! nobody can receive from. Notifications keep the channel's rule of
 //! one wake per value or slot, and a notified waiter that leaves unused
 //! passes it on (see the parent module).
 //!

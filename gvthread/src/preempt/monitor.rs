@@ -18,9 +18,10 @@
 //! role's running GVThread has run for `wakeup_granularity` (1 ms by
 //! default), the monitor asks it to yield and forces it at once, instead of
 //! waiting for the end of its time slice (a woken GVThread that then keeps
-//! running is preempted like any other at the end of its own slice). A wake
-//! of a more urgent priority preempts at once, from the waker
-//! (`preempt_now`).
+//! running is preempted like any other at the end of its own slice). The
+//! timer thread also checks right after it fired timers (`after_wakes`), so
+//! a sleeper does not wait for the next tick. A wake of a more urgent
+//! priority preempts at once, from the waker (`preempt_now`).
 //!
 //! Lock holders first: while a role has frozen GVThreads, a holder that has
 //! not switched for two ticks gets a `PREEMPT_BLOCKED` signal, which freezes
@@ -80,7 +81,6 @@ impl Monitor {
             let activity = w.activity.load(Ordering::Relaxed);
             if !w.busy.load(Ordering::Relaxed) || activity != watch.activity {
                 *watch = Watch { runnext: watch.runnext, activity, since: now, flagged: false };
-                w.since_ns.store(shared.coarse_now(), Ordering::Relaxed);
                 any_busy |= w.busy.load(Ordering::Relaxed);
                 continue;
             }
@@ -125,6 +125,38 @@ impl Monitor {
             }
         }
         any_busy
+    }
+
+    /// Wake-up preemption right after the timer thread woke GVThreads (their
+    /// timers fired), instead of at the next tick: a role whose running
+    /// GVThread has run for at least `wakeup_granularity` (since its switch,
+    /// by the coarse clock) is asked to switch now.
+    pub(crate) fn after_wakes(&mut self, shared: &Arc<Shared>) {
+        let cfg = &shared.config;
+        let now = shared.coarse_now();
+        let granularity = cfg.wakeup_granularity.as_nanos().min(u64::MAX as u128) as u64;
+        for w in shared.workers.iter() {
+            if !w.woken.load(Ordering::Relaxed)
+                || !w.busy.load(Ordering::Relaxed)
+                || now.saturating_sub(w.since_ns.load(Ordering::Relaxed)) < granularity
+            {
+                continue;
+            }
+            if !w.preempt.load(Ordering::Relaxed) {
+                w.preempt.store(true, Ordering::Release);
+                shared.metrics.wakeup_preemptions.fetch_add(1, Ordering::Relaxed);
+            }
+            if !cfg.enable_forced_preempt || !shared.has_work_for(w) {
+                continue;
+            }
+            let holder = w.holder.load(Ordering::Acquire);
+            // SAFETY: machines stay alive while registered in `shared`,
+            // which outlives this timer thread's use.
+            if let Some(holder) = unsafe { holder.as_ref() } {
+                holder.request_preemption(PREEMPT_HOG, w.activity.load(Ordering::Relaxed));
+                shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// How long the timer thread may sleep before the next tick.

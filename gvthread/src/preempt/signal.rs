@@ -160,7 +160,7 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
         },
     }
     let w = m.worker();
-    w.note_switch();
+    w.note_switch(sh.coarse_now());
     w.busy.store(true, Ordering::SeqCst);
     // The monitor may have gone idle while the role sat on another thread's
     // scheduler stack; it must watch this GVThread again.

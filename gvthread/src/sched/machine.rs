@@ -413,7 +413,7 @@ impl Machine {
         // handler must never take the scheduler stack for the GVThread's.
         self.enter();
         self.current.set(slot);
-        w.note_switch();
+        w.note_switch(sh.coarse_now());
         if !w.busy.load(Ordering::Relaxed) {
             w.busy.store(true, Ordering::SeqCst);
             sh.wake_monitor();
@@ -464,7 +464,7 @@ impl Machine {
             Some(n) if !sh.is_bound(n) => {
                 sh.about_to_run(n, self.worker());
                 self.current.set(n);
-                self.worker().note_switch();
+                self.worker().note_switch(sh.coarse_now());
                 sh.context_of(n)
             }
             Some(n) => {
@@ -570,7 +570,7 @@ fn yield_as(m: &Machine, slot: u32, action: Pending) {
         // Nothing else is runnable: keep running, but count it as a switch so
         // the monitor does not preempt a GVThread that is alone anyway.
         None => {
-            m.worker().note_switch();
+            m.worker().note_switch(m.shared.coarse_now());
             m.leave();
         }
     }

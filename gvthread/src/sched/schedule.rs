@@ -52,6 +52,17 @@ impl Shared {
         }
     }
 
+    /// How long (ns) woken work waiting on `w` may go before a GVThread that
+    /// is due again after its time slice (see `next_quick`).
+    #[inline]
+    fn woken_credit(&self, w: &Worker) -> u64 {
+        if w.woken.load(Ordering::Relaxed) {
+            self.config.wakeup_granularity.as_nanos().min(u64::MAX as u128) as u64
+        } else {
+            0
+        }
+    }
+
     /// Next GVThread for `w` without stealing: urgent work, `runnext`, the
     /// role's bound and fresh GVThreads, global work, then GVThreads that had
     /// their time slice, then low priority (when no dedicated workers).
@@ -80,9 +91,11 @@ impl Shared {
         w.ticks.store(tick, Ordering::Relaxed);
         // CPU-time fairness: a GVThread that used up its time slice is due
         // again once the role gave the others as much time (`note_hog`),
-        // however much woken work keeps arriving.
+        // however much woken work keeps arriving. Woken work that waits goes
+        // first for up to `wakeup_granularity` past that (like a sleeper's
+        // credit): the preemption that froze the hog was for it.
         if (!w.frozen.is_empty() || !w.preempted.is_empty())
-            && self.coarse_now() >= w.hog_due.load(Ordering::Relaxed)
+            && self.coarse_now() >= w.hog_due.load(Ordering::Relaxed).saturating_add(self.woken_credit(w))
             && let Some(s) = self.pop_had_slice(w, tick)
         {
             return Some(s);

@@ -82,7 +82,7 @@ pub(crate) struct Worker {
     /// more urgent one preempts it at once.
     pub(crate) running_prio: AtomicU8,
     /// When the running GVThread started running (coarse clock, ns; written
-    /// by the monitor when it sees the activity counter move).
+    /// at every switch).
     pub(crate) since_ns: AtomicU64,
     /// When the oldest GVThread that used up its time slice (`frozen`,
     /// `preempted`) is due again (coarse clock, ns): the role first gives as
@@ -139,13 +139,20 @@ impl Worker {
         self.activity.store(self.activity.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 
-    /// Counts a switch and drops a cooperative preemption request (the
-    /// switch honours it).
+    /// Counts a switch at `now` (coarse clock, ns) and drops a cooperative
+    /// preemption request (the switch honours it). A wake-up stays noted
+    /// while woken GVThreads still wait (the switch may have resumed a
+    /// GVThread that had its time slice instead): the next one is then
+    /// preempted after `wakeup_granularity` too.
     #[inline]
-    pub(crate) fn note_switch(&self) {
+    pub(crate) fn note_switch(&self, now: u64) {
         self.note_activity();
+        self.since_ns.store(now, Ordering::Relaxed);
         self.clear_preempt_request();
-        if self.woken.load(Ordering::Relaxed) {
+        if self.woken.load(Ordering::Relaxed)
+            && self.runnext.load(Ordering::Relaxed) == crate::sched::schedule::NO_SLOT
+            && self.home.iter().all(HomeQueue::is_empty)
+        {
             self.woken.store(false, Ordering::Relaxed);
             self.urgent_wake.store(false, Ordering::Relaxed);
         }

@@ -45,6 +45,11 @@ pub(crate) fn run(shared: Arc<Shared>) {
             for (slot, generation) in due.drain(..) {
                 shared.wake(slot, generation);
             }
+            // Wake-up preemption for what just woke, without waiting for the
+            // next tick.
+            if !shared.monitor_idle.load(Ordering::SeqCst) {
+                monitor.after_wakes(&shared);
+            }
             continue;
         }
         let mut wait = next.map(|t| t.saturating_duration_since(now));

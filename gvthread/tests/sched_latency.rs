@@ -62,6 +62,43 @@ fn a_sleeper_beside_a_hog_gets_more_turns_than_whole_slices_allow() {
 /// priorities: a GVThread of priority `waker` wakes from a 20 ms sleep beside
 /// a hog of priority `hog`. Returns whether it ran before the hog gave up
 /// (after 5 s, having seen nothing): only the priority rule can get it in.
+#[test]
+fn a_timer_wake_preempts_the_hog_without_waiting_for_a_monitor_tick() {
+    if !common::isolated("a_timer_wake_preempts_the_hog_without_waiting_for_a_monitor_tick", LIMIT) {
+        return;
+    }
+    // 1 worker, 50 ms slices, and the monitor ticks only every 50 ms. Were
+    // wake-up preemption decided at the ticks, a 1 ms sleeper beside a hog
+    // would get at most one turn per tick: about 30 in 1.5 s. The timer
+    // thread preempts right after firing the sleeper's timer instead; the
+    // bound asks for three times the tick-limited count.
+    let cfg = SchedulerConfig::default()
+        .num_workers(1)
+        .time_slice(Duration::from_millis(50))
+        .timer_interval(Duration::from_millis(50));
+    let mut rt = Runtime::new(cfg);
+    let turns = rt.block_on(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let turns = Arc::new(AtomicU64::new(0));
+        let (s, t) = (stop.clone(), turns.clone());
+        let ticker = gvthread::spawn(move |_| {
+            while !s.load(Ordering::Relaxed) {
+                gvthread::sleep(Duration::from_millis(1));
+                t.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let s = stop.clone();
+        let hog = gvthread::spawn(move |_| spin_until(&s, Duration::from_millis(1500)));
+        gvthread::sleep(Duration::from_millis(1500));
+        stop.store(true, Ordering::Relaxed);
+        hog.join().unwrap();
+        ticker.join().unwrap();
+        turns.load(Ordering::Relaxed)
+    });
+    let m = rt.metrics();
+    assert!(turns >= 90, "the sleeper ran {turns} times in 1.5 s beside a hog, 50 ms monitor ticks: {m:?}");
+}
+
 fn woken_before_the_hog_gives_up(waker: Priority, hog: Priority) -> bool {
     let mut rt = Runtime::new(
         SchedulerConfig::default().num_workers(1).time_slice(Duration::from_secs(10)).wakeup_granularity(Duration::MAX),

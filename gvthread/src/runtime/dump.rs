@@ -89,6 +89,20 @@ pub(crate) fn dump(shared: &Arc<Shared>) -> String {
 /// GVThread that asked for it, if any.
 fn dump_on_this_thread(shared: &Shared, caller: Option<(u32, u32)>) -> String {
     debug_assert!(machine::current_gvthread().is_none());
+    if let Some((slot, generation)) = caller {
+        // The caller parks right after handing the dump to this thread; wait
+        // for that (briefly, bounded), so that its own stack is in the dump
+        // rather than a "running" line (seen under emulation, where this
+        // thread can get here first).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while std::time::Instant::now() < deadline {
+            let word = shared.slots.state(slot).load(Ordering::Acquire);
+            if state::kind(word) != state::ACTIVE || state::generation(word) != generation {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
     let modules = Modules::loaded();
     let mut unwinder = Unwinder::new();
     let mut entries = Vec::new();

@@ -20,7 +20,8 @@
 //! waiting for the end of its time slice (a woken GVThread that then keeps
 //! running is preempted like any other at the end of its own slice). The
 //! timer thread also checks right after it fired timers (`after_wakes`), so
-//! a sleeper does not wait for the next tick. A wake of a more urgent
+//! a sleeper does not wait for the next tick, and again when the running
+//! GVThread reaches its granularity if it had switched in too recently. A wake of a more urgent
 //! priority preempts at once, from the waker (`preempt_now`).
 //!
 //! Lock holders first: while a role has frozen GVThreads, a holder that has
@@ -37,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use super::spares::request_spare;
 use crate::runtime::shared::Shared;
-use crate::sched::machine::{PREEMPT_BLOCKED, PREEMPT_HOG};
+use crate::sched::machine::{PREEMPT_BLOCKED, PREEMPT_HOG, PREEMPT_NONE};
 
 /// What the monitor remembers about one worker role.
 #[derive(Clone, Copy)]
@@ -50,9 +51,43 @@ struct Watch {
     flagged: bool,
 }
 
+/// First delay before `after_wakes` looks again at a role whose woken work
+/// still waits although the role was asked to switch.
+pub(crate) const WAKE_RETRY_FIRST: Duration = Duration::from_micros(100);
+
+/// Longest delay between two such looks (or one `timer_interval`, if
+/// shorter): at most one signal per role per millisecond, as the default
+/// ticks would send.
+pub(crate) const WAKE_RETRY_MAX: Duration = Duration::from_millis(1);
+
+/// Back-off of `after_wakes` retries for one role.
+#[derive(Clone, Copy)]
+struct WakeRetry {
+    /// The role's activity counter when the delay was last chosen: a switch
+    /// since then starts over from [`WAKE_RETRY_FIRST`].
+    activity: u64,
+    delay_ns: u64,
+}
+
+impl WakeRetry {
+    /// The delay before the next look at a role whose activity is
+    /// `activity`: doubled while it stays the same, at most `cap_ns`.
+    fn next(&mut self, activity: u64, cap_ns: u64) -> u64 {
+        let first = WAKE_RETRY_FIRST.as_nanos() as u64;
+        self.delay_ns = if activity == self.activity && self.delay_ns != 0 {
+            self.delay_ns.saturating_mul(2).min(cap_ns)
+        } else {
+            first.min(cap_ns)
+        };
+        self.activity = activity;
+        self.delay_ns
+    }
+}
+
 /// Monitor state, owned by the timer thread.
 pub(crate) struct Monitor {
     watches: Vec<Watch>,
+    retries: Vec<WakeRetry>,
 }
 
 impl Monitor {
@@ -60,6 +95,7 @@ impl Monitor {
         let now = Instant::now();
         Monitor {
             watches: vec![Watch { runnext: u32::MAX, activity: 0, since: now, flagged: false }; shared.workers.len()],
+            retries: vec![WakeRetry { activity: 0, delay_ns: 0 }; shared.workers.len()],
         }
     }
 
@@ -131,15 +167,37 @@ impl Monitor {
     /// timers fired), instead of at the next tick: a role whose running
     /// GVThread has run for at least `wakeup_granularity` (since its switch,
     /// by the coarse clock) is asked to switch now.
-    pub(crate) fn after_wakes(&mut self, shared: &Arc<Shared>) {
+    ///
+    /// Returns when to look again, if a role's woken work still waits: its
+    /// running GVThread switched in too recently (then when it reaches its
+    /// granularity), the freeze has not taken effect yet (the handler
+    /// declined at an unsafe point, as Go retries), or the role is between
+    /// machines (a hand-off). Those retries back off from
+    /// [`WAKE_RETRY_FIRST`] to [`WAKE_RETRY_MAX`] while the role's activity
+    /// does not change, so a role that cannot be preempted costs no more
+    /// signals than the default ticks would.
+    pub(crate) fn after_wakes(&mut self, shared: &Arc<Shared>) -> Option<Duration> {
         let cfg = &shared.config;
         let now = shared.coarse_now();
         let granularity = cfg.wakeup_granularity.as_nanos().min(u64::MAX as u128) as u64;
-        for w in shared.workers.iter() {
-            if !w.woken.load(Ordering::Relaxed)
-                || !w.busy.load(Ordering::Relaxed)
-                || now.saturating_sub(w.since_ns.load(Ordering::Relaxed)) < granularity
-            {
+        let cap = cfg.timer_interval.min(WAKE_RETRY_MAX).as_nanos().max(1) as u64;
+        let mut recheck: Option<u64> = None;
+        let mut look_again = |at: u64| recheck = Some(recheck.map_or(at, |r| r.min(at)));
+        for (w, retry) in shared.workers.iter().zip(self.retries.iter_mut()) {
+            if !w.woken.load(Ordering::Relaxed) {
+                continue;
+            }
+            let activity = w.activity.load(Ordering::Relaxed);
+            if !w.busy.load(Ordering::Relaxed) {
+                // Between machines, or about to be woken for the work.
+                if shared.has_work_for(w) {
+                    look_again(retry.next(activity, cap));
+                }
+                continue;
+            }
+            let ran = now.saturating_sub(w.since_ns.load(Ordering::Relaxed));
+            if ran < granularity {
+                look_again(granularity - ran);
                 continue;
             }
             if !w.preempt.load(Ordering::Relaxed) {
@@ -149,14 +207,19 @@ impl Monitor {
             if !cfg.enable_forced_preempt || !shared.has_work_for(w) {
                 continue;
             }
+            look_again(retry.next(activity, cap));
             let holder = w.holder.load(Ordering::Acquire);
             // SAFETY: machines stay alive while registered in `shared`,
             // which outlives this timer thread's use.
-            if let Some(holder) = unsafe { holder.as_ref() } {
-                holder.request_preemption(PREEMPT_HOG, w.activity.load(Ordering::Relaxed));
-                shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
+            let Some(holder) = (unsafe { holder.as_ref() }) else { continue };
+            if holder.preempt_request.load(Ordering::Acquire) != PREEMPT_NONE {
+                // The last request has not been handled yet: no new signal.
+                continue;
             }
+            holder.request_preemption(PREEMPT_HOG, activity);
+            shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
         }
+        recheck.map(Duration::from_nanos)
     }
 
     /// How long the timer thread may sleep before the next tick.

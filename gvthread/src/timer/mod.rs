@@ -23,18 +23,39 @@ use crate::util::futex::Parker;
 /// Identifies a registered timer, for cancellation.
 pub(crate) type TimerKey = (Instant, u64);
 
+/// [`Timers::wake_at`] while the timer thread is awake: it will read the
+/// queue again before it sleeps, but a timer added meanwhile may have been
+/// missed, so adders wake it (a token: its next park returns at once).
+const AWAKE: u64 = u64::MAX;
+
 /// The sleep queue.
 pub(crate) struct Timers {
     pub(crate) queue: Mutex<BTreeMap<TimerKey, (u32, u32)>>,
     /// Where the timer thread sleeps. A futex parker rather than a condvar so
     /// that the preemption signal handler may wake it (async-signal-safe).
     pub(crate) parker: Parker,
+    /// When the sleeping timer thread wakes anyway (ns since `epoch`), or
+    /// [`AWAKE`]. A timer due later needs no wake-up: on a machine whose CPUs
+    /// are busy, every needless wake-up of the timer thread can leave it
+    /// waiting for a CPU when its real deadline comes (see `util::slice`).
+    wake_at: AtomicU64,
+    epoch: Instant,
     seq: AtomicU64,
 }
 
 impl Timers {
     pub(crate) fn new() -> Timers {
-        Timers { queue: Mutex::new(BTreeMap::new()), parker: Parker::new(), seq: AtomicU64::new(0) }
+        Timers {
+            queue: Mutex::new(BTreeMap::new()),
+            parker: Parker::new(),
+            wake_at: AtomicU64::new(AWAKE),
+            epoch: Instant::now(),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    fn ns(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos().min(u64::MAX as u128 - 1) as u64
     }
 
     /// Wakes (slot, generation) at `deadline`.
@@ -44,10 +65,25 @@ impl Timers {
         let earliest = q.first_key_value().is_none_or(|(k, _)| key < *k);
         q.insert(key, (slot, generation));
         drop(q);
-        if earliest {
+        // Pairs with `awake`/`sleeping_until` (SeqCst): either the timer
+        // thread read the queue after the insert, or this load sees what it
+        // planned after reading it, or it sees `AWAKE`.
+        if earliest && self.ns(deadline) < self.wake_at.load(Ordering::SeqCst) {
             self.parker.unpark();
         }
         key
+    }
+
+    /// The timer thread: awake, about to read the queue.
+    pub(crate) fn awake(&self) {
+        self.wake_at.store(AWAKE, Ordering::SeqCst);
+    }
+
+    /// The timer thread: about to sleep for `wait` (`None`: until woken),
+    /// having read the queue.
+    pub(crate) fn sleeping_until(&self, now: Instant, wait: Option<std::time::Duration>) {
+        let at = wait.and_then(|w| now.checked_add(w)).map_or(AWAKE, |t| self.ns(t));
+        self.wake_at.store(at, Ordering::SeqCst);
     }
 
     /// Removes a timer that has not fired (no-op if it fired).

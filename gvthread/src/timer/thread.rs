@@ -11,6 +11,10 @@ use crate::runtime::shared::Shared;
 /// until a worker becomes busy again.
 const QUIET_TICKS_BEFORE_IDLE: u32 = 10;
 
+/// Scheduler slice asked for this thread (the kernel's minimum): it runs for
+/// microseconds at a time and must run the moment it wakes (`util::slice`).
+const TIMER_THREAD_SLICE: std::time::Duration = std::time::Duration::from_micros(100);
+
 /// Runs until the runtime stops.
 ///
 /// The sleep queue's lock is held only to take due timers and read the next
@@ -18,15 +22,20 @@ const QUIET_TICKS_BEFORE_IDLE: u32 = 10;
 /// all run outside it (a GVThread adding a timer holds it inside a runtime
 /// section, so it must never wait long for it).
 pub(crate) fn run(shared: Arc<Shared>) {
+    crate::util::slice::request_short_slice(TIMER_THREAD_SLICE);
     let timers = &shared.timers;
     let mut due: Vec<(u32, u32)> = Vec::with_capacity(64);
     let mut monitor = Monitor::new(&shared);
     let mut last_tick = Instant::now();
     let mut quiet_ticks = 0u32;
+    // When to look again at roles whose woken GVThreads wait for the running
+    // one's `wakeup_granularity` (see `Monitor::after_wakes`).
+    let mut recheck: Option<Instant> = None;
     loop {
         if shared.is_stopped() {
             return;
         }
+        timers.awake();
         let now = Instant::now();
         shared.set_coarse_now(now);
         let next = {
@@ -48,11 +57,24 @@ pub(crate) fn run(shared: Arc<Shared>) {
             // Wake-up preemption for what just woke, without waiting for the
             // next tick.
             if !shared.monitor_idle.load(Ordering::SeqCst) {
-                monitor.after_wakes(&shared);
+                recheck = monitor.after_wakes(&shared).map(|d| now + d);
             }
             continue;
         }
+        if let Some(at) = recheck
+            && at <= now
+        {
+            recheck = if shared.monitor_idle.load(Ordering::SeqCst) {
+                None
+            } else {
+                monitor.after_wakes(&shared).map(|d| now + d)
+            };
+        }
         let mut wait = next.map(|t| t.saturating_duration_since(now));
+        if let Some(at) = recheck {
+            let d = at.saturating_duration_since(now);
+            wait = Some(wait.map_or(d, |w| w.min(d)));
+        }
         // Slot pool maintenance (memory/scavenge.rs): slots prepared ahead of
         // spawns, memory of long-free slots given back.
         if let Some(d) = shared.slots.housekeep() {
@@ -83,6 +105,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 wait = Some(wait.map_or(until_tick, |w| w.min(until_tick)));
             }
         }
+        timers.sleeping_until(now, wait);
         timers.parker.park(wait);
     }
 }

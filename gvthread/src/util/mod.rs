@@ -5,6 +5,7 @@ pub(crate) mod fork;
 pub(crate) mod futex;
 pub(crate) mod rand;
 pub(crate) mod signal;
+pub(crate) mod slice;
 
 /// Reports an unrecoverable runtime invariant violation and aborts (for paths
 /// that must not unwind, such as the GVThread entry frame). Uses only

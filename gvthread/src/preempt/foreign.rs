@@ -8,7 +8,8 @@
 //! whoever needs it next, possibly the very thread that should resume it
 //! (design-notes §2b). So when the interrupted program counter lies in one of
 //! these objects' executable segments, the handler declines and the monitor
-//! retries at its next tick, as Go retries at a non-safe point.
+//! retries at its next tick (a wake-up preemption sooner: see `monitor`), as
+//! Go retries at a non-safe point.
 //!
 //! The one exception is a thread blocked in a system call there: it holds no
 //! lock of the library that it would release by running on (it is waiting in

@@ -169,13 +169,13 @@ impl Monitor {
     /// by the coarse clock) is asked to switch now.
     ///
     /// Returns when to look again, if a role's woken work still waits: its
-    /// running GVThread switched in too recently (then when it reaches its
-    /// granularity), the freeze has not taken effect yet (the handler
-    /// declined at an unsafe point, as Go retries), or the role is between
-    /// machines (a hand-off). Those retries back off from
-    /// [`WAKE_RETRY_FIRST`] to [`WAKE_RETRY_MAX`] while the role's activity
-    /// does not change, so a role that cannot be preempted costs no more
-    /// signals than the default ticks would.
+    /// running GVThread switched in too recently, or the role is between
+    /// machines (a hand-off): when it reaches its granularity; the freeze
+    /// has not taken effect yet (the handler declined at an unsafe point, as
+    /// Go retries): from [`WAKE_RETRY_FIRST`], backing off to
+    /// [`WAKE_RETRY_MAX`] while the role's activity does not change, so a
+    /// role that cannot be preempted costs no more signals than the default
+    /// ticks would.
     pub(crate) fn after_wakes(&mut self, shared: &Arc<Shared>) -> Option<Duration> {
         let cfg = &shared.config;
         let now = shared.coarse_now();
@@ -189,9 +189,12 @@ impl Monitor {
             }
             let activity = w.activity.load(Ordering::Relaxed);
             if !w.busy.load(Ordering::Relaxed) {
-                // Between machines, or about to be woken for the work.
+                // Between machines, or about to be woken for the work. The
+                // GVThread that runs next gets its granularity anyway, so
+                // look again then (waking this thread sooner only makes it
+                // wait for a CPU when it matters: see `util::slice`).
                 if shared.has_work_for(w) {
-                    look_again(retry.next(activity, cap));
+                    look_again(granularity.max(1));
                 }
                 continue;
             }

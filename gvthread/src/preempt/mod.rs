@@ -70,7 +70,7 @@ pub(crate) use spares::{spare_count, starter_thread};
 use std::sync::atomic::Ordering;
 
 use crate::runtime::shared::Shared;
-use crate::sched::machine::{self, PREEMPT_HOG};
+use crate::sched::machine::{self, PREEMPT_HOG, PREEMPT_NONE};
 use crate::sched::worker::Worker;
 
 /// Asks role `w` to switch now: a more urgent GVThread was just woken for
@@ -89,6 +89,28 @@ pub(crate) fn preempt_now(shared: &Shared, w: &Worker, own: bool) {
         holder.request_preemption(PREEMPT_HOG, w.activity.load(Ordering::Relaxed));
         shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Wake-up preemption of role `w` whose running GVThread has had its
+/// granularity: the cooperative request, and the signal to the role's
+/// thread unless the last request to that thread is still unhandled (a
+/// declined one is handled: this retries it). Async-signal-safe.
+pub(crate) fn preempt_for_wake(shared: &Shared, w: &Worker) {
+    if !w.preempt.load(Ordering::Relaxed) {
+        w.preempt.store(true, Ordering::Release);
+        shared.metrics.wakeup_preemptions.fetch_add(1, Ordering::Relaxed);
+    }
+    if !shared.config.enable_forced_preempt || !shared.has_work_for(w) {
+        return;
+    }
+    let holder = w.holder.load(Ordering::Acquire);
+    // SAFETY: machines stay alive while registered in `shared`.
+    let Some(holder) = (unsafe { holder.as_ref() }) else { return };
+    if holder.preempt_request.load(Ordering::Acquire) != PREEMPT_NONE {
+        return;
+    }
+    holder.request_preemption(PREEMPT_HOG, w.activity.load(Ordering::Relaxed));
+    shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Body of [`safepoint!`](crate::safepoint): yields when a preemption was

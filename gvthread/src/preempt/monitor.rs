@@ -36,9 +36,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::preempt_for_wake;
 use super::spares::request_spare;
 use crate::runtime::shared::Shared;
-use crate::sched::machine::{PREEMPT_BLOCKED, PREEMPT_HOG, PREEMPT_NONE};
+use crate::sched::machine::{PREEMPT_BLOCKED, PREEMPT_HOG};
 
 /// What the monitor remembers about one worker role.
 #[derive(Clone, Copy)]
@@ -203,24 +204,10 @@ impl Monitor {
                 look_again(granularity - ran);
                 continue;
             }
-            if !w.preempt.load(Ordering::Relaxed) {
-                w.preempt.store(true, Ordering::Release);
-                shared.metrics.wakeup_preemptions.fetch_add(1, Ordering::Relaxed);
+            preempt_for_wake(shared, w);
+            if cfg.enable_forced_preempt && shared.has_work_for(w) {
+                look_again(retry.next(activity, cap));
             }
-            if !cfg.enable_forced_preempt || !shared.has_work_for(w) {
-                continue;
-            }
-            look_again(retry.next(activity, cap));
-            let holder = w.holder.load(Ordering::Acquire);
-            // SAFETY: machines stay alive while registered in `shared`,
-            // which outlives this timer thread's use.
-            let Some(holder) = (unsafe { holder.as_ref() }) else { continue };
-            if holder.preempt_request.load(Ordering::Acquire) != PREEMPT_NONE {
-                // The last request has not been handled yet: no new signal.
-                continue;
-            }
-            holder.request_preemption(PREEMPT_HOG, activity);
-            shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
         }
         recheck.map(Duration::from_nanos)
     }

@@ -56,11 +56,13 @@ impl Shared {
     /// is due again after its time slice (see `next_quick`).
     #[inline]
     fn woken_credit(&self, w: &Worker) -> u64 {
-        if w.woken.load(Ordering::Relaxed) {
-            self.config.wakeup_granularity.as_nanos().min(u64::MAX as u128) as u64
-        } else {
-            0
-        }
+        if w.woken.load(Ordering::Relaxed) { self.wakeup_granularity_ns() } else { 0 }
+    }
+
+    /// `wakeup_granularity` in ns.
+    #[inline]
+    pub(crate) fn wakeup_granularity_ns(&self) -> u64 {
+        self.config.wakeup_granularity.as_nanos().min(u64::MAX as u128) as u64
     }
 
     /// Next GVThread for `w` without stealing: urgent work, `runnext`, the
@@ -245,7 +247,7 @@ impl Shared {
                     w.home_queue(prio).push(&self.links, slot);
                     self.idle_for(w).wake_worker(h, &self.workers);
                 }
-                self.note_wake(w, prio, std::ptr::eq(mine, w));
+                self.note_wake(w, prio, std::ptr::eq(mine, w), mine.is_null());
             }
             None => self.ready_fresh(slot, prio, mine),
         }
@@ -255,17 +257,32 @@ impl Shared {
     }
 
     /// Wake-up preemption: a GVThread of priority `prio` was just made
-    /// runnable for role `w` (`own`: by the GVThread running on `w`). The
-    /// monitor preempts the running GVThread once it has run for
-    /// `wakeup_granularity`; a more urgent one (Critical or High over Normal,
-    /// anything over Low) preempts it at once.
-    fn note_wake(&self, w: &Worker, prio: Priority, own: bool) {
+    /// runnable for role `w` (`own`: by the GVThread running on `w`). A more
+    /// urgent one (Critical or High over Normal, anything over Low) preempts
+    /// the running GVThread at once; so does any wake from elsewhere when the
+    /// running GVThread has already run for `wakeup_granularity` (by the
+    /// coarse clock; a signal still pending is not repeated). Otherwise
+    /// the monitor preempts it once it has run that long. `from_outside`:
+    /// the waker is no machine of this runtime (an OS thread, the timer
+    /// thread, an async task); it advances the coarse clock first, which
+    /// otherwise only the timer thread does.
+    fn note_wake(&self, w: &Worker, prio: Priority, own: bool, from_outside: bool) {
         if !w.woken.load(Ordering::Relaxed) {
             w.woken.store(true, Ordering::Relaxed);
         }
-        if (prio as u8) < w.running_prio.load(Ordering::Relaxed) && w.busy.load(Ordering::Relaxed) {
+        if !w.busy.load(Ordering::Relaxed) {
+            return;
+        }
+        if (prio as u8) < w.running_prio.load(Ordering::Relaxed) {
             w.urgent_wake.store(true, Ordering::Relaxed);
             crate::preempt::preempt_now(self, w, own);
+        } else if !own && {
+            if from_outside {
+                self.set_coarse_now(std::time::Instant::now());
+            }
+            self.coarse_now().saturating_sub(w.since_ns.load(Ordering::Relaxed)) >= self.wakeup_granularity_ns()
+        } {
+            crate::preempt::preempt_for_wake(self, w);
         }
     }
 

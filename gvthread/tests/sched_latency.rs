@@ -194,7 +194,7 @@ fn a_message_from_an_os_thread_preempts_the_hog_without_waiting_for_a_monitor_ti
             let mut n = 0u64;
             while !s.load(Ordering::Relaxed) {
                 n = n.wrapping_add(1);
-                if n % (1 << 20) == 0 && start.elapsed() > Duration::from_secs(5) {
+                if n.is_multiple_of(1 << 20) && start.elapsed() > Duration::from_secs(5) {
                     break;
                 }
                 std::hint::spin_loop();

@@ -21,8 +21,11 @@
 //! running is preempted like any other at the end of its own slice). The
 //! timer thread also checks right after it fired timers (`after_wakes`), so
 //! a sleeper does not wait for the next tick, and again when the running
-//! GVThread reaches its granularity if it had switched in too recently. A wake of a more urgent
-//! priority preempts at once, from the waker (`preempt_now`).
+//! GVThread reaches its granularity if it had switched in too recently, or
+//! after a declined freeze (with a back-off). A wake from another role or
+//! from outside the runtime preempts a GVThread that has had its granularity
+//! at once, from the waker (`preempt_for_wake`); a wake of a more urgent
+//! priority preempts at once in any case (`preempt_now`).
 //!
 //! Lock holders first: while a role has frozen GVThreads, a holder that has
 //! not switched for two ticks gets a `PREEMPT_BLOCKED` signal, which freezes

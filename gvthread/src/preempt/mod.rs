@@ -103,6 +103,9 @@ pub(crate) fn preempt_for_wake(shared: &Shared, w: &Worker) {
     if !shared.config.enable_forced_preempt || !shared.has_work_for(w) {
         return;
     }
+    // The freeze hands the role to a spare thread: have one started now if
+    // none waits (the monitor asks ahead only for whole time slices).
+    spares::request_spare(shared, w, false);
     let holder = w.holder.load(Ordering::Acquire);
     // SAFETY: machines stay alive while registered in `shared`.
     let Some(holder) = (unsafe { holder.as_ref() }) else { return };

@@ -57,12 +57,12 @@ struct Watch {
 
 /// First delay before `after_wakes` looks again at a role whose woken work
 /// still waits although the role was asked to switch.
-pub(crate) const WAKE_RETRY_FIRST: Duration = Duration::from_micros(100);
+const WAKE_RETRY_FIRST: Duration = Duration::from_micros(100);
 
 /// Longest delay between two such looks (or one `timer_interval`, if
 /// shorter): at most one signal per role per millisecond, as the default
 /// ticks would send.
-pub(crate) const WAKE_RETRY_MAX: Duration = Duration::from_millis(1);
+const WAKE_RETRY_MAX: Duration = Duration::from_millis(1);
 
 /// Back-off of `after_wakes` retries for one role.
 #[derive(Clone, Copy)]

@@ -270,27 +270,10 @@ impl Shared {
         w.note_hog(self.coarse_now(), slice);
     }
 
-    /// Advances the coarse clock to `now` (the timer thread, and wakers from
-    /// outside the runtime).
-    ///
-    /// A role that switched while the clock stood still recorded the old
-    /// value as the start of its running GVThread (`Worker::since_ns`), which
-    /// may be long before the switch: after a gap (the timer thread waited
-    /// for a CPU), "has run for `wakeup_granularity`" would hold for a
-    /// GVThread that has just started, and a wake would preempt it for
-    /// nothing. So when the clock jumps by more than a quarter of the
-    /// granularity, such roles get the new value instead: their switch
-    /// happened somewhere in the gap, and the later bound only errs towards
-    /// letting the GVThread run longer.
+    /// Advances the coarse clock to `now` (the timer thread).
     pub(crate) fn set_coarse_now(&self, now: std::time::Instant) {
         let ns = now.saturating_duration_since(self.epoch).as_nanos().min(u64::MAX as u128) as u64;
-        let prev = self.coarse_ns.fetch_max(ns, Ordering::Relaxed);
-        if ns > prev && ns - prev > self.wakeup_granularity_ns() / 4 {
-            for w in self.workers.iter() {
-                // A switch reading `prev` happened after `prev` was set.
-                let _ = w.since_ns.compare_exchange(prev, ns, Ordering::Relaxed, Ordering::Relaxed);
-            }
-        }
+        self.coarse_ns.fetch_max(ns, Ordering::Relaxed);
     }
 
     /// Wakes the monitor if it sleeps (a role just became busy).

@@ -10,7 +10,16 @@ use gvthread::{Priority, Runtime, SchedulerConfig};
 #[test]
 fn higher_priorities_run_first_on_one_worker() {
     let _w = common::watchdog("higher_priorities_run_first", Duration::from_secs(60));
-    let mut rt = common::rt(1);
+    // The spawner must keep the worker until all six are queued: no time
+    // slice or wake-up preemption may take it away mid-loop (spawning takes
+    // over a millisecond under qemu-aarch64, and the spawned GVThreads count
+    // as woken work for the role).
+    let mut rt = Runtime::new(
+        SchedulerConfig::default()
+            .num_workers(1)
+            .time_slice(Duration::from_secs(60))
+            .wakeup_granularity(Duration::from_secs(60)),
+    );
     let order = rt.block_on(|| {
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut hs = Vec::new();

@@ -221,6 +221,106 @@ fn a_message_from_an_os_thread_preempts_the_hog_without_waiting_for_a_monitor_ti
     assert!(rounds >= 45, "{rounds} round trips in 3 s from an OS thread beside a hog, 200 ms ticks: {m:?}");
 }
 
+/// The first CPU the calling thread may run on.
+fn first_allowed_cpu() -> usize {
+    // SAFETY: a zeroed `cpu_set_t` is a valid empty set; sched_getaffinity
+    // fills it, CPU_ISSET only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set), 0, "sched_getaffinity");
+        (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set)).expect("an allowed CPU")
+    }
+}
+
+/// Pins the calling OS thread to `cpu`.
+fn pin_to(cpu: usize) {
+    // SAFETY: as in `first_allowed_cpu`; sched_setaffinity only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set), 0, "sched_setaffinity");
+    }
+}
+
+#[test]
+fn a_role_whose_thread_is_kept_off_the_cpu_is_not_frozen() {
+    if !common::isolated("a_role_whose_thread_is_kept_off_the_cpu_is_not_frozen", LIMIT) {
+        return;
+    }
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        // The timer thread needs a CPU of its own to watch the starved one.
+        eprintln!("skipped: needs two CPUs");
+        return;
+    }
+    // A loaded machine as the worker thread sees it: two busy OS threads
+    // share its CPU, and it runs at nice 19, so Linux keeps it off the CPU
+    // for long stretches, often in the middle of a GVThread's short turn.
+    // Its ticker keeps waking, so by wall-clock time the GVThread caught in
+    // such a stretch "has run" far beyond its 1 ms granularity, and the
+    // monitor asks for a preemption; but by CPU time it ran microseconds,
+    // so it must not be frozen (a hand-off gains nothing there, and costs a
+    // thread change). Freezing by wall-clock time alone froze it in every
+    // such stretch.
+    let cpu = first_allowed_cpu();
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                pin_to(cpu);
+                spin_until(&stop, Duration::from_secs(60))
+            })
+        })
+        .collect();
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1));
+    let s = stop.clone();
+    let (turns, bursts) = rt.block_on(move || {
+        // This GVThread runs on the only worker thread: pin it beside the busy
+        // threads and lower its priority (the timer thread stays free).
+        pin_to(cpu);
+        // SAFETY: setpriority on the calling thread's own id.
+        let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
+        assert_eq!(r, 0, "setpriority");
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        let ticker = gvthread::spawn(move |_| {
+            let mut turns = 0u64;
+            while !d.load(Ordering::Relaxed) {
+                gvthread::sleep(Duration::from_millis(1));
+                turns += 1;
+            }
+            turns
+        });
+        let d = done.clone();
+        let burster = gvthread::spawn(move |_| {
+            let mut bursts = 0u64;
+            let mut x = 0u64;
+            while !d.load(Ordering::Relaxed) {
+                // Microseconds of CPU, no system call, then a switch.
+                for i in 0..1_000u64 {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+                }
+                bursts += 1;
+                gvthread::yield_now();
+            }
+            bursts
+        });
+        gvthread::sleep(Duration::from_secs(2));
+        done.store(true, Ordering::Relaxed);
+        s.store(true, Ordering::Relaxed);
+        (ticker.join().unwrap(), burster.join().unwrap())
+    });
+    stop.store(true, Ordering::Relaxed);
+    for b in busy {
+        b.join().unwrap();
+    }
+    let m = rt.metrics();
+    assert!(turns > 0 && bursts > 0, "the scenario did not run: {turns} ticks, {bursts} bursts: {m:?}");
+    // The monitor did ask (by wall-clock time), so the check was exercised.
+    assert!(m.signals_sent > 0, "no preemption was ever requested: {m:?}");
+    assert_eq!(m.forced_preemptions, 0, "a GVThread that ran microseconds was frozen: {m:?}");
+}
+
 /// One worker, 10 s slices and wake-up preemption off for equal
 /// priorities: a GVThread of priority `waker` wakes from a 20 ms sleep beside
 /// a hog of priority `hog`. Returns whether it ran before the hog gave up

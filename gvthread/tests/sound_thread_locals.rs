@@ -204,18 +204,11 @@ fn guards_across_parks_stay_balanced() {
     let _w = common::watchdog("guards_across_parks_stay_balanced", Duration::from_secs(120));
     // Hogs run on a role of their own (Low priority on a dedicated worker),
     // so their hand-offs happen beside, not under, the guarded GVThreads.
-    // Wake-up preemption is measured in wall-clock time: on a loaded machine
-    // (CI runs this beside two busy loops) Linux can keep a guarded role's
-    // thread off the CPU for over a millisecond while its sleepers' timers
-    // fire, and the role would then change threads although none of its
-    // GVThreads hogs (docs/safety.md). A long granularity keeps this test
-    // about the hog's hand-offs.
-    let mut rt = Runtime::new(
-        SchedulerConfig::default()
-            .num_workers(2)
-            .num_low_priority_workers(1)
-            .wakeup_granularity(Duration::from_secs(1)),
-    );
+    // On a loaded machine (CI runs this beside two busy loops) Linux can keep
+    // a guarded role's thread off the CPU for over a millisecond while its
+    // sleepers' timers fire; the role must not change threads for that,
+    // since none of its GVThreads runs long on the CPU (`preempt::cpu_time`).
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(2).num_low_priority_workers(1));
     let unbalanced = rt.block_on(|| {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();

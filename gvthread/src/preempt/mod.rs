@@ -58,19 +58,22 @@
 //! `epoll_wait` or a plain `Read::read` hands `ErrorKind::Interrupted` to its
 //! caller (see `docs/preemption.md`).
 
+mod cpu_time;
 mod foreign;
 mod monitor;
 pub(crate) mod signal;
 mod spares;
 mod syscall;
 
+pub(crate) use cpu_time::CpuWatch;
 pub(crate) use monitor::Monitor;
 pub(crate) use spares::{spare_count, starter_thread};
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use crate::runtime::shared::Shared;
-use crate::sched::machine::{self, PREEMPT_HOG, PREEMPT_NONE};
+use crate::sched::machine::{self, PREEMPT_BLOCKED, PREEMPT_HOG};
 use crate::sched::worker::Worker;
 
 /// Asks role `w` to switch now: a more urgent GVThread was just woken for
@@ -91,10 +94,18 @@ pub(crate) fn preempt_now(shared: &Shared, w: &Worker, own: bool) {
     }
 }
 
+/// Shortest wait before the timer thread looks again at a GVThread's CPU
+/// time after a look that could not tell (see `cpu_time`).
+const RECHECK_AFTER_FIRST_LOOK: Duration = Duration::from_micros(20);
+
 /// Wake-up preemption of role `w` whose running GVThread has had its
-/// granularity: the cooperative request, and the signal to the role's
-/// thread unless the last request to that thread is still unhandled (a
-/// declined one is handled: this retries it). Async-signal-safe.
+/// granularity in wall-clock time: the cooperative request, and the signal
+/// to the role's thread unless the same request to that thread is still
+/// unhandled (a declined one is handled: this retries it). The signal asks
+/// for a freeze only if the GVThread is known to be running (see
+/// `cpu_time`); otherwise it asks to free the role only from a blocking
+/// system call, and the timer thread looks again when the GVThread could
+/// have gathered that evidence. Async-signal-safe.
 pub(crate) fn preempt_for_wake(shared: &Shared, w: &Worker) {
     if !w.preempt.load(Ordering::Relaxed) {
         w.preempt.store(true, Ordering::Release);
@@ -103,17 +114,37 @@ pub(crate) fn preempt_for_wake(shared: &Shared, w: &Worker) {
     if !shared.config.enable_forced_preempt || !shared.has_work_for(w) {
         return;
     }
-    // The freeze hands the role to a spare thread: have one started now if
-    // none waits (the monitor asks ahead only for whole time slices).
-    spares::request_spare(shared, w, false);
     let holder = w.holder.load(Ordering::Acquire);
     // SAFETY: machines stay alive while registered in `shared`.
     let Some(holder) = (unsafe { holder.as_ref() }) else { return };
-    if holder.preempt_request.load(Ordering::Acquire) != PREEMPT_NONE {
+    let pending = holder.preempt_request.load(Ordering::Acquire);
+    if pending == PREEMPT_HOG {
         return;
     }
-    holder.request_preemption(PREEMPT_HOG, w.activity.load(Ordering::Relaxed));
-    shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
+    let activity = w.activity.load(Ordering::Relaxed);
+    let granularity = shared.wakeup_granularity_ns();
+    let missing = cpu_time::used_since_look(w, holder, activity).map(|used| cpu_time::running(used, granularity));
+    if missing != Some(0) {
+        // No evidence yet (the first look was just made) or not enough:
+        // look again when there could be.
+        let wait =
+            missing.map_or(RECHECK_AFTER_FIRST_LOOK, |ns| Duration::from_nanos(ns).max(RECHECK_AFTER_FIRST_LOOK));
+        shared.timers.recheck_at(std::time::Instant::now() + wait);
+    }
+    let request = if missing == Some(0) { PREEMPT_HOG } else { PREEMPT_BLOCKED };
+    if missing.is_none_or(|ns| ns == 0) {
+        // A freeze (now, or likely at the next look) hands the role to a
+        // spare thread: have one started now if none waits (the monitor
+        // asks ahead only for whole time slices).
+        spares::request_spare(shared, w, false);
+    }
+    // A request still on its way is not repeated, unless this one goes
+    // further (a freeze where the first only asked to free the role from a
+    // system call).
+    if pending != request {
+        holder.request_preemption(request, activity);
+        shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Body of [`safepoint!`](crate::safepoint): yields when a preemption was

@@ -39,10 +39,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::preempt_for_wake;
 use super::spares::request_spare;
+use super::{cpu_time, preempt_for_wake};
 use crate::runtime::shared::Shared;
-use crate::sched::machine::{PREEMPT_BLOCKED, PREEMPT_HOG};
+use crate::sched::machine::{Machine, PREEMPT_BLOCKED, PREEMPT_HOG};
+use crate::sched::worker::Worker;
 
 /// What the monitor remembers about one worker role.
 #[derive(Clone, Copy)]
@@ -121,7 +122,19 @@ impl Monitor {
             let activity = w.activity.load(Ordering::Relaxed);
             if !w.busy.load(Ordering::Relaxed) || activity != watch.activity {
                 *watch = Watch { runnext: watch.runnext, activity, since: now, flagged: false };
-                any_busy |= w.busy.load(Ordering::Relaxed);
+                if w.busy.load(Ordering::Relaxed) {
+                    any_busy = true;
+                    // First look at the GVThread now running (see `cpu_time`).
+                    let holder = w.holder.load(Ordering::Acquire);
+                    // SAFETY: machines stay alive while registered in
+                    // `shared`, which outlives this timer thread's use.
+                    let holder = unsafe { holder.as_ref() };
+                    if cfg.enable_forced_preempt
+                        && let Some(holder) = holder
+                    {
+                        w.cpu_watch.look(holder, activity);
+                    }
+                }
                 continue;
             }
             any_busy = true;
@@ -145,24 +158,23 @@ impl Monitor {
             if !cfg.enable_forced_preempt {
                 continue;
             }
-            let request = if (woken || stalled >= cfg.time_slice.saturating_add(cfg.grace_period))
-                // Only when someone else could use the worker: freezing a
-                // GVThread that would be picked right back is pure cost.
-                && shared.has_work_for(w)
-            {
-                PREEMPT_HOG
-            } else if !w.frozen.is_empty() && stalled >= cfg.timer_interval.saturating_mul(2) {
-                PREEMPT_BLOCKED
-            } else {
+            let due = cfg.time_slice.saturating_add(cfg.grace_period);
+            // Only when someone else could use the worker: freezing a
+            // GVThread that would be picked right back is pure cost.
+            let hog = (woken || stalled >= due) && shared.has_work_for(w);
+            if !hog && (w.frozen.is_empty() || stalled < cfg.timer_interval.saturating_mul(2)) {
                 continue;
-            };
+            }
             let holder = w.holder.load(Ordering::Acquire);
             // SAFETY: machines stay alive while registered in `shared`,
             // which outlives this timer thread's use.
-            if let Some(holder) = unsafe { holder.as_ref() } {
-                holder.request_preemption(request, activity);
-                shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
-            }
+            let Some(holder) = (unsafe { holder.as_ref() }) else { continue };
+            // A hog by wall-clock time must be one by CPU time too (see
+            // `cpu_time`); otherwise free the role only from a system call.
+            let request =
+                if hog && hog_on_cpu(shared, w, holder, activity, due) { PREEMPT_HOG } else { PREEMPT_BLOCKED };
+            holder.request_preemption(request, activity);
+            shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
         }
         any_busy
     }
@@ -219,4 +231,18 @@ impl Monitor {
     pub(crate) fn interval(shared: &Shared) -> Duration {
         shared.config.timer_interval
     }
+}
+
+/// Whether the GVThread running on role `w` (held by `holder`), a hog by
+/// wall-clock time, is known to be running (see `cpu_time`) for the
+/// threshold it reached: `due` (its time slice and grace period), or the
+/// wake-up granularity if woken work waits; at once for urgent work.
+fn hog_on_cpu(shared: &Shared, w: &Worker, holder: &Machine, activity: u64, due: Duration) -> bool {
+    if w.urgent_wake.load(Ordering::Relaxed) {
+        return true;
+    }
+    let Some(used) = cpu_time::used_since_look(w, holder, activity) else { return false };
+    let due = due.as_nanos().min(u128::from(u64::MAX)) as u64;
+    let needed = if w.woken.load(Ordering::Relaxed) { shared.wakeup_granularity_ns().min(due) } else { due };
+    cpu_time::running(used, needed) == 0
 }

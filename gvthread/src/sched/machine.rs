@@ -271,8 +271,16 @@ impl Machine {
 
     /// Asks this machine's thread, by signal, to preempt the GVThread that
     /// has been running on role `w` since its activity counter read
-    /// `activity`. Async-signal-safe.
+    /// `activity`. A `PREEMPT_BLOCKED` request does not replace a
+    /// `PREEMPT_HOG` one still on its way for the same GVThread (a freeze
+    /// covers it). Async-signal-safe.
     pub(crate) fn request_preemption(&self, request: u8, activity: u64) {
+        if request == PREEMPT_BLOCKED
+            && self.preempt_request.load(Ordering::Acquire) == PREEMPT_HOG
+            && self.preempt_activity.load(Ordering::Relaxed) == activity
+        {
+            return;
+        }
         self.preempt_activity.store(activity, Ordering::Relaxed);
         self.preempt_request.store(request, Ordering::Release);
         // The thread of a registered machine lives until the runtime has

@@ -261,7 +261,8 @@ impl Shared {
     /// urgent one (Critical or High over Normal, anything over Low) preempts
     /// the running GVThread at once; so does any wake from elsewhere when the
     /// running GVThread has already run for `wakeup_granularity` (by the
-    /// coarse clock; a signal still pending is not repeated). Otherwise
+    /// coarse clock, then by its thread's CPU time: see
+    /// `preempt::preempt_for_wake`; a signal still pending is not repeated). Otherwise
     /// the monitor preempts it once it has run that long. `from_outside`:
     /// the waker is no machine of this runtime (an OS thread, the timer
     /// thread, an async task); it advances the coarse clock first, which
@@ -276,13 +277,13 @@ impl Shared {
         if (prio as u8) < w.running_prio.load(Ordering::Relaxed) {
             w.urgent_wake.store(true, Ordering::Relaxed);
             crate::preempt::preempt_now(self, w, own);
-        } else if !own && {
+        } else if !own {
             if from_outside {
                 self.set_coarse_now(std::time::Instant::now());
             }
-            self.coarse_now().saturating_sub(w.since_ns.load(Ordering::Relaxed)) >= self.wakeup_granularity_ns()
-        } {
-            crate::preempt::preempt_for_wake(self, w);
+            if self.coarse_now().saturating_sub(w.since_ns.load(Ordering::Relaxed)) >= self.wakeup_granularity_ns() {
+                crate::preempt::preempt_for_wake(self, w);
+            }
         }
     }
 

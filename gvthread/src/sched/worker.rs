@@ -14,6 +14,7 @@ use super::machine::Machine;
 use super::queue::LocalQueue;
 use crate::Priority;
 use crate::memory::SlotCache;
+use crate::preempt::CpuWatch;
 use crate::util::futex::Parker;
 
 /// Extra thread places per role for threads blocked while unwinding.
@@ -84,6 +85,9 @@ pub(crate) struct Worker {
     /// When the running GVThread started running (coarse clock, ns; written
     /// at every switch).
     pub(crate) since_ns: AtomicU64,
+    /// The holder thread's CPU time when the monitor first saw the running
+    /// GVThread (see `preempt::cpu_time`).
+    pub(crate) cpu_watch: CpuWatch,
     /// When the oldest GVThread that used up its time slice (`frozen`,
     /// `preempted`) is due again (coarse clock, ns): the role first gives as
     /// much time to the others as that GVThread just had (CPU-time fairness).
@@ -125,6 +129,7 @@ impl Worker {
             urgent_wake: AtomicBool::new(false),
             running_prio: AtomicU8::new(Priority::Normal as u8),
             since_ns: AtomicU64::new(0),
+            cpu_watch: CpuWatch::new(),
             hog_due: AtomicU64::new(0),
             holder: AtomicPtr::new(std::ptr::null_mut()),
             runnext: AtomicU32::new(u32::MAX),

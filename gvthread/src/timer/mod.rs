@@ -39,6 +39,10 @@ pub(crate) struct Timers {
     /// are busy, every needless wake-up of the timer thread can leave it
     /// waiting for a CPU when its real deadline comes (see `util::slice`).
     wake_at: AtomicU64,
+    /// When a waker asked the timer thread to look again at wake-up
+    /// preemption (ns since `epoch`; `u64::MAX`: not asked), see
+    /// [`recheck_at`](Self::recheck_at).
+    recheck_at: AtomicU64,
     epoch: Instant,
     seq: AtomicU64,
 }
@@ -49,6 +53,7 @@ impl Timers {
             queue: Mutex::new(BTreeMap::new()),
             parker: Parker::new(),
             wake_at: AtomicU64::new(AWAKE),
+            recheck_at: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
             seq: AtomicU64::new(0),
         }
@@ -72,6 +77,23 @@ impl Timers {
             self.parker.unpark();
         }
         key
+    }
+
+    /// Asks the timer thread to run `Monitor::after_wakes` at `at` (or
+    /// sooner, if asked for sooner). Async-signal-safe.
+    pub(crate) fn recheck_at(&self, at: Instant) {
+        let ns = self.ns(at);
+        self.recheck_at.fetch_min(ns, Ordering::SeqCst);
+        // Pairs with `awake`/`sleeping_until` as in `add`.
+        if ns < self.wake_at.load(Ordering::SeqCst) {
+            self.parker.unpark();
+        }
+    }
+
+    /// The timer thread: the recheck asked for since its last call, if any.
+    pub(crate) fn take_recheck(&self) -> Option<Instant> {
+        let ns = self.recheck_at.swap(u64::MAX, Ordering::SeqCst);
+        (ns != u64::MAX).then(|| self.epoch + std::time::Duration::from_nanos(ns))
     }
 
     /// The timer thread: awake, about to read the queue.

@@ -23,6 +23,7 @@ const TIMER_THREAD_SLICE: std::time::Duration = std::time::Duration::from_micros
 /// section, so it must never wait long for it).
 pub(crate) fn run(shared: Arc<Shared>) {
     crate::util::slice::request_short_slice(TIMER_THREAD_SLICE);
+    crate::util::slice::exact_timers();
     let timers = &shared.timers;
     let mut due: Vec<(u32, u32)> = Vec::with_capacity(64);
     let mut monitor = Monitor::new(&shared);
@@ -36,6 +37,9 @@ pub(crate) fn run(shared: Arc<Shared>) {
             return;
         }
         timers.awake();
+        if let Some(at) = timers.take_recheck() {
+            recheck = Some(recheck.map_or(at, |r| r.min(at)));
+        }
         let now = Instant::now();
         shared.set_coarse_now(now);
         let next = {

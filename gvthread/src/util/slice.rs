@@ -1,4 +1,5 @@
-//! A short scheduler slice for the runtime's latency-critical threads.
+//! Scheduling settings for the runtime's latency-critical threads: a short
+//! scheduler slice, and timed sleeps without slack ([`exact_timers`]).
 //!
 //! The timer thread sleeps most of the time and must run the moment its
 //! sleep ends: it fires timers and sends preemption signals. On a machine
@@ -64,6 +65,19 @@ pub(crate) fn request_short_slice(slice: std::time::Duration) -> bool {
     unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) == 0 }
 }
 
+/// Timer slack of the calling thread's sleeps, in nanoseconds (the kernel's
+/// default is 50 µs). See [`exact_timers`].
+const EXACT_TIMER_SLACK_NS: libc::c_ulong = 1;
+
+/// Makes the calling thread's timed sleeps end on time: Linux lets a normal
+/// thread's timeouts run up to 50 µs late (timer slack) to batch wake-ups,
+/// which the timer thread would add to every timer it fires and every
+/// look-again it schedules. Returns whether the kernel accepted it.
+pub(crate) fn exact_timers() -> bool {
+    // SAFETY: PR_SET_TIMERSLACK only changes the calling thread's slack.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, EXACT_TIMER_SLACK_NS, 0, 0, 0) == 0 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +97,18 @@ mod tests {
         let mut parts = release.trim().split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>().unwrap_or(0));
         let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
         (major, minor) >= (6, 12)
+    }
+
+    #[test]
+    fn exact_timers_set_the_threads_timer_slack() {
+        std::thread::spawn(|| {
+            assert!(exact_timers(), "PR_SET_TIMERSLACK refused");
+            // SAFETY: PR_GET_TIMERSLACK reads the calling thread's slack.
+            let slack = unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) };
+            assert_eq!(slack as libc::c_ulong, EXACT_TIMER_SLACK_NS);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -18,11 +18,11 @@
 //!   and a waker that finds no look for the current GVThread makes one.
 //! * A freeze needs, besides the wall-clock threshold (the time slice, or
 //!   the wake-up granularity when woken work waits), evidence that the
-//!   GVThread runs: CPU time since the first look of at least a quarter of
+//!   GVThread runs: CPU time since the first look of at least an eighth of
 //!   that threshold ([`running`]). A GVThread that runs short turns (a
-//!   message-passing one, say) never gathers it; a hog gathers it within a
-//!   quarter threshold of getting its CPU back (when Linux kept it waiting
-//!   too, the woken work waits that much longer, no more). Without an
+//!   message-passing one, say) never gathers it; a hog gathers it within an
+//!   eighth of the threshold of getting its CPU back (when Linux kept it
+//!   waiting too, the woken work waits that much longer, no more). Without an
 //!   earlier look there is no evidence yet: no freeze now, and the timer
 //!   thread looks again shortly (`Timers::recheck_at`).
 //! * Short of the threshold, the request is `PREEMPT_BLOCKED`: the handler
@@ -111,5 +111,5 @@ pub(crate) fn used_since_look(w: &Worker, holder: &Machine, activity: u64) -> Op
 /// first look needs before it counts as running for a wall-clock threshold
 /// of `needed` ns: 0 once it does (see the module docs).
 pub(crate) fn running(used: u64, needed: u64) -> u64 {
-    (needed / 4).saturating_sub(used)
+    (needed / 8).saturating_sub(used)
 }

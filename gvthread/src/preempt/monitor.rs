@@ -27,6 +27,12 @@
 //! at once, from the waker (`preempt_for_wake`); a wake of a more urgent
 //! priority preempts at once in any case (`preempt_now`).
 //!
+//! Every freeze asked for on these wall-clock grounds also needs evidence
+//! from the role's thread's CPU clock that the GVThread runs (see
+//! `cpu_time`): without it the signal only frees the role from a blocking
+//! system call, and a GVThread whose thread Linux kept waiting keeps its
+//! thread.
+//!
 //! Lock holders first: while a role has frozen GVThreads, a holder that has
 //! not switched for two ticks gets a `PREEMPT_BLOCKED` signal, which freezes
 //! it only if it is blocked in the kernel, and then hands the role to the

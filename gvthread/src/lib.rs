@@ -35,7 +35,7 @@
 //! | to stop work | [`CancellationToken`] (each GVThread gets a child of its spawner's), [`JoinHandle::cancel`] |
 //! | to share the CPU | [`yield_now`], [`sleep`], [`safepoint!`]; forced preemption does the rest |
 //! | futures inside GVThreads | `gvthread_futures::block_on`, and [`SchedulerConfig::worker_context`] for tokio |
-//! | blocking calls | [`unblock`] |
+//! | blocking calls | [`unblock`](fn@crate::unblock) |
 //! | to see what GVThreads do | [`Handle::dump`] (and [`SchedulerConfig::dump_on_sigquit`]), [`Runtime::metrics`] |
 //!
 //! The internals (context switch, memory slots, scheduler, preemption,

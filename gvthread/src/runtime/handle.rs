@@ -207,7 +207,7 @@ impl Handle {
     /// ```
     ///
     /// Callable from any thread. Inside a GVThread it parks that GVThread
-    /// while a helper thread (the [`unblock`](crate::unblock) pool) builds
+    /// while a helper thread (the [`unblock`](fn@crate::unblock) pool) builds
     /// the dump, so its own backtrace is included.
     ///
     /// Parked GVThreads are briefly held out of reach of their wakers while

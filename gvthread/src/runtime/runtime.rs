@@ -115,7 +115,7 @@ impl Runtime {
     /// Runs `f` as a GVThread and waits (parking the calling OS thread) for its
     /// result. `f` is a closure, or a future (driven inside the GVThread, so it
     /// can await GVThreads, channels and, with a tokio context on the workers,
-    /// tokio-based futures); see [`BlockOn`](crate::BlockOn). A panic in `f`
+    /// tokio-based futures); see [`BlockOn`]. A panic in `f`
     /// resumes on the caller.
     ///
     /// ```

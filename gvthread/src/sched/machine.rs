@@ -103,7 +103,7 @@ pub(crate) struct Machine {
     /// without switching since), never one that started running since.
     pub(crate) preempt_activity: AtomicU64,
     /// Waiting for its role as a spare, and free to be taken
-    /// ([`take_spare`](crate::preempt::take_spare)).
+    /// (`preempt::spares::take_spare`).
     pub(crate) spare: AtomicBool,
     /// Set while this machine waits inside the preemption handler.
     pub(crate) in_handler: Cell<bool>,

@@ -13,9 +13,9 @@
 //! wakers check the role's thread's CPU clock:
 //!
 //! * A [`CpuWatch`] records, for the role's current GVThread (a value of its
-//!   activity counter), the holder thread's CPU time and the time of the
-//!   first look: the monitor looks at every tick in which the role switched,
-//!   and a waker that finds no look for the current GVThread makes one.
+//!   activity counter), the holder thread's CPU time at the first look: the
+//!   monitor looks at every tick in which the role switched, and a waker
+//!   that finds no look for the current GVThread makes one.
 //! * A freeze needs, besides the wall-clock threshold (the time slice, or
 //!   the wake-up granularity when woken work waits), evidence that the
 //!   GVThread runs: CPU time since the first look of at least an eighth of
@@ -33,78 +33,70 @@
 //! clock) when a freeze is about to be requested, plus one per busy role and
 //! monitor tick in which that role switched.
 
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::sched::machine::Machine;
 use crate::sched::worker::Worker;
 use crate::util::clock::thread_cpu_nanos;
 
-/// No look recorded (an activity value the counter never reaches first).
-const NO_ACTIVITY: u64 = u64::MAX;
+/// The first look at a role's current GVThread: the role's activity counter
+/// then (low 32 bits) and its thread's CPU time then, in microseconds
+/// (high 32 bits, wrapping: only differences over short spans are used),
+/// in one word, so that any thread may record one with a compare-and-swap
+/// and no reader or writer ever waits for another (a writer frozen half-way
+/// would otherwise leave the role without evidence). The same activity
+/// value means the same GVThread on the same thread: a role changes threads
+/// only through a switch, which bumps the counter.
+pub(crate) struct CpuWatch(AtomicU64);
 
-/// A look being recorded.
-const WRITING: u64 = u64::MAX - 1;
-
-/// The first look at a role's current GVThread: its thread's CPU time then. Any thread may record one
-/// (one at a time: a compare-and-swap on `activity` elects the writer);
-/// readers use it like a sequence lock, and a torn read counts as no look.
-pub(crate) struct CpuWatch {
-    /// The role's activity counter at that look ([`NO_ACTIVITY`], or
-    /// [`WRITING`] while being recorded).
-    activity: AtomicU64,
-    /// The holder's kernel thread id.
-    tid: AtomicI32,
-    /// That thread's CPU time then (ns).
-    cpu_ns: AtomicU64,
+/// The activity part of a look.
+fn activity_bits(activity: u64) -> u64 {
+    activity & u64::from(u32::MAX)
 }
 
 impl CpuWatch {
     pub(crate) const fn new() -> CpuWatch {
-        CpuWatch { activity: AtomicU64::new(NO_ACTIVITY), tid: AtomicI32::new(0), cpu_ns: AtomicU64::new(0) }
+        // Activity u32::MAX: counters start at 0, so no role matches it soon.
+        CpuWatch(AtomicU64::new(u32::MAX as u64))
     }
 
     /// Records a look at the GVThread that `holder` runs while the role's
-    /// activity counter reads `activity`, unless another thread is recording
-    /// one right now. Returns false only if `holder`'s CPU clock cannot be
-    /// read. Async-signal-safe.
+    /// activity counter reads `activity`, unless one was recorded already.
+    /// Returns false only if `holder`'s CPU clock cannot be read.
+    /// Async-signal-safe, lock-free.
     pub(crate) fn look(&self, holder: &Machine, activity: u64) -> bool {
         let Some(cpu) = thread_cpu_nanos(holder.tid) else { return false };
-        let current = self.activity.load(Ordering::Relaxed);
-        if current == activity {
-            return true; // looked at already: keep the earlier look
+        let new = ((cpu / 1_000) << 32) | activity_bits(activity);
+        let mut current = self.0.load(Ordering::Relaxed);
+        // Keep an earlier look at the same GVThread.
+        while current & u64::from(u32::MAX) != activity_bits(activity) {
+            match self.0.compare_exchange_weak(current, new, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(c) => current = c,
+            }
         }
-        if current == WRITING
-            || self.activity.compare_exchange(current, WRITING, Ordering::Acquire, Ordering::Relaxed).is_err()
-        {
-            return true;
-        }
-        self.tid.store(holder.tid, Ordering::Relaxed);
-        self.cpu_ns.store(cpu, Ordering::Relaxed);
-        self.activity.store(activity, Ordering::Release);
         true
     }
 
-    /// `cpu_ns` of the look if it is about `activity` on thread `tid`.
-    fn read(&self, activity: u64, tid: libc::pid_t) -> Option<u64> {
-        if self.activity.load(Ordering::Acquire) != activity {
-            return None;
-        }
-        let (t, cpu) = (self.tid.load(Ordering::Relaxed), self.cpu_ns.load(Ordering::Relaxed));
-        fence(Ordering::Acquire);
-        (self.activity.load(Ordering::Relaxed) == activity && t == tid).then_some(cpu)
+    /// The CPU time (µs, low 32 bits) of the look if it is about `activity`.
+    fn read(&self, activity: u64) -> Option<u32> {
+        let word = self.0.load(Ordering::Relaxed);
+        (word & u64::from(u32::MAX) == activity_bits(activity)).then_some((word >> 32) as u32)
     }
 }
 
-/// CPU time the thread holding role `w` (`holder`) used since the first
-/// look at its current GVThread (activity counter `activity`), or `None`
-/// if there was no earlier look (this call made the first one). `u64::MAX`
-/// when the CPU clock cannot be read (wall-clock time alone decides then).
-/// Async-signal-safe.
+/// CPU time (ns) the thread holding role `w` (`holder`) used since the
+/// first look at its current GVThread (activity counter `activity`), or
+/// `None` if there was no earlier look (this call made the first one).
+/// `u64::MAX` when the CPU clock cannot be read (wall-clock time alone
+/// decides then). Async-signal-safe.
 pub(crate) fn used_since_look(w: &Worker, holder: &Machine, activity: u64) -> Option<u64> {
-    let Some(cpu) = w.cpu_watch.read(activity, holder.tid) else {
+    let Some(then_us) = w.cpu_watch.read(activity) else {
         return if w.cpu_watch.look(holder, activity) { None } else { Some(u64::MAX) };
     };
-    Some(thread_cpu_nanos(holder.tid).map_or(u64::MAX, |now| now.saturating_sub(cpu)))
+    let Some(now) = thread_cpu_nanos(holder.tid) else { return Some(u64::MAX) };
+    let used_us = ((now / 1_000) as u32).wrapping_sub(then_us);
+    Some(u64::from(used_us) * 1_000)
 }
 
 /// How much more CPU time (ns) a GVThread that `used` this much since the

@@ -470,7 +470,7 @@ fn print_row(name: &str, samples: &[Duration]) {
 fn print_metrics(m: &RuntimeMetrics) {
     println!(
         "  forced preemptions {}, signals sent {}, hand-offs {}, preempt requests {}, wake-up preemptions {}, \
-         cooperative {}, no spare {}, thread cap reached {}, OS threads {} (spare {})",
+         cooperative {}, no spare {}, not running {}, thread cap reached {}, OS threads {} (spare {})",
         m.forced_preemptions,
         m.signals_sent,
         m.handoffs,
@@ -478,6 +478,7 @@ fn print_metrics(m: &RuntimeMetrics) {
         m.wakeup_preemptions,
         m.cooperative_preemptions,
         m.no_spare,
+        m.not_running,
         m.thread_cap_reached,
         m.os_threads,
         m.spare_threads

@@ -127,6 +127,7 @@ pub(crate) fn preempt_for_wake(shared: &Shared, w: &Worker) {
     if missing != Some(0) {
         // No evidence yet (the first look was just made) or not enough:
         // look again when there could be.
+        shared.metrics.not_running.fetch_add(1, Ordering::Relaxed);
         let wait =
             missing.map_or(RECHECK_AFTER_FIRST_LOOK, |ns| Duration::from_nanos(ns).max(RECHECK_AFTER_FIRST_LOOK));
         shared.timers.recheck_at(std::time::Instant::now() + wait);

@@ -177,8 +177,14 @@ impl Monitor {
             let Some(holder) = (unsafe { holder.as_ref() }) else { continue };
             // A hog by wall-clock time must be one by CPU time too (see
             // `cpu_time`); otherwise free the role only from a system call.
-            let request =
-                if hog && hog_on_cpu(shared, w, holder, activity, due) { PREEMPT_HOG } else { PREEMPT_BLOCKED };
+            let request = if !hog {
+                PREEMPT_BLOCKED
+            } else if hog_on_cpu(shared, w, holder, activity, due) {
+                PREEMPT_HOG
+            } else {
+                shared.metrics.not_running.fetch_add(1, Ordering::Relaxed);
+                PREEMPT_BLOCKED
+            };
             holder.request_preemption(request, activity);
             shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
         }

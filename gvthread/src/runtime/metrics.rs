@@ -14,6 +14,7 @@ pub(crate) struct Counters {
     pub(crate) syscall_handoffs: AtomicU64,
     pub(crate) no_spare: AtomicU64,
     pub(crate) unsafe_point_retries: AtomicU64,
+    pub(crate) not_running: AtomicU64,
     pub(crate) thread_cap_reached: AtomicU64,
     pub(crate) os_threads_started: AtomicU64,
 }
@@ -57,6 +58,14 @@ pub struct RuntimeMetrics {
     /// the C library, the dynamic loader or the unwinder, whose
     /// locks other threads need (retried at the next tick).
     pub unsafe_point_retries: u64,
+    /// Freezes not asked for although the running GVThread had run its
+    /// wake-up granularity or time slice by wall-clock time, because its OS
+    /// thread had not used enough CPU time since the monitor first saw it:
+    /// Linux kept the thread waiting (a loaded machine), or the first look
+    /// was too recent to tell (looked at again shortly). See
+    /// docs/preemption.md, "Wall-clock time decides when to look, CPU time
+    /// whether to freeze".
+    pub not_running: u64,
     /// Times a spare OS thread was wanted but its role had all the threads
     /// `max_os_threads` allows it.
     pub thread_cap_reached: u64,

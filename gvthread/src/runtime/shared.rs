@@ -202,6 +202,7 @@ impl Shared {
             syscall_handoffs: Counters::load(&c.syscall_handoffs),
             no_spare: Counters::load(&c.no_spare),
             unsafe_point_retries: Counters::load(&c.unsafe_point_retries),
+            not_running: Counters::load(&c.not_running),
             thread_cap_reached: Counters::load(&c.thread_cap_reached),
             os_threads: self.machine_count(),
             spare_threads: self.workers.iter().map(crate::preempt::spare_count).sum(),

@@ -88,7 +88,13 @@ fn guard_held_across_sleep_and_channel_ops() {
 fn waiter_is_not_starved_while_others_hammer_the_lock() {
     let _w = watchdog("waiter_is_not_starved_while_others_hammer_the_lock");
     const HAMMERERS: u64 = 6;
-    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(2).enable_forced_preempt(false));
+    // One worker: nothing runs between the victim's `before` read and its
+    // queueing. With two, the other worker's hammerers kept acquiring
+    // whenever Linux kept the victim's thread waiting in that gap (77
+    // acquisitions under qemu-aarch64 in CI), which says nothing about the
+    // mutex. A barging mutex still fails here: the unlocking hammerer would
+    // take the lock back before the woken victim runs.
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1).enable_forced_preempt(false));
     rt.block_on(|| {
         let m = Arc::new(SchedMutex::new(()));
         let acquisitions = Arc::new(AtomicU64::new(0));

@@ -256,7 +256,7 @@ fn a_role_whose_thread_is_kept_off_the_cpu_is_not_frozen() {
     // share its CPU, and it runs at nice 19, so Linux keeps it off the CPU
     // for long stretches, often in the middle of a GVThread's short turn.
     // Its ticker keeps waking, so by wall-clock time the GVThread caught in
-    // such a stretch "has run" far beyond its 1 ms granularity, and the
+    // such a stretch "has run" far beyond its granularity, and the
     // monitor asks for a preemption; but by CPU time it ran microseconds,
     // so it must not be frozen (a hand-off gains nothing there, and costs a
     // thread change). Freezing by wall-clock time alone froze it in every
@@ -272,7 +272,11 @@ fn a_role_whose_thread_is_kept_off_the_cpu_is_not_frozen() {
             })
         })
         .collect();
-    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1));
+    // A 4 ms granularity: by wall-clock time the burster still reaches it
+    // many times over (Linux keeps its thread waiting for far longer), and
+    // the CPU time that counts as running is twice the floor (see
+    // `preempt::cpu_time`), a margin over the CPU clocks' noise.
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1).wakeup_granularity(Duration::from_millis(4)));
     let s = stop.clone();
     let (turns, bursts) = rt.block_on(move || {
         // This GVThread runs on the only worker thread: pin it beside the busy
@@ -296,8 +300,13 @@ fn a_role_whose_thread_is_kept_off_the_cpu_is_not_frozen() {
             let mut bursts = 0u64;
             let mut x = 0u64;
             while !d.load(Ordering::Relaxed) {
-                // Microseconds of CPU, no system call, then a switch.
-                for i in 0..1_000u64 {
+                // A microsecond of CPU or so, no system call, then a switch:
+                // far below the 500 us of CPU time that counts as running
+                // for the 4 ms granularity, also on a loaded machine whose
+                // CPU clocks charge a thread more than it ran (here: turns
+                // of a few microseconds in a debug build were charged up
+                // to 330 us, 150 us between two looks).
+                for i in 0..100u64 {
                     x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
                 }
                 bursts += 1;

@@ -14,17 +14,20 @@
 //!
 //! * A [`CpuWatch`] records, for the role's current GVThread (a value of its
 //!   activity counter), the holder thread's CPU time at the first look: the
-//!   monitor looks at every tick in which the role switched, and a waker
-//!   that finds no look for the current GVThread makes one.
+//!   monitor looks at every tick in which the role switched, a waker that
+//!   finds no look for the current GVThread makes one, and a frozen
+//!   GVThread looks at itself when it resumes (a known hog: its evidence
+//!   then counts from its first instruction).
 //! * A freeze needs, besides the wall-clock threshold (the time slice, or
 //!   the wake-up granularity when woken work waits), evidence that the
 //!   GVThread runs: CPU time since the first look of at least an eighth of
-//!   that threshold ([`running`]). A GVThread that runs short turns (a
-//!   message-passing one, say) never gathers it; a hog gathers it within an
-//!   eighth of the threshold of getting its CPU back (when Linux kept it
-//!   waiting too, the woken work waits that much longer, no more). Without an
-//!   earlier look there is no evidence yet: no freeze now, and the timer
-//!   thread looks again shortly (`Timers::recheck_at`).
+//!   that threshold, and never less than [`MIN_EVIDENCE`] ([`running`]). A
+//!   GVThread that runs short turns (a message-passing one, say) never
+//!   gathers it; a hog gathers it that soon after getting its CPU back
+//!   (when Linux kept it waiting too, the woken work waits that much
+//!   longer, no more). Without an earlier look there is no evidence yet: no
+//!   freeze now, and the timer thread looks again shortly
+//!   (`Timers::recheck_at`).
 //! * Short of the threshold, the request is `PREEMPT_BLOCKED`: the handler
 //!   freezes the GVThread only if it is blocked in a system call (the rescue
 //!   of roles stuck in the kernel keeps working) and otherwise declines.
@@ -99,9 +102,36 @@ pub(crate) fn used_since_look(w: &Worker, holder: &Machine, activity: u64) -> Op
     Some(u64::from(used_us) * 1_000)
 }
 
+/// The least CPU time (ns) that counts as evidence of running, whatever the
+/// threshold. A thread's CPU clock is not exact over short spans on a
+/// loaded machine: it also charges the thread for work done while it is
+/// the current one (interrupts, the switch to it, time the hypervisor took
+/// from the virtual CPU). Measured on the 2-core VM: a plain OS thread at
+/// nice 19 pinned beside two busy threads, timing a loop of well under a
+/// microsecond, was charged up to 105 us; a debug build's GVThread doing
+/// microsecond turns there showed up to 150 us between two looks at it.
+pub(crate) const MIN_EVIDENCE: u64 = 250_000;
+
 /// How much more CPU time (ns) a GVThread that `used` this much since the
 /// first look needs before it counts as running for a wall-clock threshold
 /// of `needed` ns: 0 once it does (see the module docs).
 pub(crate) fn running(used: u64, needed: u64) -> u64 {
-    (needed / 8).saturating_sub(used)
+    (needed / 8).max(MIN_EVIDENCE).saturating_sub(used)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evidence_is_an_eighth_of_the_threshold_but_never_below_the_floor() {
+        // The 10 ms slice: an eighth of it.
+        assert_eq!(running(0, 10_000_000), 1_250_000);
+        assert_eq!(running(1_000_000, 10_000_000), 250_000);
+        assert_eq!(running(1_250_000, 10_000_000), 0);
+        // The 1 ms granularity: the floor, not 125 us.
+        assert_eq!(running(125_000, 1_000_000), MIN_EVIDENCE - 125_000);
+        assert_eq!(running(MIN_EVIDENCE, 1_000_000), 0);
+        assert_eq!(running(u64::MAX, 1_000_000), 0);
+    }
 }

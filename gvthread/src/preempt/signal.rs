@@ -161,6 +161,9 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
     }
     let w = m.worker();
     w.note_switch(sh.coarse_now());
+    // A known hog resumes: its evidence of running counts from here (see
+    // `cpu_time`), not from the monitor's next tick.
+    w.cpu_watch.look(m, w.activity.load(Ordering::Relaxed));
     w.busy.store(true, Ordering::SeqCst);
     // The monitor may have gone idle while the role sat on another thread's
     // scheduler stack; it must watch this GVThread again.

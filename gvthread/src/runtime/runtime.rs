@@ -190,21 +190,27 @@ impl Runtime {
         let grace = Instant::now() + THREAD_EXIT_GRACE;
         let mut threads: Vec<ThreadHandle<()>> = self.timer.take().into_iter().collect();
         threads.append(&mut sh.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut all_joined = true;
         for t in threads {
             while !t.is_finished() && Instant::now() < grace {
                 std::thread::sleep(Duration::from_millis(1));
             }
             if t.is_finished() {
                 let _ = t.join();
+            } else {
+                // Stuck running an abandoned GVThread, or kept off the CPU
+                // for the whole grace: detach it.
+                all_joined = false;
             }
-            // Otherwise the thread is stuck running an abandoned GVThread: detach it.
         }
         // Threads are gone (or detached with their own references): drop the
         // machine registry so that `Shared` can be freed.
         sh.clear_machines();
-        if live == 0 && sh.live.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-            // Nothing runs on, or refers to, any stack: give the address
-            // space back now rather than when the last waker goes.
+        if live == 0 && all_joined && sh.live.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            // Nothing runs on, or refers to, any stack (a worker's last exit
+            // counts itself out before it frees its slot: every worker has
+            // ended): give the address space back now rather than when the
+            // last waker goes.
             sh.slots.release_stacks();
         }
     }

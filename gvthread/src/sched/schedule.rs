@@ -454,7 +454,16 @@ impl Shared {
     }
 
     /// After an exit switched away: the slot is free for reuse.
+    ///
+    /// The GVThread is counted out first, before its state word says FREE:
+    /// whoever sees FREE (`block_on` waiting for its root GVThread to be
+    /// gone) then also sees `live_gvthreads` without it. Meanwhile the live
+    /// count may be one below the slots in use, per worker: the pool keeps a
+    /// chunk of slack beyond the limit (`SlotPool::new`). Shutdown frees
+    /// stacks only once every worker thread has ended, so nothing below
+    /// races with it.
     pub(crate) fn finish_exit(&self, slot: u32, w: &Worker) {
+        self.gvthread_exited();
         let st = self.slots.state(slot);
         let cur = st.load(Ordering::Acquire);
         // Release: everything the GVThread did happens-before the slot's reuse.
@@ -462,13 +471,11 @@ impl Shared {
         // SAFETY: post-switch actions run on the machine holding `w`, inside
         // the switch's runtime section.
         if unsafe { w.slot_cache.push(slot) } {
-            self.gvthread_exited();
             return;
         }
         if self.slots.release(slot) {
             // Enough free slots pile up: let the timer thread give pages back.
             self.timers.parker.unpark();
         }
-        self.gvthread_exited();
     }
 }

@@ -16,7 +16,10 @@
 //!   prober's run and the hand-back of the role).
 //! * **(c) fairness on 2 workers** (timed section, printed): 4 GVThreads that
 //!   spin with no yield points beside one GVThread that sleeps 1 ms in a loop
-//!   (500 times); the table shows p50/p99/max of how late its wake-ups ran.
+//!   (500 times); the table shows p50/p99/max of how late its wake-ups ran,
+//!   with the defaults and with variants (free migration, no wake-up
+//!   preemption, the timer thread in the real-time policy when Linux grants
+//!   it).
 //!   Same scenario on tokio (2-worker multi-thread runtime, 4 spinning tasks,
 //!   one `tokio::time::sleep(1ms)` loop): tokio has no preemption, so the
 //!   spinners starve the sleeper; they are bounded to [`SPIN_LIMIT`] so the
@@ -402,6 +405,13 @@ fn fairness(quick: bool) {
     print_row("gvthread (free migration)", &late_free);
     let late_off = gvthread_fairness(SchedulerConfig::default().wakeup_granularity(Duration::MAX), sleeps, limit).0;
     print_row("gvthread (no wake-up preemption)", &late_off);
+    let (late_rt, _, m_rt) = gvthread_fairness(SchedulerConfig::default().realtime_timer_thread(true), sleeps, limit);
+    let rt_name = if m_rt.realtime_timer_thread {
+        "gvthread (real-time timer thread)"
+    } else {
+        "gvthread (real-time timer thread asked for, not granted)"
+    };
+    print_row(rt_name, &late_rt);
     print_row("OS threads", &os_thread_fairness(sleeps, limit));
     let late = tokio_fairness(sleeps, limit);
     print_row("tokio multi-thread", &late);

@@ -111,11 +111,12 @@ impl Handle {
 
     /// Waits (bounded) until the GVThread `id`, whose join has completed,
     /// has left its slot. It is past its last user code, so this takes a few
-    /// microseconds unless its worker is preempted; past the bound it gives
-    /// up (the count then catches up a moment later).
+    /// microseconds unless Linux keeps its worker thread off the CPU (beside
+    /// CPU hogs on a loaded machine: milliseconds); past the bound, a second,
+    /// it gives up (the count then catches up a moment later).
     fn wait_exited(&self, id: GVThreadId) {
         const SPINS: u32 = 200;
-        const SLEEPS: u32 = 100;
+        const SLEEPS: u32 = 10_000;
         let st = self.shared.slots.state(id.slot());
         let gone = || {
             let w = st.load(Ordering::Acquire);

@@ -86,6 +86,10 @@ pub struct RuntimeMetrics {
     /// less than `2^i` µs (and at least `2^(i-1)` µs); the last element
     /// also counts all slower ones. See [`restore_latency_quantile`](Self::restore_latency_quantile).
     pub restore_latency_us: [u64; RESTORE_LATENCY_BUCKETS],
+    /// Whether the timer thread runs with the real-time policy (asked for
+    /// with [`SchedulerConfig::realtime_timer_thread`](crate::SchedulerConfig::realtime_timer_thread)
+    /// and granted by Linux).
+    pub realtime_timer_thread: bool,
 }
 
 /// Number of buckets of [`RuntimeMetrics::restore_latency_us`].

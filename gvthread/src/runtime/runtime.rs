@@ -85,11 +85,15 @@ impl Runtime {
         let mut rt = Runtime { shared, timer: None, dumper: None, stopped: false };
 
         let sh = rt.shared.clone();
+        let (started, timer_started) = std::sync::mpsc::channel();
         let timer = std::thread::Builder::new()
             .name("gvthread-timer".into())
-            .spawn(move || timer::thread::run(sh))
+            .spawn(move || timer::thread::run(sh, started))
             .map_err(RuntimeError::ThreadSpawn)?;
         rt.timer = Some(timer);
+        // Its scheduling settings are made first thing (microseconds); an
+        // error only means the thread is gone, which shutdown handles.
+        let _ = timer_started.recv();
 
         if rt.shared.config.dump_on_sigquit {
             rt.dumper = Some(SignalDumper::start(&rt.shared).map_err(RuntimeError::ThreadSpawn)?);

@@ -55,6 +55,9 @@ pub(crate) struct Shared {
     /// Started GVThreads may run on any role (the `unsafe` opt-in
     /// `SchedulerConfig::free_migration`): homes are never claimed.
     pub(crate) free_migration: bool,
+    /// The timer thread runs with the real-time policy (set once by
+    /// `Runtime::try_new`; see `SchedulerConfig::realtime_timer_thread`).
+    pub(crate) realtime_timer: AtomicBool,
     pub(crate) idle: Idle,
     pub(crate) idle_low: Idle,
     pub(crate) timers: Timers,
@@ -89,6 +92,7 @@ impl Shared {
         Shared {
             links: Links::new(slots.capacity()),
             free_migration: config.free_migration,
+            realtime_timer: AtomicBool::new(false),
             max_gvthreads: config.max_gvthreads,
             config,
             slots,
@@ -211,6 +215,7 @@ impl Shared {
             compactions: Counters::load(&self.slots.compact_stats().compactions),
             restores: Counters::load(&self.slots.compact_stats().restores),
             restore_latency_us: std::array::from_fn(|i| Counters::load(&self.slots.compact_stats().latency[i])),
+            realtime_timer_thread: self.realtime_timer.load(Ordering::Relaxed),
         }
     }
 

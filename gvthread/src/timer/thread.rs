@@ -15,15 +15,23 @@ const QUIET_TICKS_BEFORE_IDLE: u32 = 10;
 /// microseconds at a time and must run the moment it wakes (`util::slice`).
 const TIMER_THREAD_SLICE: std::time::Duration = std::time::Duration::from_micros(100);
 
-/// Runs until the runtime stops.
+/// Runs until the runtime stops. Sends on `started` once its scheduling
+/// settings are made (`Runtime::try_new` waits for that, so the metrics
+/// report them from the start).
 ///
 /// The sleep queue's lock is held only to take due timers and read the next
 /// deadline: waking GVThreads, giving pages back and the preemption monitor
 /// all run outside it (a GVThread adding a timer holds it inside a runtime
 /// section, so it must never wait long for it).
-pub(crate) fn run(shared: Arc<Shared>) {
-    crate::util::slice::request_short_slice(TIMER_THREAD_SLICE);
+pub(crate) fn run(shared: Arc<Shared>, started: std::sync::mpsc::Sender<()>) {
+    let realtime = shared.config.realtime_timer_thread && crate::util::slice::request_realtime();
+    if !realtime {
+        crate::util::slice::request_short_slice(TIMER_THREAD_SLICE);
+    }
+    shared.realtime_timer.store(realtime, Ordering::Relaxed);
     crate::util::slice::exact_timers();
+    // The receiver may be gone (the runtime failed to start): nothing to tell.
+    let _ = started.send(());
     let timers = &shared.timers;
     let mut due: Vec<(u32, u32)> = Vec::with_capacity(64);
     let mut monitor = Monitor::new(&shared);

@@ -65,6 +65,18 @@ pub(crate) fn request_short_slice(slice: std::time::Duration) -> bool {
     unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) == 0 }
 }
 
+/// Asks the kernel to run the calling thread with the real-time policy
+/// `SCHED_FIFO` at the lowest priority (1): it then runs as soon as it wakes,
+/// ahead of every normal thread. Returns whether the kernel granted it
+/// (only to a process with `CAP_SYS_NICE` or a non-zero `RLIMIT_RTPRIO`);
+/// otherwise nothing changed.
+pub(crate) fn request_realtime() -> bool {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: `param` is a valid sched_param; pthread_self names the calling
+    // thread; the call only changes that thread's policy.
+    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0 }
+}
+
 /// Timer slack of the calling thread's sleeps, in nanoseconds (the kernel's
 /// default is 50 µs). See [`exact_timers`].
 const EXACT_TIMER_SLACK_NS: libc::c_ulong = 1;

@@ -1,0 +1,60 @@
+//! `SchedulerConfig::realtime_timer_thread`: the timer thread runs with the
+//! real-time policy when asked and when Linux allows it, never otherwise.
+
+mod common;
+
+use std::time::Duration;
+
+use gvthread::{Runtime, SchedulerConfig};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Threads of this process that run with `SCHED_FIFO` now.
+fn fifo_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("read /proc/self/task")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        // SAFETY: sched_getscheduler only reads the policy of the thread named
+        // by `tid` (-1 if it has exited meanwhile).
+        .filter(|&tid| unsafe { libc::sched_getscheduler(tid) } == libc::SCHED_FIFO)
+        .count()
+}
+
+/// Whether Linux lets a thread of this process take `SCHED_FIFO` (tried on
+/// a thread of its own, which then ends).
+fn may_use_realtime() -> bool {
+    std::thread::spawn(|| {
+        let param = libc::sched_param { sched_priority: 1 };
+        // SAFETY: a valid sched_param, applied to the calling thread only.
+        unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0 }
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn the_timer_thread_is_real_time_only_when_asked_and_allowed() {
+    // In a process of its own: other tests' runtimes would have timer threads too.
+    if !common::isolated("the_timer_thread_is_real_time_only_when_asked_and_allowed", LIMIT) {
+        return;
+    }
+    let allowed = may_use_realtime();
+    assert_eq!(fifo_threads(), 0, "no real-time thread before any runtime");
+    {
+        let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1).realtime_timer_thread(true));
+        assert_eq!(rt.metrics().realtime_timer_thread, allowed, "the metric says whether it was granted");
+        assert_eq!(fifo_threads(), usize::from(allowed), "the timer thread alone, if granted");
+        // Its timers fire as usual.
+        let slept = rt.block_on(|| {
+            let t = std::time::Instant::now();
+            gvthread::sleep(Duration::from_millis(2));
+            t.elapsed()
+        });
+        assert!(slept >= Duration::from_millis(2), "woke after {slept:?}");
+    }
+    assert_eq!(fifo_threads(), 0, "the timer thread ended with its runtime");
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1));
+    assert!(!rt.metrics().realtime_timer_thread, "not asked: never");
+    assert_eq!(rt.block_on(|| gvthread::spawn(|_| 5).join().unwrap()), 5);
+    assert_eq!(fifo_threads(), 0, "not asked: no real-time thread");
+}

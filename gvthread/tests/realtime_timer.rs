@@ -58,3 +58,52 @@ fn the_timer_thread_is_real_time_only_when_asked_and_allowed() {
     assert_eq!(rt.block_on(|| gvthread::spawn(|_| 5).join().unwrap()), 5);
     assert_eq!(fifo_threads(), 0, "not asked: no real-time thread");
 }
+
+#[test]
+fn a_real_time_timer_thread_turns_normal_in_a_timer_storm_and_back_after() {
+    if !common::isolated("a_real_time_timer_thread_turns_normal_in_a_timer_storm_and_back_after", LIMIT) {
+        return;
+    }
+    if !may_use_realtime() {
+        eprintln!("skipped: this process may not use a real-time policy");
+        return;
+    }
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(2).realtime_timer_thread(true));
+    assert_eq!(fifo_threads(), 1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let turned_normal = rt.block_on(move || {
+        // 5,000 GVThreads sleeping 1 ms in a loop: more timers than the
+        // timer thread fires with a quarter of a CPU.
+        let sleepers: Vec<_> = (0..5_000)
+            .map(|_| {
+                let s = s.clone();
+                gvthread::spawn(move |_| {
+                    while !s.load(Ordering::Relaxed) {
+                        gvthread::sleep(Duration::from_millis(1));
+                    }
+                })
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let mut turned_normal = false;
+        while !turned_normal && started.elapsed() < Duration::from_secs(20) {
+            gvthread::sleep(Duration::from_millis(2));
+            turned_normal = fifo_threads() == 0;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for h in sleepers {
+            h.join().unwrap();
+        }
+        turned_normal
+    });
+    assert!(turned_normal, "the timer thread stayed real-time through the storm");
+    // Idle now: its next long sleep takes the real-time policy back.
+    let started = std::time::Instant::now();
+    while fifo_threads() == 0 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(fifo_threads(), 1, "the timer thread did not become real-time again once idle");
+}

@@ -374,7 +374,9 @@ impl SchedulerConfig {
     ///
     /// The thread only sleeps, fires timers, signals and gives memory back
     /// in paced batches, so it takes little CPU time; but while it runs, no
-    /// normal thread on its CPU does. Linux grants the policy only to a
+    /// normal thread on its CPU does. So in a timer storm (a use of more
+    /// than a quarter of a CPU over 10 ms) it runs in the normal policy
+    /// until the storm passes. Linux grants the policy only to a
     /// process that may use it (`CAP_SYS_NICE`, or a non-zero
     /// `RLIMIT_RTPRIO`, as for root); otherwise the thread keeps the normal
     /// policy and [`RuntimeMetrics::realtime_timer_thread`](crate::RuntimeMetrics::realtime_timer_thread)

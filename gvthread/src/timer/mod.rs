@@ -11,6 +11,7 @@
 //! GVThreads whose deadlines passed, and does housekeeping (giving back the
 //! pages of free slots).
 
+mod policy;
 pub(crate) mod thread;
 
 use std::collections::BTreeMap;

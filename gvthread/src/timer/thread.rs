@@ -4,16 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::policy::TimerPolicy;
 use crate::preempt::Monitor;
 use crate::runtime::shared::Shared;
 
 /// Consecutive monitor ticks without a busy worker before the monitor sleeps
 /// until a worker becomes busy again.
 const QUIET_TICKS_BEFORE_IDLE: u32 = 10;
-
-/// Scheduler slice asked for this thread (the kernel's minimum): it runs for
-/// microseconds at a time and must run the moment it wakes (`util::slice`).
-const TIMER_THREAD_SLICE: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// Runs until the runtime stops. Sends on `started` once its scheduling
 /// settings are made (`Runtime::try_new` waits for that, so the metrics
@@ -24,11 +21,8 @@ const TIMER_THREAD_SLICE: std::time::Duration = std::time::Duration::from_micros
 /// all run outside it (a GVThread adding a timer holds it inside a runtime
 /// section, so it must never wait long for it).
 pub(crate) fn run(shared: Arc<Shared>, started: std::sync::mpsc::Sender<()>) {
-    let realtime = shared.config.realtime_timer_thread && crate::util::slice::request_realtime();
-    if !realtime {
-        crate::util::slice::request_short_slice(TIMER_THREAD_SLICE);
-    }
-    shared.realtime_timer.store(realtime, Ordering::Relaxed);
+    let mut policy = TimerPolicy::start(shared.config.realtime_timer_thread);
+    shared.realtime_timer.store(policy.realtime(), Ordering::Relaxed);
     crate::util::slice::exact_timers();
     // The receiver may be gone (the runtime failed to start): nothing to tell.
     let _ = started.send(());
@@ -49,6 +43,7 @@ pub(crate) fn run(shared: Arc<Shared>, started: std::sync::mpsc::Sender<()>) {
             recheck = Some(recheck.map_or(at, |r| r.min(at)));
         }
         let now = Instant::now();
+        policy.check(now);
         shared.set_coarse_now(now);
         let next = {
             let mut q = timers.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -118,6 +113,7 @@ pub(crate) fn run(shared: Arc<Shared>, started: std::sync::mpsc::Sender<()>) {
             }
         }
         timers.sleeping_until(now, wait);
+        policy.before_sleep(wait);
         timers.parker.park(wait);
     }
 }

@@ -34,6 +34,15 @@ pub(crate) fn thread_cpu_nanos(tid: libc::pid_t) -> Option<u64> {
     (r == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
+/// CPU time (ns) the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`;
+/// 0 if the kernel refuses, which it does not for the calling thread).
+pub(crate) fn own_cpu_nanos() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if r == 0 { ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64 } else { 0 }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -77,6 +77,19 @@ pub(crate) fn request_realtime() -> bool {
     unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0 }
 }
 
+/// Puts the calling thread back in the normal policy (`SCHED_OTHER`, nice
+/// unchanged) with a scheduler slice of `slice`. Returns whether the kernel
+/// accepted the policy change.
+pub(crate) fn request_normal(slice: std::time::Duration) -> bool {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: as in `request_realtime`.
+    let ok = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_OTHER, &param) == 0 };
+    if ok {
+        request_short_slice(slice);
+    }
+    ok
+}
+
 /// Timer slack of the calling thread's sleeps, in nanoseconds (the kernel's
 /// default is 50 µs). See [`exact_timers`].
 const EXACT_TIMER_SLACK_NS: libc::c_ulong = 1;

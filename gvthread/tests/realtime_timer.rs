@@ -77,16 +77,7 @@ fn a_real_time_timer_thread_turns_normal_in_a_timer_storm_and_back_after() {
     let turned_normal = rt.block_on(move || {
         // 5,000 GVThreads sleeping 1 ms in a loop: more timers than the
         // timer thread fires with a quarter of a CPU.
-        let sleepers: Vec<_> = (0..5_000)
-            .map(|_| {
-                let s = s.clone();
-                gvthread::spawn(move |_| {
-                    while !s.load(Ordering::Relaxed) {
-                        gvthread::sleep(Duration::from_millis(1));
-                    }
-                })
-            })
-            .collect();
+        let sleepers = common::spawn_sleepers(5_000, &s);
         let started = std::time::Instant::now();
         let mut turned_normal = false;
         while !turned_normal && started.elapsed() < Duration::from_secs(20) {

@@ -442,16 +442,7 @@ fn a_preempted_spawner_finishes_beside_a_hundred_thousand_sleepers() {
             // The spawner may be preempted while spawning; it must run again
             // however much woken work keeps the workers busy.
             let spawner = gvthread::spawn(move |_| {
-                let hs: Vec<_> = (0..100_000)
-                    .map(|_| {
-                        let s = s.clone();
-                        gvthread::spawn(move |_| {
-                            while !s.load(Ordering::Relaxed) {
-                                gvthread::sleep(Duration::from_millis(1));
-                            }
-                        })
-                    })
-                    .collect();
+                let hs = common::spawn_sleepers(100_000, &s);
                 gvthread::sleep(Duration::from_millis(500));
                 s.store(true, Ordering::Relaxed);
                 hs

@@ -157,3 +157,18 @@ pub fn crashing_child(name: &str, limit: Duration) -> Option<String> {
     );
     Some(stderr)
 }
+
+/// Spawns `n` GVThreads that each sleep 1 ms in a loop until `stop` is set:
+/// a steady stream of timer wake-ups. Call from inside a runtime.
+pub fn spawn_sleepers(n: usize, stop: &std::sync::Arc<std::sync::atomic::AtomicBool>) -> Vec<gvthread::JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let s = stop.clone();
+            gvthread::spawn(move |_| {
+                while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                    gvthread::sleep(Duration::from_millis(1));
+                }
+            })
+        })
+        .collect()
+}

@@ -5,12 +5,14 @@
 //! 1. Refuse new spawns and cancel the root token (so every GVThread's token).
 //! 2. Wait until no GVThread is alive, or the timeout.
 //! 3. Stop: workers leave their loops once the GVThread they run (if any)
-//!    switches away; the timer thread exits.
+//!    switches away and their OS threads go back to the process's pool of
+//!    role threads (`runtime::role_threads`: they never exit, so that no
+//!    thread-local destructor runs on them); the timer thread exits.
 //! 4. GVThreads still alive are *abandoned*: their joins complete with
 //!    [`JoinError::is_cancelled`](crate::JoinError::is_cancelled), their
 //!    stacks and the values on them are leaked (never dropped, never
 //!    unmapped, since other threads may still reference them), and a worker
-//!    stuck running one is detached rather than joined.
+//!    stuck running one is left running it rather than waited for.
 
 use std::fmt;
 use std::sync::Arc;
@@ -50,9 +52,16 @@ const THREAD_EXIT_GRACE: Duration = Duration::from_millis(200);
 /// [`JoinError::is_cancelled`](crate::JoinError::is_cancelled) and whatever
 /// they own is leaked rather than dropped. Do not drop a runtime from one of
 /// its own GVThreads.
+///
+/// Its worker (and spare) OS threads do not exit: they go back to a
+/// process-wide pool that later runtimes take threads from, so thread-local
+/// destructors never run on them (`docs/safety.md` says why: it keeps
+/// thread-locals sound when a GVThread moves between its role's threads).
 pub struct Runtime {
     shared: Arc<Shared>,
-    timer: Option<ThreadHandle<()>>,
+    /// The timer thread and the spare starter (plain OS threads: they run
+    /// no GVThread, so they may exit).
+    helpers: Vec<ThreadHandle<()>>,
     dumper: Option<SignalDumper>,
     stopped: bool,
 }
@@ -82,7 +91,7 @@ impl Runtime {
         let slots = SlotPool::new(capacity, guard, config.stack_class()).map_err(RuntimeError::AddressSpace)?;
         slots.set_compact_after(config.compact_idle_after);
         let shared = Arc::new(Shared::new(config, slots));
-        let mut rt = Runtime { shared, timer: None, dumper: None, stopped: false };
+        let mut rt = Runtime { shared, helpers: Vec::new(), dumper: None, stopped: false };
 
         let sh = rt.shared.clone();
         let (started, timer_started) = std::sync::mpsc::channel();
@@ -90,7 +99,7 @@ impl Runtime {
             .name("gvthread-timer".into())
             .spawn(move || timer::thread::run(sh, started))
             .map_err(RuntimeError::ThreadSpawn)?;
-        rt.timer = Some(timer);
+        rt.helpers.push(timer);
         // Its scheduling settings are made first thing (microseconds); an
         // error only means the thread is gone, which shutdown handles.
         let _ = timer_started.recv();
@@ -111,7 +120,7 @@ impl Runtime {
                 .name("gvthread-spares".into())
                 .spawn(move || crate::preempt::starter_thread(sh))
                 .map_err(RuntimeError::ThreadSpawn)?;
-            rt.shared.threads.lock().unwrap_or_else(|e| e.into_inner()).push(starter);
+            rt.helpers.push(starter);
         }
         Ok(rt)
     }
@@ -192,18 +201,29 @@ impl Runtime {
             }
         }
         let grace = Instant::now() + THREAD_EXIT_GRACE;
-        let mut threads: Vec<ThreadHandle<()>> = self.timer.take().into_iter().collect();
-        threads.append(&mut sh.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut all_joined = true;
-        for t in threads {
-            while !t.is_finished() && Instant::now() < grace {
+        let wait = |finished: &dyn Fn() -> bool| {
+            while !finished() && Instant::now() < grace {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            if t.is_finished() {
+            finished()
+        };
+        let mut all_joined = true;
+        for t in std::mem::take(&mut self.helpers) {
+            if wait(&|| t.is_finished()) {
                 let _ = t.join();
             } else {
-                // Stuck running an abandoned GVThread, or kept off the CPU
-                // for the whole grace: detach it.
+                all_joined = false;
+            }
+        }
+        let machines = std::mem::take(&mut *sh.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in machines {
+            // A machine's thread goes back to the process's pool
+            // (`role_threads`) rather than exiting. One still running after
+            // the grace is stuck in an abandoned GVThread, or was kept off
+            // the CPU throughout: leave it.
+            if wait(&|| t.is_finished()) {
+                t.join();
+            } else {
                 all_joined = false;
             }
         }

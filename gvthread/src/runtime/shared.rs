@@ -2,10 +2,10 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle as ThreadHandle;
 
 use super::config::SchedulerConfig;
 use super::metrics::{Counters, RuntimeMetrics};
+use super::role_threads::{self, RoleThread};
 use crate::memory::SlotPool;
 use crate::sched::homeq::Links;
 use crate::sched::idle::Idle;
@@ -70,8 +70,9 @@ pub(crate) struct Shared {
     done_cv: Condvar,
     /// Where the spare starter thread sleeps (see `preempt::spares`).
     pub(crate) spare_starter: Parker,
-    /// OS threads of the machines, joined at shutdown.
-    pub(crate) threads: Mutex<Vec<ThreadHandle<()>>>,
+    /// OS threads of the machines, waited for at shutdown (they then
+    /// return to the process's pool: `runtime::role_threads`).
+    pub(crate) threads: Mutex<Vec<RoleThread>>,
     /// Start of the coarse clock.
     pub(crate) epoch: std::time::Instant,
     /// Coarse clock: ns since `epoch`, advanced by the timer thread at every
@@ -179,7 +180,7 @@ impl Shared {
             (_, false) => format!("gvthread-spare-{role}"),
         };
         let sh = self.clone();
-        match std::thread::Builder::new().name(name).spawn(move || machine_thread(sh, role, primary)) {
+        match role_threads::run(name, move || machine_thread(sh, role, primary)) {
             Ok(t) => {
                 self.metrics.os_threads_started.fetch_add(1, Ordering::Relaxed);
                 self.threads.lock().unwrap_or_else(|e| e.into_inner()).push(t);

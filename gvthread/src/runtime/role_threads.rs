@@ -31,9 +31,10 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use crate::util::fork;
+use crate::util::{fork, futex};
 
 /// Work for a role thread: one machine's whole run.
 type Job = Box<dyn FnOnce() + Send>;
@@ -47,21 +48,43 @@ struct Mailbox {
     arrived: Condvar,
 }
 
-/// Set when a job has returned: the thread no longer touches anything the
-/// job's runtime owns.
+/// Set to 1 when a job has returned: the thread no longer touches anything
+/// the job's runtime owns. A futex word rather than a lock, so that a
+/// forked child dropping a runtime built before the fork cannot find it
+/// locked by a thread that stayed in the parent.
 #[derive(Default)]
-struct Done {
-    finished: Mutex<bool>,
-    cv: Condvar,
-}
+struct Done(AtomicU32);
 
-/// Idle role threads by name, and the fork generation they belong to.
+/// Idle role threads by name, of one process image: a forked child gets a
+/// pool of its own (the parent's threads do not exist there, and the
+/// parent's pool lock may have been copied held).
 struct Pool {
     generation: u32,
-    idle: HashMap<String, Vec<Arc<Mailbox>>>,
+    idle: Mutex<HashMap<String, Vec<Arc<Mailbox>>>>,
 }
 
-static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+static POOL: AtomicPtr<Pool> = AtomicPtr::new(std::ptr::null_mut());
+
+/// This process image's pool.
+fn pool() -> &'static Pool {
+    let generation = fork::generation();
+    loop {
+        let cur = POOL.load(Ordering::Acquire);
+        // SAFETY: a published pool is never freed (a replaced one is leaked).
+        if let Some(p) = unsafe { cur.as_ref() }
+            && p.generation == generation
+        {
+            return p;
+        }
+        let fresh = Box::into_raw(Box::new(Pool { generation, idle: Mutex::new(HashMap::new()) }));
+        match POOL.compare_exchange(cur, fresh, Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: just published, never freed.
+            Ok(_) => return unsafe { &*fresh },
+            // SAFETY: `fresh` was never published.
+            Err(_) => drop(unsafe { Box::from_raw(fresh) }),
+        }
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Nothing panics while holding these locks; recover the data anyway.
@@ -77,14 +100,13 @@ pub(crate) struct RoleThread {
 impl RoleThread {
     /// Whether the job has returned.
     pub(crate) fn is_finished(&self) -> bool {
-        *lock(&self.done.finished)
+        self.done.0.load(Ordering::Acquire) != 0
     }
 
     /// Waits until the job has returned.
     pub(crate) fn join(self) {
-        let mut f = lock(&self.done.finished);
-        while !*f {
-            f = self.done.cv.wait(f).unwrap_or_else(|e| e.into_inner());
+        while !self.is_finished() {
+            futex::wait(&self.done.0, 0, None);
         }
     }
 }
@@ -107,15 +129,7 @@ pub(crate) fn run(name: String, job: impl FnOnce() + Send + 'static) -> std::io:
 
 /// An idle thread named `name`, if any.
 fn take_idle(name: &str) -> Option<Arc<Mailbox>> {
-    let mut pool = lock(&POOL);
-    let pool = pool.as_mut()?;
-    if pool.generation != fork::generation() {
-        // A forked child: those threads stayed in the parent.
-        pool.idle.clear();
-        pool.generation = fork::generation();
-        return None;
-    }
-    pool.idle.get_mut(name)?.pop()
+    lock(&pool().idle).get_mut(name)?.pop()
 }
 
 /// A role thread's whole life: jobs, one after another, parked in between.
@@ -136,15 +150,9 @@ fn serve(name: String, mailbox: Arc<Mailbox>) {
         // thread-local destructors.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
         set_os_name(IDLE_NAME);
-        {
-            let mut pool = lock(&POOL);
-            let pool = pool.get_or_insert_with(|| Pool { generation: fork::generation(), idle: HashMap::new() });
-            if pool.generation == fork::generation() {
-                pool.idle.entry(name.clone()).or_default().push(mailbox.clone());
-            }
-        }
-        *lock(&done.finished) = true;
-        done.cv.notify_all();
+        lock(&pool().idle).entry(name.clone()).or_default().push(mailbox.clone());
+        done.0.store(1, Ordering::Release);
+        futex::wake(&done.0, i32::MAX);
     }
 }
 
@@ -159,7 +167,7 @@ fn set_os_name(name: &str) {
 /// Idle role threads in the pool (for tests).
 #[cfg(test)]
 fn idle_count(name: &str) -> usize {
-    lock(&POOL).as_ref().and_then(|p| p.idle.get(name).map(Vec::len)).unwrap_or(0)
+    lock(&pool().idle).get(name).map_or(0, Vec::len)
 }
 
 #[cfg(test)]

@@ -96,6 +96,7 @@ mod task;
 mod timer;
 mod util;
 
+pub use preempt::alloc::NonPreemptibleAlloc;
 pub use preempt::no_preempt;
 pub use runtime::block_on::{Async, BlockOn, Closure};
 pub use runtime::config::{DEFAULT_MAX_GVTHREADS, DEFAULT_THREADS_PER_WORKER, MAX_WORKERS, SchedulerConfig};

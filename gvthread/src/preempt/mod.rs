@@ -58,6 +58,7 @@
 //! `epoll_wait` or a plain `Read::read` hands `ErrorKind::Interrupted` to its
 //! caller (see `docs/preemption.md`).
 
+pub(crate) mod alloc;
 mod cpu_time;
 mod foreign;
 mod monitor;

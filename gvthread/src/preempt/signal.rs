@@ -5,6 +5,7 @@
 
 use std::sync::atomic::Ordering;
 
+use super::alloc;
 use super::foreign;
 use super::spares::{request_spare, take_spare};
 use super::syscall;
@@ -98,9 +99,9 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
     if request == PREEMPT_BLOCKED && !at.in_syscall {
         return; // running, not waiting: not a lock waiter
     }
-    if !at.in_syscall && foreign::contains(at.pc) {
+    if (!at.in_syscall && foreign::contains(at.pc)) || alloc::in_allocator() {
         sh.metrics.unsafe_point_retries.fetch_add(1, Ordering::Relaxed);
-        return; // may hold a C library lock: retry at the next tick
+        return; // may hold a C library or allocator lock: retry shortly
     }
     let w = m.worker();
     let to_frozen = |sh: &crate::runtime::shared::Shared| {

@@ -55,8 +55,9 @@ pub struct RuntimeMetrics {
     /// thread nor a frozen GVThread to resume (retried at the next tick).
     pub no_spare: u64,
     /// Forced preemptions declined because the GVThread was running inside
-    /// the C library, the dynamic loader or the unwinder, whose
-    /// locks other threads need (retried at the next tick).
+    /// the C library, the dynamic loader, the unwinder or a
+    /// [`NonPreemptibleAlloc`](crate::NonPreemptibleAlloc) call, whose locks
+    /// other threads need (retried shortly).
     pub unsafe_point_retries: u64,
     /// Freezes not asked for although the running GVThread had run its
     /// wake-up granularity or time slice by wall-clock time, because its OS

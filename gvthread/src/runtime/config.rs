@@ -309,12 +309,16 @@ impl SchedulerConfig {
     /// Runs `f` on each OS thread that runs GVThreads (workers and spare
     /// threads) before it runs any (for example, to enter a tokio runtime's
     /// context there).
+    ///
+    /// The threads outlive the runtime: a later runtime may take them
+    /// (`docs/safety.md`), with whatever per-thread settings `f` made.
     pub fn on_worker_start(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_worker_start = Some(Arc::new(f));
         self
     }
 
-    /// Runs `f` on each OS thread that ran GVThreads when it stops.
+    /// Runs `f` on each OS thread that ran GVThreads when it stops serving
+    /// this runtime (the thread itself goes on, parked for a later runtime).
     pub fn on_worker_stop(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_worker_stop = Some(Arc::new(f));
         self

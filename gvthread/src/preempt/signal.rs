@@ -4,6 +4,7 @@
 //! plain memory reads and writes; no allocation, no locks, no formatting.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use super::alloc;
 use super::foreign;
@@ -36,7 +37,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     // SAFETY: reading errno of this thread.
     let saved_errno = unsafe { *libc::__errno_location() };
     // SAFETY: `info` is the kernel's siginfo for this signal.
-    if unsafe { signal::is_tagged(info, PREEMPT_TAG) } {
+    if unsafe { signal::tag_of(info) } == Some(PREEMPT_TAG) {
         let m = machine::current_ptr();
         // A tagged signal without a request (the monitor asks again while an
         // earlier signal is still on its way) is simply dropped.
@@ -59,6 +60,35 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     }
     // SAFETY: restoring errno of this thread.
     unsafe { *libc::__errno_location() = saved_errno };
+}
+
+/// First delay of a retry after a preemption declined at an unsafe point
+/// (the C library, an allocator): such code is usually left within
+/// microseconds.
+const RETRY_FIRST: Duration = Duration::from_micros(20);
+
+/// Retries after an unsafe point, doubling from [`RETRY_FIRST`] (20 us to
+/// 640 us, about 1.3 ms in all); after that the monitor's own retries and
+/// ticks take over.
+const MAX_RETRIES: u32 = 6;
+
+/// A request declined at an unsafe point is put back and this thread's
+/// retry timer re-sends it shortly (`util::thread_timer`): the kernel
+/// interrupts the thread on its own CPU, so the retry does not wait for the
+/// timer thread to get a CPU, which on a loaded machine took milliseconds.
+/// Async-signal-safe (`timer_settime` is).
+fn retry_soon(m: &Machine, request: u8) {
+    let Some(timer) = &m.retry_timer else { return };
+    let n = m.unsafe_retries.get();
+    if n >= MAX_RETRIES {
+        m.unsafe_retries.set(0);
+        return;
+    }
+    // Only if no newer request came meanwhile (it has its own signal).
+    if m.preempt_request.compare_exchange(PREEMPT_NONE, request, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        m.unsafe_retries.set(n + 1);
+        timer.fire_after(RETRY_FIRST * (1 << n));
+    }
 }
 
 /// Freezes the GVThread running on `m` right where it was interrupted (the
@@ -101,8 +131,11 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
     }
     if (!at.in_syscall && foreign::contains(at.pc)) || alloc::in_allocator() {
         sh.metrics.unsafe_point_retries.fetch_add(1, Ordering::Relaxed);
-        return; // may hold a C library or allocator lock: retry shortly
+        // May hold a C library or allocator lock: ask again shortly.
+        retry_soon(m, request);
+        return;
     }
+    m.unsafe_retries.set(0);
     let w = m.worker();
     let to_frozen = |sh: &crate::runtime::shared::Shared| {
         let f = w.frozen.pop(&sh.links)?;

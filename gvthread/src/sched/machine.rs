@@ -46,9 +46,11 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, O
 
 use super::worker::Worker;
 use crate::arch::{self, Context};
+use crate::preempt::signal::{PREEMPT_SIGNAL, PREEMPT_TAG};
 use crate::runtime::shared::Shared;
 use crate::util::futex;
 use crate::util::rand::FastRand;
+use crate::util::thread_timer::ThreadTimer;
 
 /// `current` when the machine runs its scheduler loop.
 pub(crate) const NO_GVTHREAD: u32 = u32::MAX;
@@ -111,6 +113,12 @@ pub(crate) struct Machine {
     handoff: AtomicPtr<Worker>,
     /// Futex word: 1 when `handoff` (or a stop) is ready to be taken.
     handoff_ready: AtomicU32,
+    /// Re-sends a preemption request that the handler declined at an unsafe
+    /// point (`preempt::signal`); `None` with forced preemption off, or if
+    /// the kernel refused a timer.
+    pub(crate) retry_timer: Option<ThreadTimer>,
+    /// Retries in a row by `retry_timer` (handler only).
+    pub(crate) unsafe_retries: Cell<u32>,
 }
 
 // SAFETY: the `Cell` fields are only touched by the machine's own OS thread
@@ -183,6 +191,13 @@ pub(crate) fn run(shared: Arc<Shared>, role: usize, primary: bool) {
         in_handler: Cell::new(false),
         handoff: AtomicPtr::new(ptr::null_mut()),
         handoff_ready: AtomicU32::new(0),
+        retry_timer: if shared.config.enable_forced_preempt {
+            // SAFETY: gettid has no preconditions.
+            ThreadTimer::new(unsafe { libc::gettid() }, PREEMPT_SIGNAL, PREEMPT_TAG)
+        } else {
+            None
+        },
+        unsafe_retries: Cell::new(0),
         shared,
     });
     if !m.shared.register_machine(&m) {

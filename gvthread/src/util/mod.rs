@@ -6,6 +6,7 @@ pub(crate) mod futex;
 pub(crate) mod rand;
 pub(crate) mod signal;
 pub(crate) mod slice;
+pub(crate) mod thread_timer;
 
 /// Reports an unrecoverable runtime invariant violation and aborts (for paths
 /// that must not unwind, such as the GVThread entry frame). Uses only

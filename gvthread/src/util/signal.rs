@@ -111,19 +111,31 @@ pub(crate) fn send_tagged(tid: libc::pid_t, sig: libc::c_int, tag: usize) -> boo
     unsafe { libc::syscall(libc::SYS_rt_tgsigqueueinfo, pid, tid, sig, &info as *const QueuedInfo) == 0 }
 }
 
-/// Whether the signal described by `info` was sent by [`send_tagged`] in this
-/// process with `tag`. Async-signal-safe.
+/// Linux's `SI_TIMER`: the `si_code` of a POSIX timer's signal, whose value
+/// sits where a queued signal's does (`_timer.si_sigval`, asserted above via
+/// `QueuedInfo::value`: tid and overrun take the place of pid and uid).
+const SI_TIMER: libc::c_int = -2;
+
+/// The tag of a signal sent by [`send_tagged`] in this process, or by a
+/// kernel timer armed here ([`ThreadTimer`](super::thread_timer::ThreadTimer));
+/// `None` for any other signal. Async-signal-safe.
 ///
 /// # Safety
 /// `info` is null or the `siginfo_t` the kernel passed to a handler.
-pub(crate) unsafe fn is_tagged(info: *const libc::siginfo_t, tag: usize) -> bool {
+pub(crate) unsafe fn tag_of(info: *const libc::siginfo_t) -> Option<usize> {
     if info.is_null() {
-        return false;
+        return None;
     }
-    // SAFETY: per the contract `info` is a kernel siginfo, and the `_rt`
-    // fields are read only after `si_code` says they are the ones filled in.
+    // SAFETY: per the contract `info` is a kernel siginfo, and the value is
+    // read only after `si_code` says which member is filled in; both members
+    // keep the value at the same offset (see `QueuedInfo`).
     unsafe {
-        let info = &*info;
-        info.si_code == SI_QUEUE && info.si_pid() == libc::getpid() && info.si_value().sival_ptr as usize == tag
+        let q = &*info.cast::<QueuedInfo>();
+        let ours = match q.code {
+            SI_QUEUE => q.pid == libc::getpid(),
+            SI_TIMER => true,
+            _ => false,
+        };
+        ours.then_some(q.value)
     }
 }

@@ -27,11 +27,6 @@ thread_local! {
     static TOUCHED: Counted = const { Counted(Cell::new(0)) };
 }
 
-fn tid() -> i64 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() as i64 }
-}
-
 fn comm(tid: i64) -> Option<String> {
     std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok().map(|s| s.trim_end().to_string())
 }
@@ -40,7 +35,7 @@ fn comm(tid: i64) -> Option<String> {
 fn worker_thread_of(rt: &mut Runtime) -> (i64, Option<String>) {
     rt.block_on(|| {
         TOUCHED.with(|t| t.0.set(t.0.get() + 1));
-        (tid(), std::thread::current().name().map(String::from))
+        (common::os_thread_id(), std::thread::current().name().map(String::from))
     })
 }
 

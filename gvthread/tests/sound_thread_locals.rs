@@ -124,25 +124,18 @@ fn rc_across_parks(n: u64) {
     }
 }
 
-/// The kernel's id of the calling thread (a system call: no thread-local
-/// whose address could be cached).
-fn os_thread_id() -> i64 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::syscall(libc::SYS_gettid) }
-}
-
 /// A `tracing`-style guard: entering bumps a per-thread depth, leaving
 /// lowers it; it must leave on the thread it entered on.
 struct Entered(i64);
 impl Entered {
     fn enter() -> Entered {
         DEPTH.with(|d| d.set(d.get() + 1));
-        Entered(os_thread_id())
+        Entered(common::os_thread_id())
     }
 }
 impl Drop for Entered {
     fn drop(&mut self) {
-        if os_thread_id() != self.0 {
+        if common::os_thread_id() != self.0 {
             MOVED_GUARDS.fetch_add(1, Ordering::Relaxed);
         }
         DEPTH.with(|d| d.set(d.get() - 1));

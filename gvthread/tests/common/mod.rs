@@ -172,3 +172,10 @@ pub fn spawn_sleepers(n: usize, stop: &std::sync::Arc<std::sync::atomic::AtomicB
         })
         .collect()
 }
+
+/// The kernel's id of the calling thread (a system call each time: no
+/// thread-local whose address could be cached across a blocking call).
+pub fn os_thread_id() -> i64 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) }
+}

@@ -86,6 +86,13 @@ mod tests {
         sleeper.join().unwrap();
         // Twenty wake-ups of a few microseconds each; far below 100 ms.
         assert!(slept < 50_000_000, "a thread sleeping 100 ms used {slept} ns of CPU");
+        // `join` returns once the kernel has cleared the thread's tid word,
+        // which it does on the way out, a moment before the task is released
+        // and its clock goes away: wait for that, with a generous bound.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while thread_cpu_nanos(other).is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         assert_eq!(thread_cpu_nanos(other), None, "the clock of a thread that exited");
     }
 }

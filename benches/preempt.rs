@@ -31,7 +31,9 @@
 //! * **(d)** 1 worker, 1 hog, a 1 ms sleeper: target p50 lateness ≤ 1.5 ms.
 //! * **(e)** channel ping-pong pairs beside hogs (1 worker / 1 hog, 2 workers
 //!   / 2 hogs): round trips beside the hogs as a share of alone; targets
-//!   ≥ 50% and ≥ 75%.
+//!   ≥ 50% and ≥ 75%. Started GVThreads stay on their role, so with 2
+//!   workers the figure depends on where each pair and hog started: the
+//!   roles the pairs ran on are printed with it.
 //!
 //! Criterion cannot report percentiles, so (b) and (c) are plain timed
 //! sections printed after criterion's output. Run with
@@ -290,9 +292,15 @@ fn one_worker_sleeper(sleeps: usize) -> Vec<Duration> {
     })
 }
 
+/// The role an OS thread of the runtime serves, from its name
+/// (`gvthread-worker-N`, `gvthread-spare-N`).
+fn role_of_this_thread() -> String {
+    std::thread::current().name().and_then(|n| n.rsplit('-').next()).unwrap_or("?").to_string()
+}
+
 /// Round trips of channel ping-pong pairs (one per worker) in `for_`, beside
-/// one CPU hog per worker or not.
-fn pairs_beside_hogs(workers: usize, hogs: bool, for_: Duration) -> u64 {
+/// one CPU hog per worker or not, and the role each pair ran on last.
+fn pairs_beside_hogs(workers: usize, hogs: bool, for_: Duration) -> (u64, Vec<String>) {
     let mut rt = Runtime::new(SchedulerConfig::default().num_workers(workers));
     rt.block_on(move || {
         let stop = Arc::new(AtomicBool::new(false));
@@ -327,17 +335,17 @@ fn pairs_beside_hogs(workers: usize, hogs: bool, for_: Duration) -> u64 {
                     }
                     drop(tx1);
                     echo.join().unwrap();
-                    n
+                    (n, role_of_this_thread())
                 })
             })
             .collect();
         gvthread::sleep(for_);
         stop.store(true, Ordering::Relaxed);
-        let n = pairs.into_iter().map(|p| p.join().unwrap()).sum();
+        let (counts, roles): (Vec<u64>, Vec<String>) = pairs.into_iter().map(|p| p.join().unwrap()).unzip();
         for h in hog_handles {
             h.join().unwrap();
         }
-        n
+        (counts.iter().sum(), roles)
     })
 }
 
@@ -435,10 +443,10 @@ fn fairness(quick: bool) {
     print_row("gvthread (defaults)", &one_worker_sleeper(sleeps));
     println!("\n(e) channel ping-pong pairs beside CPU hogs (2 s each)");
     for workers in [1, 2] {
-        let alone = pairs_beside_hogs(workers, false, Duration::from_secs(2));
-        let beside = pairs_beside_hogs(workers, true, Duration::from_secs(2));
+        let (alone, roles_alone) = pairs_beside_hogs(workers, false, Duration::from_secs(2));
+        let (beside, roles_beside) = pairs_beside_hogs(workers, true, Duration::from_secs(2));
         println!(
-            "{workers} worker(s), {workers} pair(s), {workers} hog(s): {beside} round trips beside the hogs, {alone} alone ({:.1}%)",
+            "{workers} worker(s), {workers} pair(s), {workers} hog(s): {beside} round trips beside the hogs, {alone} alone ({:.1}%); pairs' roles: {roles_beside:?} beside, {roles_alone:?} alone",
             100.0 * beside as f64 / alone as f64
         );
     }

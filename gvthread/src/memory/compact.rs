@@ -119,7 +119,7 @@ impl StackExposed {
         match crate::sched::machine::current_gvthread() {
             Some((m, slot)) => {
                 let (chunk, k) = m.shared.slots.chunk_and_index(slot);
-                let c = &chunk.exposed[k];
+                let c = chunk.exposed_at(k);
                 // Only this GVThread writes its word: no RMW needed; its park
                 // publishes the value to the compactor.
                 c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
@@ -405,7 +405,7 @@ impl SlotPool {
         let (chunk, k) = self.chunk_and_index(slot);
         // Relaxed: the GVThread wrote it before it parked, which our CAS
         // acquired; it cannot change while we hold the bit.
-        if chunk.exposed[k].load(Ordering::Relaxed) != 0 {
+        if chunk.exposed_at(k).load(Ordering::Relaxed) != 0 {
             self.unlock(slot);
             return Attempt::Skipped;
         }

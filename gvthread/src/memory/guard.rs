@@ -178,7 +178,7 @@ unsafe fn find_guard(addr: usize) -> Option<Overflow> {
                     return None; // in a slot, but not in its guard page
                 }
                 let k = (addr - base) / slot_size;
-                let word = chunk.states[k].load(Ordering::Relaxed);
+                let word = chunk.state_at(k).load(Ordering::Relaxed);
                 let slot = (index * SLOTS_PER_CHUNK + k) as u32;
                 let name = if crate::task::state::kind(word) == crate::task::state::FREE {
                     None

@@ -138,10 +138,10 @@ pub(super) struct Chunk {
     pub(super) base: *mut u8,
     pub(super) slot_size: usize,
     pub(super) class: StackClass,
-    /// Per-slot state words (see `task::state`). They live outside the slots so
-    /// that stale wakers never touch slot memory, and so they survive
-    /// `MADV_DONTNEED`.
-    pub(super) states: [AtomicU64; SLOTS_PER_CHUNK],
+    /// Per-slot state words (see `task::state`), in [`spread`] order (use
+    /// [`Chunk::state_at`]). They live outside the slots so that stale
+    /// wakers never touch slot memory, and so they survive `MADV_DONTNEED`.
+    states: [AtomicU64; SLOTS_PER_CHUNK],
     /// Per-slot pointer to the join state of the GVThread in it (type-erased
     /// `JoinCore`); whoever swaps it out completes the join.
     completions: [AtomicPtr<()>; SLOTS_PER_CHUNK],
@@ -155,13 +155,47 @@ pub(super) struct Chunk {
     /// `memory::compact`), or null.
     pub(super) compact: [AtomicPtr<u8>; SLOTS_PER_CHUNK],
     /// How many [`StackExposed`](super::compact::StackExposed) guards each
-    /// slot's GVThread holds (written only by that GVThread).
-    pub(super) exposed: [AtomicU32; SLOTS_PER_CHUNK],
+    /// slot's GVThread holds (written only by that GVThread), in [`spread`]
+    /// order (use [`Chunk::exposed_at`]).
+    exposed: [AtomicU32; SLOTS_PER_CHUNK],
 }
+
+/// Where the side-table word of slot `k` of a chunk sits in an array of
+/// words `per_line` to a cache line: neighbouring slots get words on
+/// different cache lines (slot `k` shares its line with `k + lines`,
+/// `k + 2 * lines`, ...). Slots are handed out in order, so GVThreads
+/// spawned together (a pair and its peers) run on different workers with
+/// neighbouring slots; without the spread the words they write at every
+/// park and wake shared a line, and two workers each running its own
+/// ping-pong pair ran at half the speed of one (the line bounced between
+/// the CPUs at every switch).
+const fn spread(k: usize, per_line: usize) -> usize {
+    let lines = SLOTS_PER_CHUNK / per_line;
+    (k % lines) * per_line + k / lines
+}
+
+const _: () = {
+    // `spread` is a permutation of 0..SLOTS_PER_CHUNK when the line count
+    // divides it.
+    assert!(SLOTS_PER_CHUNK.is_multiple_of(64 / size_of::<AtomicU64>()));
+    assert!(SLOTS_PER_CHUNK.is_multiple_of(64 / size_of::<AtomicU32>()));
+};
 
 impl Chunk {
     pub(super) fn bytes(&self) -> usize {
         self.slot_size * SLOTS_PER_CHUNK
+    }
+
+    /// The state word of slot `k` of this chunk.
+    #[inline]
+    pub(super) fn state_at(&self, k: usize) -> &AtomicU64 {
+        &self.states[spread(k, 64 / size_of::<AtomicU64>())]
+    }
+
+    /// The exposed-stack count of slot `k` of this chunk.
+    #[inline]
+    pub(super) fn exposed_at(&self, k: usize) -> &AtomicU32 {
+        &self.exposed[spread(k, 64 / size_of::<AtomicU32>())]
     }
 
     pub(super) fn slot_base(&self, k: usize) -> *mut u8 {
@@ -375,7 +409,7 @@ impl SlotPool {
 
     /// The state word of `slot`.
     pub(crate) fn state(&self, slot: u32) -> &AtomicU64 {
-        &self.chunk(slot).states[slot as usize % SLOTS_PER_CHUNK]
+        self.chunk(slot).state_at(slot as usize % SLOTS_PER_CHUNK)
     }
 
     /// The completion pointer of `slot`.

@@ -34,7 +34,10 @@
 //! work in this order: Critical, High, `runnext`, its home queue and ring in
 //! turn (every 61st time the global and preempted queues first), global
 //! Normal, its frozen and preempted GVThreads, Low, then steals half of
-//! another worker's ring. Idle workers sleep on a futex ([`idle`]).
+//! another worker's ring. Idle workers sleep on a futex ([`idle`]). A
+//! GVThread that used up its time slice goes ahead of all but urgent work
+//! once its role gave each GVThread sharing it as much time
+//! ([`fair_share`]).
 //!
 //! # Park and wake
 //!
@@ -54,6 +57,7 @@
 //! resumed a stale context); always switching through the scheduler context
 //! (twice the switches per yield); a global run queue only (contention).
 
+pub(crate) mod fair_share;
 pub(crate) mod homeq;
 pub(crate) mod idle;
 pub(crate) mod inject;

@@ -46,6 +46,7 @@ impl Shared {
             // read them after it parked (publication through the state word).
             st.fetch_or(state::home_bits(w.index), Ordering::Relaxed);
         }
+        w.fair.note_running(slot);
         let prio = state::priority(word);
         if w.running_prio.load(Ordering::Relaxed) != prio {
             w.running_prio.store(prio, Ordering::Relaxed);
@@ -92,12 +93,13 @@ impl Shared {
         let tick = w.ticks.load(Ordering::Relaxed).wrapping_add(1);
         w.ticks.store(tick, Ordering::Relaxed);
         // CPU-time fairness: a GVThread that used up its time slice is due
-        // again once the role gave the others as much time (`note_hog`),
-        // however much woken work keeps arriving. Woken work that waits goes
+        // again once the role gave each GVThread sharing it as much time (up
+        // to three of them, see `sched::fair_share`), however much woken
+        // work keeps arriving. Woken work that waits goes
         // first for up to `wakeup_granularity` past that (like a sleeper's
         // credit): the preemption that froze the hog was for it.
         if (!w.frozen.is_empty() || !w.preempted.is_empty())
-            && self.coarse_now() >= w.hog_due.load(Ordering::Relaxed).saturating_add(self.woken_credit(w))
+            && self.coarse_now() >= w.fair.hog_due().saturating_add(self.woken_credit(w))
             && let Some(s) = self.pop_had_slice(w, tick)
         {
             return Some(s);

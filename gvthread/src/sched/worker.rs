@@ -9,6 +9,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use super::fair_share::FairShare;
 use super::homeq::HomeQueue;
 use super::machine::Machine;
 use super::queue::LocalQueue;
@@ -21,6 +22,11 @@ use crate::util::futex::Parker;
 const UNWIND_EXTRA_THREADS: usize = 64;
 
 /// One worker role.
+///
+/// Aligned to two cache lines (the adjacent-line prefetcher pairs them), so
+/// the fields a role's holder writes at every switch (`runnext`,
+/// `activity`, `since_ns`, ...) never share a line with another role's.
+#[repr(align(128))]
 pub(crate) struct Worker {
     /// Index in `Shared::workers`.
     pub(crate) index: usize,
@@ -88,10 +94,10 @@ pub(crate) struct Worker {
     /// The holder thread's CPU time when the monitor first saw the running
     /// GVThread (see `preempt::cpu_time`).
     pub(crate) cpu_watch: CpuWatch,
-    /// When the oldest GVThread that used up its time slice (`frozen`,
-    /// `preempted`) is due again (coarse clock, ns): the role first gives as
-    /// much time to the others as that GVThread just had (CPU-time fairness).
-    pub(crate) hog_due: AtomicU64,
+    /// When a GVThread that used up its time slice (`frozen`, `preempted`)
+    /// is due again: after the role gave each GVThread sharing it as much
+    /// time (CPU-time fairness, see `sched::fair_share`).
+    pub(crate) fair: FairShare,
     /// The machine holding this role (for the monitor's signals).
     pub(crate) holder: AtomicPtr<Machine>,
     /// The GVThread this role runs next (Go's `runnext`): the last one woken
@@ -130,7 +136,7 @@ impl Worker {
             running_prio: AtomicU8::new(Priority::Normal as u8),
             since_ns: AtomicU64::new(0),
             cpu_watch: CpuWatch::new(),
-            hog_due: AtomicU64::new(0),
+            fair: FairShare::new(),
             holder: AtomicPtr::new(std::ptr::null_mut()),
             runnext: AtomicU32::new(u32::MAX),
             slot_cache: SlotCache::new(),
@@ -164,12 +170,10 @@ impl Worker {
     }
 
     /// Records that the GVThread running now used up its time slice at
-    /// `now` (coarse ns): the role's other work gets as much time (at most
-    /// `slice` ns: it may have run longer only while nobody else waited)
-    /// before it is due again.
+    /// `now` (coarse ns): the role's other work gets its share of time
+    /// before it is due again (see `sched::fair_share`).
     pub(crate) fn note_hog(&self, now: u64, slice: u64) {
-        let ran = now.saturating_sub(self.since_ns.load(Ordering::Relaxed)).min(slice);
-        self.hog_due.store(now.saturating_add(ran), Ordering::Relaxed);
+        self.fair.note_hog(now, self.since_ns.load(Ordering::Relaxed), slice);
     }
 
     /// The home queue for bound GVThreads of priority `p`.

@@ -240,10 +240,10 @@ impl SlotPool {
                 let s = ids[i];
                 let c = self.chunk(s);
                 let k = s as usize % SLOTS_PER_CHUNK;
-                c.freed_at[k].store(stamp, Ordering::Relaxed);
-                c.meta[k].store(FREE, Ordering::Relaxed);
+                c.freed_at(k).store(stamp, Ordering::Relaxed);
+                c.meta_at(k).store(FREE, Ordering::Relaxed);
                 if i + 1 < done {
-                    c.next[k].store(ids[i + 1] + 1, Ordering::Relaxed);
+                    c.next_at(k).store(ids[i + 1] + 1, Ordering::Relaxed);
                 }
             }
             // One CAS publishes the whole chain (Release inside).
@@ -320,7 +320,7 @@ impl SlotPool {
             if !p.is_null() {
                 // SAFETY: chunks live as long as the pool.
                 let chunk = unsafe { &*p };
-                let n = chunk.meta.iter().filter(|m| m.load(Ordering::Relaxed) & KIND == FREE).count();
+                let n = chunk.metas().iter().filter(|m| m.load(Ordering::Relaxed) & KIND == FREE).count();
                 allowed[chunk.class.index()] += n;
             }
         }
@@ -341,14 +341,14 @@ impl SlotPool {
             let mut undiscarded = false;
             let mut young = false;
             for k in 0..SLOTS_PER_CHUNK {
-                let m = chunk.meta[k].load(Ordering::Acquire);
+                let m = chunk.meta_at(k).load(Ordering::Acquire);
                 match m & KIND {
                     IN_USE | CLAIMED => in_use = true,
                     FREE => {
                         guarded_free += 1;
                         if m & DISCARDED == 0 {
                             undiscarded = true;
-                            if !is_idle(chunk.freed_at[k].load(Ordering::Relaxed)) {
+                            if !is_idle(chunk.freed_at(k).load(Ordering::Relaxed)) {
                                 young = true;
                             }
                         }
@@ -398,7 +398,7 @@ impl SlotPool {
 
     /// Claims slot `k` of `chunk` if it is `FREE` (and `want` agrees).
     fn claim(chunk: &Chunk, k: usize, want: impl Fn(u8) -> bool) -> Option<u8> {
-        let meta = &chunk.meta[k];
+        let meta = chunk.meta_at(k);
         let cur = meta.load(Ordering::Acquire);
         if cur & KIND != FREE || !want(cur) {
             return None;
@@ -410,11 +410,11 @@ impl SlotPool {
     /// it goes back on its free stack.
     fn unclaim(&self, chunk: &Chunk, slot: u32, to: u8) {
         let k = slot as usize % SLOTS_PER_CHUNK;
-        let meta = &chunk.meta[k];
+        let meta = chunk.meta_at(k);
         if meta.compare_exchange(CLAIMED, to, Ordering::AcqRel, Ordering::Acquire).is_err() {
             debug_assert_eq!(meta.load(Ordering::Relaxed), CLAIMED | ORPHAN);
             meta.store(to, Ordering::Release);
-            self.classes[chunk.class.index()].free.push(slot, &chunk.next[k]);
+            self.classes[chunk.class.index()].free.push(slot, chunk.next_at(k));
         }
     }
 
@@ -424,7 +424,7 @@ impl SlotPool {
         let mut claimed = [0u8; SLOTS_PER_CHUNK];
         let mut ok = true;
         for (k, prev) in claimed.iter_mut().enumerate() {
-            match chunk.meta[k].load(Ordering::Acquire) & KIND {
+            match chunk.meta_at(k).load(Ordering::Acquire) & KIND {
                 FREE => match Self::claim(chunk, k, |_| true) {
                     Some(p) => *prev = p,
                     None => {
@@ -467,7 +467,7 @@ impl SlotPool {
         let mut calls = 0;
         let mut k = 0;
         while k < SLOTS_PER_CHUNK && calls < max_calls && *allowed > 0 {
-            let eligible = |m: u8| m & DISCARDED == 0 && is_idle(chunk.freed_at[k].load(Ordering::Relaxed));
+            let eligible = |m: u8| m & DISCARDED == 0 && is_idle(chunk.freed_at(k).load(Ordering::Relaxed));
             if Self::claim(chunk, k, eligible).is_none() {
                 k += 1;
                 continue;
@@ -477,7 +477,7 @@ impl SlotPool {
             *allowed -= 1;
             while k < SLOTS_PER_CHUNK && *allowed > 0 {
                 let kk = k;
-                let eligible = |m: u8| m & DISCARDED == 0 && is_idle(chunk.freed_at[kk].load(Ordering::Relaxed));
+                let eligible = |m: u8| m & DISCARDED == 0 && is_idle(chunk.freed_at(kk).load(Ordering::Relaxed));
                 if Self::claim(chunk, k, eligible).is_none() {
                     break;
                 }

@@ -143,14 +143,16 @@ pub(super) struct Chunk {
     /// wakers never touch slot memory, and so they survive `MADV_DONTNEED`.
     states: [AtomicU64; SLOTS_PER_CHUNK],
     /// Per-slot pointer to the join state of the GVThread in it (type-erased
-    /// `JoinCore`); whoever swaps it out completes the join.
+    /// `JoinCore`); whoever swaps it out completes the join. In [`spread`]
+    /// order, like every per-slot array here except `compact` (use the
+    /// `*_at` accessors).
     completions: [AtomicPtr<()>; SLOTS_PER_CHUNK],
     /// Free-stack links (see `memory::stack`).
-    pub(super) next: [AtomicU32; SLOTS_PER_CHUNK],
+    next: [AtomicU32; SLOTS_PER_CHUNK],
     /// Pool state of each slot (see the module docs).
-    pub(super) meta: [AtomicU8; SLOTS_PER_CHUNK],
+    meta: [AtomicU8; SLOTS_PER_CHUNK],
     /// When each free slot was freed (pool epoch, ms).
-    pub(super) freed_at: [AtomicU32; SLOTS_PER_CHUNK],
+    freed_at: [AtomicU32; SLOTS_PER_CHUNK],
     /// The compact buffer holding each compacted GVThread's stack (see
     /// `memory::compact`), or null.
     pub(super) compact: [AtomicPtr<u8>; SLOTS_PER_CHUNK],
@@ -179,6 +181,7 @@ const _: () = {
     // divides it.
     assert!(SLOTS_PER_CHUNK.is_multiple_of(64 / size_of::<AtomicU64>()));
     assert!(SLOTS_PER_CHUNK.is_multiple_of(64 / size_of::<AtomicU32>()));
+    assert!(SLOTS_PER_CHUNK.is_multiple_of(64 / size_of::<AtomicU8>()));
 };
 
 impl Chunk {
@@ -196,6 +199,35 @@ impl Chunk {
     #[inline]
     pub(super) fn exposed_at(&self, k: usize) -> &AtomicU32 {
         &self.exposed[spread(k, 64 / size_of::<AtomicU32>())]
+    }
+
+    /// The completion pointer of slot `k` of this chunk.
+    #[inline]
+    fn completion_at(&self, k: usize) -> &AtomicPtr<()> {
+        &self.completions[spread(k, 64 / size_of::<AtomicPtr<()>>())]
+    }
+
+    /// The free-stack link of slot `k` of this chunk.
+    #[inline]
+    pub(super) fn next_at(&self, k: usize) -> &AtomicU32 {
+        &self.next[spread(k, 64 / size_of::<AtomicU32>())]
+    }
+
+    /// The pool state of slot `k` of this chunk.
+    #[inline]
+    pub(super) fn meta_at(&self, k: usize) -> &AtomicU8 {
+        &self.meta[spread(k, 64 / size_of::<AtomicU8>())]
+    }
+
+    /// Every slot's pool state, in no particular order (for counting).
+    pub(super) fn metas(&self) -> &[AtomicU8] {
+        &self.meta
+    }
+
+    /// When slot `k` of this chunk was freed.
+    #[inline]
+    pub(super) fn freed_at(&self, k: usize) -> &AtomicU32 {
+        &self.freed_at[spread(k, 64 / size_of::<AtomicU32>())]
     }
 
     pub(super) fn slot_base(&self, k: usize) -> *mut u8 {
@@ -383,12 +415,12 @@ impl SlotPool {
 
     #[inline]
     pub(super) fn next_link(&self, slot: u32) -> &AtomicU32 {
-        &self.chunk(slot).next[slot as usize % SLOTS_PER_CHUNK]
+        self.chunk(slot).next_at(slot as usize % SLOTS_PER_CHUNK)
     }
 
     #[inline]
     pub(super) fn meta(&self, slot: u32) -> &AtomicU8 {
-        &self.chunk(slot).meta[slot as usize % SLOTS_PER_CHUNK]
+        self.chunk(slot).meta_at(slot as usize % SLOTS_PER_CHUNK)
     }
 
     /// Lowest address of `slot`.
@@ -414,7 +446,7 @@ impl SlotPool {
 
     /// The completion pointer of `slot`.
     pub(crate) fn completion(&self, slot: u32) -> &AtomicPtr<()> {
-        &self.chunk(slot).completions[slot as usize % SLOTS_PER_CHUNK]
+        self.chunk(slot).completion_at(slot as usize % SLOTS_PER_CHUNK)
     }
 
     /// Number of slot ids this pool can ever hand out (ids are below it).
@@ -513,10 +545,10 @@ impl SlotPool {
         let k = slot as usize % SLOTS_PER_CHUNK;
         let stamp =
             if self.armed.load(Ordering::Relaxed) { self.epoch.load(Ordering::Relaxed) } else { self.refresh_epoch() };
-        c.freed_at[k].store(stamp, Ordering::Relaxed);
+        c.freed_at(k).store(stamp, Ordering::Relaxed);
         // Release: the stamp and the exit happen-before a taker's Acquire.
-        c.meta[k].store(FREE, Ordering::Release);
-        self.classes[c.class.index()].free.push(slot, &c.next[k]);
+        c.meta_at(k).store(FREE, Ordering::Release);
+        self.classes[c.class.index()].free.push(slot, c.next_at(k));
         // An RMW on every release: either the scavenger's disarming swap
         // sees this slot's meta, or this swap sees it disarmed and wakes it.
         !self.armed.swap(true, Ordering::AcqRel)

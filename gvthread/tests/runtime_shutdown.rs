@@ -104,3 +104,36 @@ fn idle_runtime_drops_without_waiting_for_the_timeout() {
         rt.handle().spawn(|_| ()).join().unwrap();
     }
 }
+
+/// Shutdown while every worker spawns and joins: each spawn and exit moves
+/// spawn credits between the roles and the live count (`runtime::live`);
+/// none may stay behind, or shutdown would wait out its (here: hour-long)
+/// timeout for GVThreads that are gone.
+#[test]
+fn shutdown_amid_spawns_on_every_worker_waits_only_for_live_gvthreads() {
+    let _w = common::watchdog("shutdown_amid_spawns_on_every_worker", Duration::from_secs(300));
+    for _ in 0..20 {
+        let rt = Runtime::new(SchedulerConfig::default().num_workers(2).shutdown_timeout(Duration::from_secs(3600)));
+        let handle = rt.handle();
+        let spawned = Arc::new(AtomicUsize::new(0));
+        for _ in 0..4 {
+            let spawned = spawned.clone();
+            handle.spawn(move |token| {
+                while !token.is_cancelled() {
+                    match gvthread::try_spawn(|_| ()) {
+                        Ok(h) => {
+                            let _ = h.join();
+                            spawned.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            });
+        }
+        while spawned.load(Ordering::Relaxed) < 1000 {
+            std::thread::yield_now();
+        }
+        drop(rt);
+        assert_eq!(handle.live_gvthreads(), 0, "every GVThread counted out");
+    }
+}

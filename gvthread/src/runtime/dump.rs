@@ -276,7 +276,7 @@ fn format_dump(shared: &Shared, entries: &[Entry]) -> String {
     let _ = writeln!(
         out,
         "gvthread dump: {} live GVThread(s), {} worker role(s), {} OS thread(s)",
-        shared.live.load(Ordering::Relaxed),
+        shared.live_count(),
         shared.workers.len(),
         shared.machine_count(),
     );

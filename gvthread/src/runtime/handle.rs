@@ -183,7 +183,7 @@ impl Handle {
 
     /// Number of GVThreads alive in this runtime.
     pub fn live_gvthreads(&self) -> usize {
-        self.shared.live.load(std::sync::atomic::Ordering::Relaxed)
+        self.shared.live_count()
     }
 
     /// A text dump of every live GVThread: its id (and name, when it has

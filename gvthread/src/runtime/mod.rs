@@ -5,6 +5,7 @@ pub(crate) mod config;
 pub(crate) mod dump;
 pub(crate) mod error;
 pub(crate) mod handle;
+pub(crate) mod live;
 pub(crate) mod metrics;
 pub(crate) mod role_threads;
 #[allow(clippy::module_inception)]

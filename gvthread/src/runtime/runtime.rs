@@ -163,6 +163,12 @@ impl Runtime {
         self.handle().block_on(f)
     }
 
+    /// The runtime's shared state (unit tests of other modules).
+    #[cfg(test)]
+    pub(crate) fn shared_for_tests(&self) -> &Shared {
+        &self.shared
+    }
+
     /// A handle for spawning from other threads.
     pub fn handle(&self) -> Handle {
         Handle { shared: self.shared.clone() }
@@ -230,7 +236,7 @@ impl Runtime {
         // Threads are gone (or detached with their own references): drop the
         // machine registry so that `Shared` can be freed.
         sh.clear_machines();
-        if live == 0 && all_joined && sh.live.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        if live == 0 && all_joined && sh.live_count() == 0 {
             // Nothing runs on, or refers to, any stack (a worker's last exit
             // counts itself out before it frees its slot: every worker has
             // ended): give the address space back now rather than when the

@@ -62,7 +62,8 @@ pub(crate) struct Shared {
     pub(crate) idle_low: Idle,
     pub(crate) timers: Timers,
     pub(crate) root_token: CancellationToken,
-    /// Live GVThreads (spawned and not yet exited).
+    /// Live GVThreads plus the spawn credits roles hold (see
+    /// `runtime::live`; `live_count` is the number alive).
     pub(crate) live: AtomicUsize,
     pub(crate) max_gvthreads: usize,
     lifecycle: AtomicU8,
@@ -197,7 +198,7 @@ impl Shared {
     pub(crate) fn metrics_snapshot(&self) -> RuntimeMetrics {
         let c = &self.metrics;
         RuntimeMetrics {
-            live_gvthreads: self.live.load(Ordering::Relaxed),
+            live_gvthreads: self.live_count(),
             forced_preemptions: Counters::load(&c.forced_preemptions),
             cooperative_preemptions: Counters::load(&c.cooperative_preemptions),
             preempt_requests: Counters::load(&c.preempt_requests),
@@ -310,17 +311,17 @@ impl Shared {
         self.lifecycle.load(Ordering::Acquire) == STOPPED
     }
 
-    /// Bookkeeping after a GVThread exited.
-    pub(crate) fn gvthread_exited(&self) {
-        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 && self.is_shutting_down() {
-            let _g = self.done_lock.lock().unwrap_or_else(|e| e.into_inner());
-            self.done_cv.notify_all();
-        }
+    /// Wakes the thread waiting for every GVThread to be gone (`wait_idle`).
+    pub(crate) fn notify_idle(&self) {
+        let _g = self.done_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.done_cv.notify_all();
     }
 
     /// Stops accepting spawns and cancels every GVThread's token.
     pub(crate) fn begin_shutdown(&self) {
         let _ = self.lifecycle.compare_exchange(RUNNING, SHUTTING_DOWN, Ordering::SeqCst, Ordering::SeqCst);
+        // After the flag (see `runtime::live`): no credit stays cached.
+        self.reclaim_all_credits();
         self.root_token.cancel();
         // Wake every GVThread so that parked ones unwind out of `park` (see
         // `sched::park`). Running ones get NOTIFIED: one that checked the flag
@@ -337,7 +338,7 @@ impl Shared {
     pub(crate) fn wait_idle(&self, deadline: std::time::Instant) -> usize {
         let mut g = self.done_lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let live = self.live.load(Ordering::SeqCst);
+            let live = self.live_count();
             let now = std::time::Instant::now();
             if live == 0 || now >= deadline {
                 return live;

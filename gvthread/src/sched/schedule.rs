@@ -465,7 +465,7 @@ impl Shared {
     /// stacks only once every worker thread has ended, so nothing below
     /// races with it.
     pub(crate) fn finish_exit(&self, slot: u32, w: &Worker) {
-        self.gvthread_exited();
+        self.count_exit(w);
         let st = self.slots.state(slot);
         let cur = st.load(Ordering::Acquire);
         // Release: everything the GVThread did happens-before the slot's reuse.

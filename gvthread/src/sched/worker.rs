@@ -108,6 +108,9 @@ pub(crate) struct Worker {
     pub(crate) runnext: AtomicU32,
     /// Free slots kept by this role (see `SlotCache`).
     pub(crate) slot_cache: SlotCache,
+    /// Spawn credits this role holds: reservations of the live count that
+    /// spawns on it take and exits on it give back (see `runtime::live`).
+    pub(crate) spawn_credits: AtomicUsize,
 }
 
 impl Worker {
@@ -140,6 +143,7 @@ impl Worker {
             holder: AtomicPtr::new(std::ptr::null_mut()),
             runnext: AtomicU32::new(u32::MAX),
             slot_cache: SlotCache::new(),
+            spawn_credits: AtomicUsize::new(0),
         }
     }
 

@@ -111,24 +111,22 @@ where
     F: FnOnce(CancellationToken) -> T + Send + 'static,
     T: Send + 'static,
 {
-    // Count ourselves live *before* checking for shutdown (SeqCst on both
-    // sides, Dekker style): shutdown sets its flag and then waits for `live`
-    // to drop to zero before unmapping stacks, so either it sees this spawn
-    // or this spawn sees its flag.
-    if shared.live.fetch_add(1, Ordering::SeqCst) >= shared.max_gvthreads {
-        shared.gvthread_exited();
-        return Err(SpawnError::AtCapacity { max: shared.max_gvthreads });
-    }
-    if shared.is_shutting_down() {
-        shared.gvthread_exited();
-        return Err(SpawnError::ShutDown);
-    }
+    // Counted live before anything else, and checked against shutdown
+    // after that (see `runtime::live`): shutdown waits for the count to
+    // reach zero before unmapping stacks, so either it sees this spawn or
+    // this spawn sees its flag. On a worker of this runtime, from the role's
+    // credits (we are in a runtime section: the role stays ours).
+    let role = match machine::current() {
+        Some(m) if std::ptr::eq(&*m.shared, &**shared) && !m.worker_ptr().is_null() => Some(m.worker()),
+        _ => None,
+    };
+    shared.count_spawn(role)?;
     let prio = opts.prio;
     let class = opts.class.unwrap_or_else(|| shared.config.stack_class());
     let slot = match take_slot(shared, class) {
         Ok(s) => s,
         Err(AllocError::Os(e)) => {
-            shared.gvthread_exited();
+            shared.uncount_spawn();
             return Err(SpawnError::Memory(e));
         }
     };

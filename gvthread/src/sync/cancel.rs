@@ -5,6 +5,20 @@
 //! frees it; dead entries are pruned when a parent's child list grows.
 //! Children keep strong references to their parents, so a dropped token in
 //! the middle of a chain still passes its ancestors' cancellation on.
+//!
+//! # Lazy registration
+//!
+//! A child enters its parent's child list only when something first asks
+//! it (`is_cancelled`, a wait for it), not when it is made: every GVThread
+//! gets a child token at its spawn, and most never look at it. Until then
+//! its own flag says only whether it was cancelled itself. Registration
+//! goes top down through the chain of unregistered ancestors, each step
+//! under its parent's lock, where it reads the parent's flag: `cancel` sets
+//! the flag before it takes the lock to empty the list, so the child either
+//! sees the flag (and takes it over) or is in the list that `cancel`
+//! empties. A registered node's flag is then authoritative. Spawning thus
+//! costs no lock and no list entry, and a million short-lived GVThreads
+//! leave nothing to prune in their parent.
 //! Cancellation is cooperative: code checks [`CancellationToken::is_cancelled`],
 //! or waits for it: a `cancelled(token)` arm of [`select!`](crate::select),
 //! [`Receiver::recv_or_cancelled`](crate::Receiver::recv_or_cancelled),
@@ -32,6 +46,9 @@ use crate::sched::machine::in_section;
 
 struct Node {
     cancelled: AtomicBool,
+    /// In its parent's child list (roots: always). Set under the parent's
+    /// lock (see "Lazy registration").
+    registered: AtomicBool,
     inner: Mutex<Inner>,
     /// Keeps the ancestors alive while a descendant lives, so cancelling an
     /// ancestor reaches it even when the tokens in between were dropped
@@ -96,6 +113,7 @@ impl CancellationToken {
         CancellationToken {
             node: Arc::new(Node {
                 cancelled: AtomicBool::new(false),
+                registered: AtomicBool::new(parent.is_none()),
                 inner: Mutex::new(Inner { children: Vec::new(), waiters: WaitQueue::new() }),
                 parent,
             }),
@@ -104,28 +122,13 @@ impl CancellationToken {
 
     /// A new token cancelled when `self` is (or already cancelled if `self` is).
     pub fn child(&self) -> CancellationToken {
-        // A runtime section: a GVThread frozen by forced preemption while
-        // holding the parent's list lock would stall every spawner.
-        crate::sched::machine::in_section(|| self.child_inner())
+        self.child_inner()
     }
 
-    /// [`child`](Self::child) for callers already in a runtime section.
+    /// [`child`](Self::child); takes no lock (see "Lazy registration"), so
+    /// it may run inside a runtime section.
     pub(crate) fn child_inner(&self) -> CancellationToken {
-        let child = CancellationToken::with_parent(Some(self.node.clone()));
-        let mut inner = self.node.lock();
-        let children = &mut inner.children;
-        // Checked under the lock: `cancel` sets the flag before draining the
-        // list under the same lock, so either we see the flag or it sees us.
-        if self.node.cancelled.load(Ordering::Acquire) {
-            child.node.cancelled.store(true, Ordering::Release);
-            return child;
-        }
-        if children.len() == children.capacity() && children.len() >= 8 {
-            children.retain(|w| w.strong_count() > 0);
-        }
-        children.push(Arc::downgrade(&child.node));
-        drop(inner);
-        child
+        CancellationToken::with_parent(Some(self.node.clone()))
     }
 
     /// Cancels this token and every descendant, waking whoever waits for
@@ -148,7 +151,56 @@ impl CancellationToken {
 
     /// Whether this token (or an ancestor) was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.node.cancelled.load(Ordering::Acquire)
+        let node = &self.node;
+        // `registered` first: once it is seen set, the flag is authoritative.
+        let registered = node.registered.load(Ordering::Acquire);
+        if node.cancelled.load(Ordering::Acquire) {
+            return true;
+        }
+        if registered {
+            return false;
+        }
+        register(node);
+        node.cancelled.load(Ordering::Acquire)
+    }
+}
+
+/// Enters `node` and its unregistered ancestors in their parents' child
+/// lists, top down (see "Lazy registration"); a parent found cancelled
+/// passes its flag on instead.
+fn register(node: &Arc<Node>) {
+    // The unregistered chain from `node` up; each node keeps its parent
+    // alive. Iterative: chains of spawns from spawns can be long.
+    let mut chain = Vec::new();
+    let mut cur = node;
+    while !cur.registered.load(Ordering::Acquire) {
+        chain.push(cur);
+        match &cur.parent {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    for n in chain.into_iter().rev() {
+        let Some(parent) = &n.parent else { continue };
+        // A runtime section: a GVThread frozen by forced preemption while
+        // holding a parent's list lock would stall everyone who registers.
+        in_section(|| {
+            let mut inner = parent.lock();
+            // Under the parent's lock, where `registered` is set.
+            if n.registered.load(Ordering::Relaxed) {
+                return;
+            }
+            if parent.cancelled.load(Ordering::Acquire) {
+                n.cancelled.store(true, Ordering::Release);
+            } else {
+                let children = &mut inner.children;
+                if children.len() == children.capacity() && children.len() >= 8 {
+                    children.retain(|w| w.strong_count() > 0);
+                }
+                children.push(Arc::downgrade(n));
+            }
+            n.registered.store(true, Ordering::Release);
+        });
     }
 }
 
@@ -187,6 +239,11 @@ impl SelectArm for CancelArm<'_> {
 
     fn register(&mut self, ctx: &SelectCtx, arm: usize) -> bool {
         let node = &self.token.node;
+        // Registered first, so an ancestor's cancel reaches this node's
+        // waiters.
+        if !node.registered.load(Ordering::Acquire) {
+            register(node);
+        }
         self.reg = in_section(|| {
             let mut inner = node.lock();
             // Under the lock: `cancel` sets the flag before emptying the queue.
@@ -288,10 +345,41 @@ mod tests {
     }
 
     #[test]
+    fn a_child_enters_its_parent_only_once_asked() {
+        let root = CancellationToken::new();
+        let kept: Vec<_> = (0..100).map(|_| root.child()).collect();
+        assert!(root.node.lock().children.is_empty(), "made without a lock or an entry");
+        assert!(!kept[7].is_cancelled());
+        assert_eq!(root.node.lock().children.len(), 1, "asked once: entered");
+        root.cancel();
+        assert!(kept.iter().all(CancellationToken::is_cancelled), "registered or not, all cancelled");
+    }
+
+    #[test]
+    fn a_long_unregistered_chain_registers_top_down() {
+        let root = CancellationToken::new();
+        let mut t = root.child();
+        for _ in 0..100_000 {
+            t = t.child();
+        }
+        assert!(!t.is_cancelled());
+        root.cancel();
+        assert!(t.is_cancelled(), "reached through every registered level");
+        let late = CancellationToken::new();
+        let mut u = late.child();
+        for _ in 0..1_000 {
+            u = u.child();
+        }
+        late.cancel();
+        assert!(u.is_cancelled(), "registering under a cancelled ancestor takes its flag");
+    }
+
+    #[test]
     fn dropped_children_are_pruned() {
         let root = CancellationToken::new();
         for _ in 0..10_000 {
-            drop(root.child());
+            let c = root.child();
+            assert!(!c.is_cancelled());
         }
         assert!(root.node.lock().children.len() < 100);
     }

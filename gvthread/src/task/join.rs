@@ -16,14 +16,17 @@
 //! `status` and then swaps the word out; both pairs are `SeqCst`, so either
 //! the joiner sees `DONE` or the completer sees the joiner (Dekker). Other
 //! joiners (OS threads, async tasks, GVThreads of another runtime) use the
-//! `waiter` slot under its lock.
+//! `waiter` slot under its lock, and raise `has_waiter` (SeqCst) before they
+//! read `status` (SeqCst): the completer looks at `waiter` only when it sees
+//! the flag after storing `DONE`, so an exit nobody waits for by those means
+//! (the common case) takes no lock.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -46,6 +49,8 @@ pub(crate) struct JoinCore {
     /// The joinee's runtime (identity only, never dereferenced).
     runtime: *const Shared,
     waiter: Mutex<Option<Waiter>>,
+    /// Set once a waiter was stored in `waiter` (see the module docs).
+    has_waiter: AtomicBool,
     token: CancellationToken,
     abandon_fn: unsafe fn(*const JoinCore),
 }
@@ -99,10 +104,13 @@ impl JoinCore {
         // The replaced waiter (if any) is dropped outside the section.
         let _old = crate::sched::machine::in_section(|| {
             let mut slot = self.waiter.lock().unwrap_or_else(|e| e.into_inner());
-            match &*slot {
+            let old = match &*slot {
                 Some(old) if old.same(&w) => None,
                 _ => slot.replace(w),
-            }
+            };
+            // SeqCst, before the caller reads `status` (module docs).
+            self.has_waiter.store(true, Ordering::SeqCst);
+            old
         });
     }
 }
@@ -131,6 +139,7 @@ impl<T> JoinState<T> {
                 gv_waiter: AtomicU64::new(0),
                 runtime,
                 waiter: Mutex::new(None),
+                has_waiter: AtomicBool::new(false),
                 token,
                 abandon_fn: Self::abandon_erased,
             },
@@ -161,6 +170,10 @@ impl<T> JoinState<T> {
         // SeqCst: pairs with the joiner's store of `gv_waiter` (module docs).
         this.core.status.store(DONE, Ordering::SeqCst);
         this.core.wake_gvthread();
+        // SeqCst: pairs with `register`'s store of `has_waiter`.
+        if !this.core.has_waiter.load(Ordering::SeqCst) {
+            return;
+        }
         let w = crate::sched::machine::in_section(|| this.core.waiter.lock().unwrap_or_else(|e| e.into_inner()).take());
         if let Some(w) = w {
             w.wake();
@@ -264,6 +277,10 @@ impl<T> Future for JoinHandle<T> {
             return Poll::Ready(r);
         }
         self.state.core.register(Waiter::Task(cx.waker().clone()));
+        // SeqCst: pairs with the completer's load of `has_waiter`.
+        if self.state.core.status.load(Ordering::SeqCst) == PENDING {
+            return Poll::Pending;
+        }
         match self.try_take() {
             Some(r) => Poll::Ready(r),
             None => Poll::Pending,

@@ -28,15 +28,24 @@ fn tight_loop_without_calls_does_not_starve_others() {
     }
     let rt = one_worker(2);
     let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
+    let looping = Arc::new(AtomicBool::new(false));
+    let (s, l) = (stop.clone(), looping.clone());
     // No calls, no safepoints: only a signal can take the worker from it.
     let hog = rt.handle().spawn(move |_| {
         let mut n = 0u64;
         while !s.load(Ordering::Relaxed) {
             n = n.wrapping_add(1);
+            if n == 1 {
+                l.store(true, Ordering::Relaxed);
+            }
         }
         n
     });
+    // The other starts once the hog is in its loop (under an emulator the
+    // hog's first instructions can take longer than a time slice).
+    while !looping.load(Ordering::Relaxed) {
+        std::thread::yield_now();
+    }
     let s = stop.clone();
     let other = rt.handle().spawn(move |_| s.store(true, Ordering::Relaxed));
     other.join().unwrap();

@@ -20,6 +20,7 @@ use crate::runtime::error::SpawnError;
 use crate::runtime::shared::Shared;
 use crate::sched::machine;
 use crate::sched::park::ShutdownUnwind;
+use crate::sched::worker::Worker;
 use crate::sync::cancel::CancellationToken;
 use crate::util::fatal;
 
@@ -75,16 +76,14 @@ where
     })
 }
 
-/// A slot of `class`: the role's cache first, then the pool (lock-free while
-/// prepared slots remain). Inside the spawn's runtime section.
-fn take_slot(shared: &Shared, class: StackClass) -> Result<u32, AllocError> {
-    let default = class == shared.config.stack_class();
-    let cached = match machine::current() {
+/// A slot of `class`: the cache of `role` (the role of `shared` the spawner's
+/// machine holds, if any) first, then the pool (lock-free while prepared
+/// slots remain). Inside the spawn's runtime section.
+fn take_slot(shared: &Shared, class: StackClass, role: Option<&Worker>) -> Result<u32, AllocError> {
+    let cached = match role {
         // SAFETY: `spawn_with` runs this inside a runtime section, on the
-        // machine holding the role whose cache this is.
-        Some(m) if default && std::ptr::eq(&*m.shared, shared) && !m.worker_ptr().is_null() => unsafe {
-            m.worker().slot_cache.pop()
-        },
+        // machine holding `role`, whose cache this is.
+        Some(w) if class == shared.config.stack_class() => unsafe { w.slot_cache.pop() },
         _ => None,
     };
     if let Some(s) = cached {
@@ -123,7 +122,7 @@ where
     shared.count_spawn(role)?;
     let prio = opts.prio;
     let class = opts.class.unwrap_or_else(|| shared.config.stack_class());
-    let slot = match take_slot(shared, class) {
+    let slot = match take_slot(shared, class, role) {
         Ok(s) => s,
         Err(AllocError::Os(e)) => {
             shared.uncount_spawn();

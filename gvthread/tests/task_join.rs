@@ -2,7 +2,18 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// A result that counts its drops.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
 
 #[test]
 fn panic_comes_back_as_join_error() {
@@ -123,14 +134,6 @@ fn current_token_is_the_gvthreads() {
 
 #[test]
 fn result_dropped_when_handle_dropped() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    struct Counted(Arc<AtomicUsize>);
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
     let drops = Arc::new(AtomicUsize::new(0));
     let mut rt = common::rt(2);
     let d = drops.clone();
@@ -144,4 +147,73 @@ fn result_dropped_when_handle_dropped() {
         }
     });
     assert_eq!(drops.load(Ordering::SeqCst), 100, "detached results are dropped, not leaked");
+}
+
+#[test]
+fn a_gvthreads_token_outlives_it_and_still_follows_its_ancestors() {
+    let _w = common::watchdog("a_gvthreads_token_outlives_it", Duration::from_secs(60));
+    let mut rt = common::rt(2);
+    rt.block_on(|| {
+        // Cancelled through the handle before the GVThread ever looked at it.
+        let h = gvthread::spawn(|t| {
+            gvthread::sleep(Duration::from_millis(5));
+            t
+        });
+        h.cancel();
+        assert!(h.join().unwrap().is_cancelled(), "a cancel before the first look is seen");
+
+        // Returned (so kept past the GVThread's end), untouched until then.
+        let outer = gvthread::spawn(|_| {
+            let inner = gvthread::spawn(|t| t).join().unwrap();
+            assert!(!inner.is_cancelled());
+            let (tx, rx) = gvthread::channel::<()>(1);
+            let waiter = gvthread::spawn(move |_| {
+                // Its parent's token, cancelled from outside while it waits.
+                gvthread::select! {
+                    cancelled(inner) => {
+                        drop(tx);
+                        "saw it"
+                    }
+                }
+            });
+            rx.recv().unwrap_err();
+            waiter.join().unwrap()
+        });
+        gvthread::sleep(Duration::from_millis(5));
+        outer.cancel();
+        assert_eq!(outer.join().unwrap(), "saw it");
+    });
+}
+
+#[test]
+fn a_detached_result_is_dropped_though_its_token_lives_on() {
+    let _w = common::watchdog("a_detached_result_is_dropped_though_its_token_lives_on", Duration::from_secs(60));
+    let drops = Arc::new(AtomicUsize::new(0));
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let mut rt = common::rt(2);
+    let (d, k) = (drops.clone(), kept.clone());
+    rt.block_on(move || {
+        for i in 0..200 {
+            let (d, k) = (d.clone(), k.clone());
+            let h = gvthread::spawn(move |t| {
+                if i % 2 == 0 {
+                    // The result holds the GVThread's own token: no cycle.
+                    return (Some(t), Counted(d));
+                }
+                k.lock().unwrap().push(t);
+                (None, Counted(d))
+            });
+            // Dropped before or after the GVThread ends, by turns.
+            if i % 4 < 2 {
+                gvthread::yield_now();
+            }
+            drop(h);
+        }
+        while d.load(Ordering::SeqCst) < 200 {
+            gvthread::sleep(Duration::from_millis(1));
+        }
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 200, "every detached result dropped");
+    assert_eq!(kept.lock().unwrap().len(), 100);
+    assert!(kept.lock().unwrap().iter().all(|t| !t.is_cancelled()));
 }

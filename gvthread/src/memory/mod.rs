@@ -62,6 +62,7 @@
 //! back to the OS; whoever resumes it copies the bytes back first
 //! ([`compact`]).
 
+pub(crate) mod blocks;
 mod class;
 mod compact;
 mod guard;

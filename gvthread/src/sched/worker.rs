@@ -15,6 +15,7 @@ use super::machine::Machine;
 use super::queue::LocalQueue;
 use crate::Priority;
 use crate::memory::SlotCache;
+use crate::memory::blocks::BlockCache;
 use crate::preempt::CpuWatch;
 use crate::util::futex::Parker;
 
@@ -108,6 +109,8 @@ pub(crate) struct Worker {
     pub(crate) runnext: AtomicU32,
     /// Free slots kept by this role (see `SlotCache`).
     pub(crate) slot_cache: SlotCache,
+    /// Free join-state blocks kept by this role (see `memory::blocks`).
+    pub(crate) join_blocks: BlockCache,
     /// Spawn credits this role holds: reservations of the live count that
     /// spawns on it take and exits on it give back (see `runtime::live`).
     pub(crate) spawn_credits: AtomicUsize,
@@ -143,6 +146,7 @@ impl Worker {
             holder: AtomicPtr::new(std::ptr::null_mut()),
             runnext: AtomicU32::new(u32::MAX),
             slot_cache: SlotCache::new(),
+            join_blocks: BlockCache::new(),
             spawn_credits: AtomicUsize::new(0),
         }
     }

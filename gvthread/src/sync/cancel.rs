@@ -19,6 +19,17 @@
 //! empties. A registered node's flag is then authoritative. Spawning thus
 //! costs no lock and no list entry, and a million short-lived GVThreads
 //! leave nothing to prune in their parent.
+//!
+//! # Lazy nodes
+//!
+//! A GVThread's own token does not even get a node at its spawn: it is a
+//! reference to a [`LazyNode`] kept in the GVThread's join state (which the
+//! spawn allocates anyway), holding the parent's node. The node is made the
+//! first time something needs it (a `cancel`, a child, a wait); until then
+//! the token is cancelled exactly when its parent is, so `is_cancelled`
+//! asks the parent. `cancel` makes the node before it sets its flag, and
+//! the node is published (Release) before anyone can see the flag, so a
+//! reader that finds no node has not missed a cancellation of this token.
 //! Cancellation is cooperative: code checks [`CancellationToken::is_cancelled`],
 //! or waits for it: a `cancelled(token)` arm of [`select!`](crate::select),
 //! [`Receiver::recv_or_cancelled`](crate::Receiver::recv_or_cancelled),
@@ -36,13 +47,15 @@
 //! preemption never holds the lock.
 
 use std::fmt;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::select::{self, SelectArm, SelectCtx};
 use super::waitq::{WaitId, WaitQueue};
 use crate::sched::machine::in_section;
+use crate::task::join::CoreRef;
 
 struct Node {
     cancelled: AtomicBool,
@@ -94,7 +107,59 @@ impl Node {
 /// ```
 #[derive(Clone)]
 pub struct CancellationToken {
-    node: Arc<Node>,
+    repr: Repr,
+}
+
+#[derive(Clone)]
+enum Repr {
+    Node(Arc<Node>),
+    /// A GVThread's own token, its node made on first need (see "Lazy
+    /// nodes"), in the GVThread's join state.
+    Lazy(CoreRef),
+}
+
+// Tokens were `Send`, `Sync` and unwind safe with a plain node; they stay so.
+const _: () = {
+    const fn assert_traits<X: Send + Sync + Unpin + UnwindSafe + RefUnwindSafe>() {}
+    assert_traits::<CancellationToken>();
+    assert_traits::<LazyNode>();
+};
+
+/// The node of a GVThread's token, made on first need (see "Lazy nodes").
+pub(crate) struct LazyNode {
+    node: OnceLock<Arc<Node>>,
+    parent: Arc<Node>,
+}
+
+impl LazyNode {
+    /// A token node to be, a child of `parent`'s.
+    pub(crate) fn child_of(parent: &CancellationToken) -> LazyNode {
+        LazyNode { node: OnceLock::new(), parent: parent.node().clone() }
+    }
+
+    /// The node, made now if it was not yet.
+    fn get(&self) -> &Arc<Node> {
+        if let Some(n) = self.node.get() {
+            return n;
+        }
+        let made = Arc::new(Node::new(Some(self.parent.clone())));
+        // A runtime section: `set` excludes other setters while it moves
+        // the value in, and a GVThread frozen there would stall them. The
+        // loser's node is dropped outside it.
+        let lost = in_section(|| self.node.set(made).err());
+        drop(lost);
+        self.node.get().expect("gvthread: a token's node was set just now")
+    }
+
+    /// Cancels the token.
+    pub(crate) fn cancel(&self) {
+        cancel_node(self.get());
+    }
+
+    fn is_cancelled(&self) -> bool {
+        // No node yet: never cancelled itself, so it is as its parent is.
+        is_cancelled_node(self.node.get().unwrap_or(&self.parent))
+    }
 }
 
 impl Default for CancellationToken {
@@ -110,13 +175,20 @@ impl CancellationToken {
     }
 
     fn with_parent(parent: Option<Arc<Node>>) -> CancellationToken {
-        CancellationToken {
-            node: Arc::new(Node {
-                cancelled: AtomicBool::new(false),
-                registered: AtomicBool::new(parent.is_none()),
-                inner: Mutex::new(Inner { children: Vec::new(), waiters: WaitQueue::new() }),
-                parent,
-            }),
+        CancellationToken { repr: Repr::Node(Arc::new(Node::new(parent))) }
+    }
+
+    /// The token of a spawned GVThread, whose node its join state makes on
+    /// first need.
+    pub(crate) fn lazy(state: CoreRef) -> CancellationToken {
+        CancellationToken { repr: Repr::Lazy(state) }
+    }
+
+    /// The node, made now if this is a lazy token without one yet.
+    fn node(&self) -> &Arc<Node> {
+        match &self.repr {
+            Repr::Node(n) => n,
+            Repr::Lazy(h) => h.token().get(),
         }
     }
 
@@ -128,41 +200,66 @@ impl CancellationToken {
     /// [`child`](Self::child); takes no lock (see "Lazy registration"), so
     /// it may run inside a runtime section.
     pub(crate) fn child_inner(&self) -> CancellationToken {
-        CancellationToken::with_parent(Some(self.node.clone()))
+        CancellationToken::with_parent(Some(self.node().clone()))
     }
 
     /// Cancels this token and every descendant, waking whoever waits for
     /// their cancellation.
     pub fn cancel(&self) {
-        let mut stack = vec![self.node.clone()];
-        while let Some(node) = stack.pop() {
-            // The flag first (see the module docs), then the lists.
-            if node.cancelled.swap(true, Ordering::AcqRel) {
-                continue;
-            }
-            let (children, wake) = in_section(|| {
-                let mut inner = node.lock();
-                (std::mem::take(&mut inner.children), inner.waiters.take_all())
-            });
-            wake.wake_all();
-            stack.extend(children.iter().filter_map(Weak::upgrade));
-        }
+        cancel_node(self.node());
     }
 
     /// Whether this token (or an ancestor) was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        let node = &self.node;
-        // `registered` first: once it is seen set, the flag is authoritative.
-        let registered = node.registered.load(Ordering::Acquire);
-        if node.cancelled.load(Ordering::Acquire) {
-            return true;
+        match &self.repr {
+            Repr::Node(n) => is_cancelled_node(n),
+            Repr::Lazy(h) => h.token().is_cancelled(),
         }
-        if registered {
-            return false;
-        }
-        register(node);
-        node.cancelled.load(Ordering::Acquire)
     }
+}
+
+impl Node {
+    fn new(parent: Option<Arc<Node>>) -> Node {
+        Node {
+            cancelled: AtomicBool::new(false),
+            registered: AtomicBool::new(parent.is_none()),
+            inner: Mutex::new(Inner { children: Vec::new(), waiters: WaitQueue::new() }),
+            parent,
+        }
+    }
+}
+
+/// Cancels `node` and every descendant, waking whoever waits for their
+/// cancellation.
+fn cancel_node(node: &Arc<Node>) {
+    let mut stack = vec![node.clone()];
+    while let Some(node) = stack.pop() {
+        // The flag first (see the module docs), then the lists.
+        if node.cancelled.swap(true, Ordering::AcqRel) {
+            continue;
+        }
+        let (children, wake) = in_section(|| {
+            let mut inner = node.lock();
+            (std::mem::take(&mut inner.children), inner.waiters.take_all())
+        });
+        wake.wake_all();
+        stack.extend(children.iter().filter_map(Weak::upgrade));
+    }
+}
+
+/// Whether `node` (or an ancestor) was cancelled; registers it first if
+/// it never was (see "Lazy registration").
+fn is_cancelled_node(node: &Arc<Node>) -> bool {
+    // `registered` first: once it is seen set, the flag is authoritative.
+    let registered = node.registered.load(Ordering::Acquire);
+    if node.cancelled.load(Ordering::Acquire) {
+        return true;
+    }
+    if registered {
+        return false;
+    }
+    register(node);
+    node.cancelled.load(Ordering::Acquire)
 }
 
 /// Enters `node` and its unregistered ancestors in their parents' child
@@ -238,7 +335,7 @@ impl SelectArm for CancelArm<'_> {
     }
 
     fn register(&mut self, ctx: &SelectCtx, arm: usize) -> bool {
-        let node = &self.token.node;
+        let node = self.token.node();
         // Registered first, so an ancestor's cancel reaches this node's
         // waiters.
         if !node.registered.load(Ordering::Acquire) {
@@ -255,7 +352,7 @@ impl SelectArm for CancelArm<'_> {
     fn unregister(&mut self, _pass_on: bool) {
         // Cancellation wakes every waiter: there is nothing to pass on.
         if let Some(id) = self.reg.take() {
-            let node = &self.token.node;
+            let node = self.token.node();
             in_section(|| node.lock().waiters.remove(id));
         }
     }
@@ -348,9 +445,9 @@ mod tests {
     fn a_child_enters_its_parent_only_once_asked() {
         let root = CancellationToken::new();
         let kept: Vec<_> = (0..100).map(|_| root.child()).collect();
-        assert!(root.node.lock().children.is_empty(), "made without a lock or an entry");
+        assert!(root.node().lock().children.is_empty(), "made without a lock or an entry");
         assert!(!kept[7].is_cancelled());
-        assert_eq!(root.node.lock().children.len(), 1, "asked once: entered");
+        assert_eq!(root.node().lock().children.len(), 1, "asked once: entered");
         root.cancel();
         assert!(kept.iter().all(CancellationToken::is_cancelled), "registered or not, all cancelled");
     }
@@ -381,6 +478,6 @@ mod tests {
             let c = root.child();
             assert!(!c.is_cancelled());
         }
-        assert!(root.node.lock().children.len() < 100);
+        assert!(root.node().lock().children.len() < 100);
     }
 }

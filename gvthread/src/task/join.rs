@@ -26,14 +26,19 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::ptr::NonNull;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use super::id::GVThreadId;
+use crate::memory::blocks::BlockCache;
 use crate::runtime::shared::Shared;
 use crate::sched::park::{self, Waiter};
-use crate::sync::cancel::CancellationToken;
+use crate::sync::cancel::LazyNode;
+
+mod refs;
+pub(crate) use refs::{CoreRef, JoinRef};
 
 const PENDING: u8 = 0;
 const DONE: u8 = 1;
@@ -42,6 +47,10 @@ const TAKEN: u8 = 2;
 /// The type-independent prefix of a `JoinState<T>`.
 #[repr(C)]
 pub(crate) struct JoinCore {
+    /// References held (see `refs`).
+    refs: AtomicUsize,
+    /// Drops the whole state and frees it (made for the right `T`).
+    release: unsafe fn(NonNull<JoinCore>),
     status: AtomicU8,
     /// A joining GVThread of the joinee's runtime: `slot << 32 | generation`
     /// (0: none; generations are never 0).
@@ -51,7 +60,13 @@ pub(crate) struct JoinCore {
     waiter: Mutex<Option<Waiter>>,
     /// Set once a waiter was stored in `waiter` (see the module docs).
     has_waiter: AtomicBool,
-    token: CancellationToken,
+    /// Set when the JoinHandle is dropped unjoined: whoever of the handle
+    /// and the completer sees `DONE` with this set drops the result (a
+    /// `DONE` to `TAKEN` exchange decides), so a token clone that keeps
+    /// the state alive does not keep the result too.
+    detached: AtomicBool,
+    /// The GVThread's cancellation token's node, made on first need.
+    token: LazyNode,
     abandon_fn: unsafe fn(*const JoinCore),
 }
 
@@ -132,38 +147,49 @@ unsafe impl<T: Send> Sync for JoinState<T> {}
 unsafe impl<T: Send> Send for JoinState<T> {}
 
 impl<T> JoinState<T> {
-    pub(crate) fn new(token: CancellationToken, runtime: *const Shared) -> Arc<JoinState<T>> {
-        Arc::new(JoinState {
+    /// A join state for a GVThread of `runtime` whose token node to be is
+    /// `token`, in a block of `cache` when it fits one.
+    ///
+    /// # Safety
+    /// If `cache` is given, the caller holds the role it belongs to, inside
+    /// a runtime section.
+    pub(crate) unsafe fn create(token: LazyNode, runtime: *const Shared, cache: Option<&BlockCache>) -> JoinRef<T> {
+        let state = JoinState {
             core: JoinCore {
+                refs: AtomicUsize::new(1),
+                release: JoinRef::<T>::release,
                 status: AtomicU8::new(PENDING),
                 gv_waiter: AtomicU64::new(0),
                 runtime,
                 waiter: Mutex::new(None),
                 has_waiter: AtomicBool::new(false),
+                detached: AtomicBool::new(false),
                 token,
                 abandon_fn: Self::abandon_erased,
             },
             result: UnsafeCell::new(None),
-        })
+        };
+        // SAFETY: forwarded from the caller.
+        unsafe { JoinRef::new(state, cache) }
     }
 
     /// A type-erased owned reference for the slot's completion pointer.
-    pub(crate) fn into_completion(this: Arc<JoinState<T>>) -> *mut () {
-        Arc::into_raw(this) as *mut ()
+    pub(crate) fn into_completion(this: JoinRef<T>) -> *mut () {
+        JoinRef::into_raw(this)
     }
 
     /// Takes back a reference made by `into_completion`.
     ///
     /// # Safety
     /// `p` must come from `into_completion` for this `T`, and be used once.
-    pub(crate) unsafe fn from_completion(p: *mut ()) -> Arc<JoinState<T>> {
-        // SAFETY: by the caller's contract `p` came from `Arc::into_raw`.
-        unsafe { Arc::from_raw(p as *const JoinState<T>) }
+    pub(crate) unsafe fn from_completion(p: *mut ()) -> JoinRef<T> {
+        // SAFETY: by the caller's contract `p` came from `JoinRef::into_raw`.
+        unsafe { JoinRef::from_raw(p) }
     }
 
     /// Stores the result and wakes the joiner. Called once, by the owner of
     /// the completion reference.
-    pub(crate) fn complete(this: Arc<JoinState<T>>, result: Result<T, JoinError>) {
+    pub(crate) fn complete(this: JoinRef<T>, result: Result<T, JoinError>) {
         // SAFETY: only the completer writes `result`, once, before publishing
         // DONE; the reader waits for DONE.
         unsafe { *this.result.get() = Some(result) };
@@ -171,12 +197,26 @@ impl<T> JoinState<T> {
         this.core.status.store(DONE, Ordering::SeqCst);
         this.core.wake_gvthread();
         // SeqCst: pairs with `register`'s store of `has_waiter`.
-        if !this.core.has_waiter.load(Ordering::SeqCst) {
-            return;
+        if this.core.has_waiter.load(Ordering::SeqCst) {
+            let w =
+                crate::sched::machine::in_section(|| this.core.waiter.lock().unwrap_or_else(|e| e.into_inner()).take());
+            if let Some(w) = w {
+                w.wake();
+            }
         }
-        let w = crate::sched::machine::in_section(|| this.core.waiter.lock().unwrap_or_else(|e| e.into_inner()).take());
-        if let Some(w) = w {
-            w.wake();
+        // SeqCst: pairs with the handle's drop (see `detached`).
+        if this.core.detached.load(Ordering::SeqCst) {
+            this.drop_result();
+        }
+    }
+
+    /// Drops the result unless the other side (handle or completer) did.
+    fn drop_result(&self) {
+        if self.core.status.compare_exchange(DONE, TAKEN, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            // SAFETY: DONE was observed with Acquire, so the completer's
+            // write is finished and visible; winning the exchange makes us
+            // the only one to touch `result` from now on.
+            drop(unsafe { (*self.result.get()).take() });
         }
     }
 
@@ -205,12 +245,12 @@ impl<T> JoinState<T> {
 /// });
 /// ```
 pub struct JoinHandle<T> {
-    state: Arc<JoinState<T>>,
+    state: JoinRef<T>,
     id: GVThreadId,
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(state: Arc<JoinState<T>>, id: GVThreadId) -> JoinHandle<T> {
+    pub(crate) fn new(state: JoinRef<T>, id: GVThreadId) -> JoinHandle<T> {
         JoinHandle { state, id }
     }
 
@@ -242,7 +282,7 @@ impl<T> JoinHandle<T> {
         self.id
     }
 
-    /// Cancels the GVThread's [`CancellationToken`] (and so its descendants').
+    /// Cancels the GVThread's [`CancellationToken`](crate::CancellationToken) (and so its descendants').
     /// Cancellation is cooperative: the GVThread sees it through its token.
     pub fn cancel(&self) {
         self.state.core.token.cancel();
@@ -263,6 +303,21 @@ impl<T> JoinHandle<T> {
         // visible and finished; `&mut self` makes us the only reader, and
         // TAKEN keeps us from reading twice.
         unsafe { (*self.state.result.get()).take() }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        let core = &self.state.core;
+        // Joined (the common case): nothing left here.
+        if core.status.load(Ordering::Relaxed) == TAKEN {
+            return;
+        }
+        // SeqCst: pairs with the completer's store of DONE (see `detached`).
+        core.detached.store(true, Ordering::SeqCst);
+        if core.status.load(Ordering::SeqCst) == DONE {
+            self.state.drop_result();
+        }
     }
 }
 

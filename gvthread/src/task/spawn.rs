@@ -21,24 +21,26 @@ use crate::runtime::shared::Shared;
 use crate::sched::machine;
 use crate::sched::park::ShutdownUnwind;
 use crate::sched::worker::Worker;
-use crate::sync::cancel::CancellationToken;
+use crate::sync::cancel::{CancellationToken, LazyNode};
 use crate::util::fatal;
 
 /// Closures larger than this are boxed instead of copied onto the new stack,
 /// so the first stack page stays small.
 const MAX_INLINE_PAYLOAD: usize = 1024;
 
-/// The token a GVThread spawned by the caller descends from (called inside
-/// the spawn's runtime section).
-fn parent_token(shared: &Shared) -> CancellationToken {
+/// The token node to be of a GVThread spawned by the caller: a child of the
+/// caller's token, or of the runtime's root token outside GVThreads (called
+/// inside the spawn's runtime section; a caller's lazy token gets its node
+/// here, once).
+fn child_token(shared: &Shared) -> LazyNode {
     match machine::current_gvthread() {
         // SAFETY: the running GVThread's header is valid; only it touches its
         // token, and it is running this code.
         Some((m, slot)) => match unsafe { &*(*m.shared.header(slot)).token.get() } {
-            Some(t) => t.child_inner(),
-            None => shared.root_token.child_inner(),
+            Some(t) => LazyNode::child_of(t),
+            None => LazyNode::child_of(&shared.root_token),
         },
-        None => shared.root_token.child_inner(),
+        None => LazyNode::child_of(&shared.root_token),
     }
 }
 
@@ -129,8 +131,11 @@ where
             return Err(SpawnError::Memory(e));
         }
     };
-    let token = parent_token(shared);
-    let join = JoinState::<T>::new(token.clone(), Arc::as_ptr(shared));
+    // SAFETY: `role`, if any, is the role this machine holds, and we are in
+    // the spawn's runtime section.
+    let join =
+        unsafe { JoinState::<T>::create(child_token(shared), Arc::as_ptr(shared), role.map(|w| &w.join_blocks)) };
+    let token = CancellationToken::lazy(join.erase());
     let st = shared.slots.state(slot);
     let generation = state::generation(st.load(Ordering::Acquire)).wrapping_add(1).max(1);
 

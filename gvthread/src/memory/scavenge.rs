@@ -40,9 +40,15 @@
 //!
 //! The scavenger keeps as many free slots of a class warm as the class had
 //! in use at its peak during the current and the previous
-//! [`RETAIN_WINDOW`] (less what is in use now), as Go's scavenger retains
-//! memory up to its heap goal: a burst repeated within seconds finds its
-//! stacks warm even when the burst itself took longer than the idle delay.
+//! [`RETAIN_WINDOW`], plus [`RETAIN_MARGIN_PERCENT`] of that peak (less
+//! what is in use now), as Go's scavenger retains memory up to its heap
+//! goal plus 10%: a burst repeated within seconds finds its stacks warm even
+//! when the burst itself took longer than the idle delay. The margin is
+//! wider than Go's because the peak of a repeated burst varies more: with
+//! one worker, how many GVThreads are alive at once depends on how often
+//! the spawner was preempted (616k to 721k in successive bursts of 1M), and
+//! a burst that needs more than the retained slots pays fresh pages, page
+//! tables and guards for the rest.
 //!
 //! **Bound.** Once a peak is over (its GVThreads ended), the memory of its
 //! slots returns within `2 × RETAIN_WINDOW + IDLE_BEFORE_SCAVENGE +
@@ -78,12 +84,21 @@ pub(crate) const PASS_SYSCALLS: usize = 64;
 /// memory up to its heap goal the same way), so a burst that repeats within
 /// a few seconds finds its stacks warm however long the burst itself took.
 pub(crate) const RETAIN_WINDOW: Duration = Duration::from_secs(5);
+/// Share of the remembered peak kept warm beyond it, in percent (see
+/// "Scavenger").
+pub(crate) const RETAIN_MARGIN_PERCENT: usize = 25;
 /// Slots prepared per housekeeping round.
 const PREPARE_PER_ROUND: usize = 2048;
 /// Largest batch prepared at once (one `process_madvise`).
 const BATCH: usize = 512;
 /// Mappings left to the rest of the process under the `mprotect` fallback.
 const MAP_MARGIN: usize = 1024;
+
+/// Free slots of a class kept warm: its remembered `peak` in use plus the
+/// margin, less the slots `in_use` now (see "Scavenger").
+fn retained_free(peak: usize, in_use: usize) -> usize {
+    (peak + peak * RETAIN_MARGIN_PERCENT / 100).saturating_sub(in_use)
+}
 
 impl SlotPool {
     /// Runs due maintenance: refills for spawners, a scavenger pass, a
@@ -168,7 +183,7 @@ impl SlotPool {
                 let retain: [usize; NUM_CLASSES] = std::array::from_fn(|i| {
                     let cp = &self.classes[i];
                     let in_use = cp.carved.load(Ordering::Relaxed).saturating_sub(cp.free.len() + cp.unprepared.len());
-                    mt.peaks[i].0.max(mt.peaks[i].1).saturating_sub(in_use)
+                    retained_free(mt.peaks[i].0.max(mt.peaks[i].1), in_use)
                 });
                 if self.scavenge_pass(now_ms, retain) {
                     self.armed.store(true, Ordering::Release);
@@ -563,6 +578,48 @@ mod tests {
             let s = take(&p, class);
             assert!(seen.insert(s), "slot {s} handed out twice");
         }
+    }
+
+    /// Guarded free slots of `class` in the whole pool.
+    fn guarded_free(p: &SlotPool, class: StackClass) -> usize {
+        let mut n = 0;
+        for c in p.table.reserved() {
+            let ptr = c.load(Ordering::Acquire);
+            if ptr.is_null() {
+                continue;
+            }
+            // SAFETY: chunks live as long as the pool.
+            let chunk = unsafe { &*ptr };
+            if chunk.class == class {
+                n += chunk.metas().iter().filter(|m| m.load(Ordering::Relaxed) == FREE).count();
+            }
+        }
+        n
+    }
+
+    #[test]
+    fn a_margin_over_the_peak_stays_warm() {
+        let p = pool();
+        let class = StackClass::for_size(16 << 10).unwrap();
+        let slots: Vec<u32> = (0..600).map(|_| take(&p, class)).collect();
+        for &s in &slots {
+            p.release(s);
+        }
+        let long_ago = p.age().as_millis() as u32 + IDLE_BEFORE_SCAVENGE.as_millis() as u32 + 10;
+        let total = guarded_free(&p, class);
+        // A peak of four fifths of them: the margin keeps all of them warm.
+        let peak = total * 4 / 5 + 1;
+        let mut retain = [0; NUM_CLASSES];
+        retain[class.index()] = retained_free(peak, 0);
+        assert!(retain[class.index()] >= total && peak < total);
+        p.scavenge_pass(long_ago, retain);
+        assert_eq!(guarded_free(&p, class), total, "nothing given back within the margin");
+        // A peak of 200 keeps 250 warm (less what is in use): the rest goes.
+        retain[class.index()] = retained_free(200, 0);
+        p.scavenge_pass(long_ago, retain);
+        let warm = guarded_free(&p, class);
+        assert!((250..total).contains(&warm), "kept {warm} of {total}");
+        assert_eq!(retained_free(200, 240), 10, "less what is in use");
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! Children keep strong references to their parents, so a dropped token in
 //! the middle of a chain still passes its ancestors' cancellation on.
 //!
+//! Cancellation is cooperative: code checks [`CancellationToken::is_cancelled`],
+//! or waits for it: a `cancelled(token)` arm of [`select!`](crate::select),
+//! [`Receiver::recv_or_cancelled`](crate::Receiver::recv_or_cancelled),
+//! [`Sender::send_or_cancelled`](crate::Sender::send_or_cancelled) and
+//! [`sleep_or_cancelled`] return as soon as the token is cancelled.
+//!
 //! # Lazy registration
 //!
 //! A child enters its parent's child list only when something first asks
@@ -30,11 +36,6 @@
 //! asks the parent. `cancel` makes the node before it sets its flag, and
 //! the node is published (Release) before anyone can see the flag, so a
 //! reader that finds no node has not missed a cancellation of this token.
-//! Cancellation is cooperative: code checks [`CancellationToken::is_cancelled`],
-//! or waits for it: a `cancelled(token)` arm of [`select!`](crate::select),
-//! [`Receiver::recv_or_cancelled`](crate::Receiver::recv_or_cancelled),
-//! [`Sender::send_or_cancelled`](crate::Sender::send_or_cancelled) and
-//! [`sleep_or_cancelled`] return as soon as the token is cancelled.
 //!
 //! # Waiting for cancellation
 //!

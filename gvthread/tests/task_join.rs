@@ -163,7 +163,8 @@ fn a_gvthreads_token_outlives_it_and_still_follows_its_ancestors() {
         assert!(h.join().unwrap().is_cancelled(), "a cancel before the first look is seen");
 
         // Returned (so kept past the GVThread's end), untouched until then.
-        let outer = gvthread::spawn(|_| {
+        let (ready_tx, ready_rx) = gvthread::channel::<()>(1);
+        let outer = gvthread::spawn(move |_| {
             let inner = gvthread::spawn(|t| t).join().unwrap();
             assert!(!inner.is_cancelled());
             let (tx, rx) = gvthread::channel::<()>(1);
@@ -176,10 +177,12 @@ fn a_gvthreads_token_outlives_it_and_still_follows_its_ancestors() {
                     }
                 }
             });
+            // Only now may the outside cancel (no race with the check above).
+            ready_tx.send(()).unwrap();
             rx.recv().unwrap_err();
             waiter.join().unwrap()
         });
-        gvthread::sleep(Duration::from_millis(5));
+        ready_rx.recv().unwrap();
         outer.cancel();
         assert_eq!(outer.join().unwrap(), "saw it");
     });

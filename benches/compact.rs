@@ -1,8 +1,10 @@
 //! Stack compaction of parked GVThreads (issue 15), in one run:
 //!
 //! * **memory per idle task**: `n` GVThreads parked (on a `SchedMutex` the
-//!   main thread holds), settled, with compaction off and on (threshold
-//!   50 ms; the figure is taken once every GVThread is compacted), beside Go
+//!   main thread holds, or blocked in `recv` on one channel, as a server's
+//!   idle connections wait for their next message), settled, with compaction
+//!   off and on (threshold 50 ms; the figure is taken once every GVThread is
+//!   compacted), beside Go
 //!   goroutines blocked on a channel (`benches/go/spawn.go parked`, when `go`
 //!   is on `PATH`) and tokio tasks awaiting a `oneshot`. `VmRSS` and `VmPTE`
 //!   before spawning and once settled, divided by the count; one child
@@ -34,27 +36,34 @@ fn status_bytes(key: &str) -> u64 {
 }
 
 fn config(n: usize, compact: bool) -> SchedulerConfig {
-    SchedulerConfig::default()
-        .num_workers(2)
-        .max_gvthreads(n + 16)
-        .compact_idle_after(compact.then_some(Duration::from_millis(50)))
+    let config = SchedulerConfig::default().num_workers(2).max_gvthreads(n + 16);
+    // SAFETY: the bench's GVThreads park on locks and channels; no other
+    // thread touches their stacks.
+    unsafe { config.compact_idle_after(compact.then_some(Duration::from_millis(50))) }
 }
 
 /// Child: `n` parked GVThreads; prints `RESULT rss_per pte_per settle_s`.
-fn gv_child(n: usize, compact: bool) {
+/// `recv`: park in a channel receive instead of on a lock.
+fn gv_child(n: usize, compact: bool, recv: bool) {
     let rt = Runtime::new(config(n, compact));
     let h = rt.handle();
     let lock = Arc::new(SchedMutex::new(()));
     let guard = lock.lock();
+    let (tx, rx) = gvthread::channel::<()>(1);
     let started = Arc::new(AtomicUsize::new(0));
     let (rss0, pte0) = (status_bytes("VmRSS"), status_bytes("VmPTE"));
     let t = Instant::now();
     let joins: Vec<_> = (0..n)
         .map(|_| {
-            let (lock, started) = (lock.clone(), started.clone());
+            let (lock, rx, started) = (lock.clone(), rx.clone(), started.clone());
             h.spawn(move |_| {
                 started.fetch_add(1, Ordering::Relaxed);
-                drop(lock.lock());
+                if recv {
+                    // Disconnected once the sender is dropped.
+                    let _ = rx.recv();
+                } else {
+                    drop(lock.lock());
+                }
             })
         })
         .collect();
@@ -80,6 +89,7 @@ fn gv_child(n: usize, compact: bool) {
         m.compacted_bytes as f64 / n as f64,
     );
     drop(guard);
+    drop(tx);
     joins.into_iter().for_each(|j| j.join().unwrap());
 }
 
@@ -200,7 +210,7 @@ fn main() {
     if let Ok(spec) = std::env::var(CHILD_VAR) {
         let parts: Vec<&str> = spec.split(':').collect();
         match parts[0] {
-            "gv" => gv_child(parts[1].parse().unwrap(), parts[2] == "1"),
+            "gv" => gv_child(parts[1].parse().unwrap(), parts[2] == "1", parts.get(3) == Some(&"recv")),
             "tokio" => tokio_child(parts[1].parse().unwrap()),
             "wake" => wake_child(parts[1] == "1"),
             other => panic!("unknown child {other}"),
@@ -220,6 +230,8 @@ fn main() {
         let rows: Vec<(&str, Option<Vec<f64>>)> = vec![
             ("gvthread, not compacted", run_child(&format!("gv:{n}:0"))),
             ("gvthread, compacted", run_child(&format!("gv:{n}:1"))),
+            ("gvthread, in recv", run_child(&format!("gv:{n}:0:recv"))),
+            ("gvthread, in recv, compacted", run_child(&format!("gv:{n}:1:recv"))),
             ("go (blocked on a channel)", go_child(n)),
             ("tokio (oneshot)", run_child(&format!("tokio:{n}"))),
         ];

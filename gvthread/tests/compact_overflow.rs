@@ -32,8 +32,10 @@ fn sleep_until(flag: &AtomicU64, v: u64) {
 }
 
 fn overflow_after_restore_in_child() {
-    let mut rt =
-        Runtime::new(SchedulerConfig::default().num_workers(2).compact_idle_after(Some(Duration::from_millis(1))));
+    // SAFETY: only the GVThreads themselves touch their stacks.
+    let mut rt = Runtime::new(unsafe {
+        SchedulerConfig::default().num_workers(2).compact_idle_after(Some(Duration::from_millis(1)))
+    });
     rt.block_on(move || {
         let flag = Arc::new(AtomicU64::new(0));
         // Neighbours on both sides, compacted too.

@@ -19,7 +19,11 @@ use gvthread::{Handle, Runtime, SchedulerConfig};
 
 /// A runtime compacting GVThreads parked for more than 1 ms.
 fn rt(workers: usize) -> Runtime {
-    Runtime::new(SchedulerConfig::default().num_workers(workers).compact_idle_after(Some(Duration::from_millis(1))))
+    // SAFETY: no test here lets another thread touch a GVThread's stack
+    // while it is parked (no scoped threads, no raw pointers handed out).
+    Runtime::new(unsafe {
+        SchedulerConfig::default().num_workers(workers).compact_idle_after(Some(Duration::from_millis(1)))
+    })
 }
 
 /// Waits until `cond(metrics)` holds (bounded: gives up after about 20 s
@@ -147,11 +151,77 @@ fn pinned_future_in_block_on_is_left_alone_and_survives() {
 
 /// Likewise a GVThread blocked in a channel receive: a sender hands the value
 /// over into a slot on its stack.
+/// What a receiver gets: big enough to matter, with a heap part.
+#[derive(Debug, PartialEq)]
+struct Msg {
+    words: [u64; 16],
+    text: String,
+}
+
+fn msg(i: u64) -> Msg {
+    let mut words = [0u64; 16];
+    pattern(i + 1000, &mut words);
+    Msg { words, text: format!("message {i}") }
+}
+
 #[test]
-fn blocked_receivers_are_left_alone() {
-    let _w = common::watchdog("blocked_receivers_are_left_alone", Duration::from_secs(60));
+fn blocked_receivers_are_compacted_and_get_their_values() {
+    let _w = common::watchdog("blocked_receivers_are_compacted_and_get_their_values", Duration::from_secs(60));
+    const N: u64 = 40;
     let mut rt = rt(1);
-    let (tx, rx) = gvthread::channel::<u64>(1);
+    let h = rt.handle();
+    let restores_before = h.metrics().restores;
+    rt.block_on(move || {
+        // Bounded and rendezvous channels, one receiver each, blocked in
+        // `recv` with a patterned local on its stack.
+        let (txs, hs): (Vec<_>, Vec<_>) = (0..N)
+            .map(|i| {
+                let (tx, rx) = gvthread::channel::<Msg>(if i % 2 == 0 { 1 } else { 0 });
+                let g = gvthread::spawn(move |_| {
+                    let mut local = [0u64; 64];
+                    pattern(i, &mut local);
+                    let got = rx.recv().unwrap();
+                    let mut want = [0u64; 64];
+                    pattern(i, &mut want);
+                    assert_eq!(local, want, "receiver {i}'s stack");
+                    assert_eq!(got, msg(i), "receiver {i}'s value");
+                });
+                (tx, g)
+            })
+            .unzip();
+        wait_for(&Handle::current(), "every receiver compacted", |m| m.compacted_gvthreads as u64 >= N);
+        // Half the values from this GVThread, half from an OS thread (a
+        // sender outside the runtime).
+        let (mine, theirs): (Vec<_>, Vec<_>) = txs.into_iter().enumerate().partition(|(i, _)| i % 4 < 2);
+        let os = std::thread::spawn(move || {
+            for (i, tx) in theirs {
+                tx.send(msg(i as u64)).unwrap();
+            }
+        });
+        for (i, tx) in mine {
+            tx.send(msg(i as u64)).unwrap();
+        }
+        os.join().unwrap();
+        for g in hs {
+            g.join().unwrap();
+        }
+    });
+    let m = h.metrics();
+    assert!(m.restores >= restores_before + N, "{m:?}");
+    assert_eq!(m.compacted_gvthreads, 0, "{m:?}");
+}
+
+/// A receiver of values aligned beyond 16 bytes is not compacted (a copy of
+/// its hand-off slot in a compact buffer would be misaligned).
+#[repr(align(64))]
+#[derive(Debug, PartialEq)]
+struct Aligned([u8; 64]);
+
+#[test]
+fn receivers_of_over_aligned_values_are_left_alone() {
+    let _w = common::watchdog("receivers_of_over_aligned_values_are_left_alone", Duration::from_secs(60));
+    let mut rt = rt(1);
+    let (tx, rx) = gvthread::channel::<Aligned>(1);
     let got = rt.block_on(move || {
         let g = gvthread::spawn(move |_| rx.recv().unwrap());
         // A sleeping GVThread beside it is compacted; the receiver is not.
@@ -165,10 +235,67 @@ fn blocked_receivers_are_left_alone() {
         }
         flag.store(1, Ordering::Release);
         s.join().unwrap();
-        tx.send(5).unwrap();
+        tx.send(Aligned([5; 64])).unwrap();
         g.join().unwrap()
     });
-    assert_eq!(got, 5);
+    assert_eq!(got, Aligned([5; 64]));
+}
+
+#[test]
+fn sends_racing_with_compaction_lose_nothing() {
+    let _w = common::watchdog("sends_racing_with_compaction_lose_nothing", Duration::from_secs(120));
+    // Receivers wait about the threshold between values, so deliveries keep
+    // landing while the compactor works on them, or just after; each checks
+    // every value and its stack.
+    const N: u64 = 64;
+    const ROUNDS: u64 = 30;
+    // SAFETY: only the GVThreads themselves touch their stacks.
+    let mut rt = Runtime::new(unsafe {
+        SchedulerConfig::default().num_workers(2).compact_idle_after(Some(Duration::from_micros(500)))
+    });
+    let h = rt.handle();
+    let total = rt.block_on(|| {
+        let (txs, hs): (Vec<_>, Vec<_>) = (0..N)
+            .map(|i| {
+                let (tx, rx) = gvthread::channel::<Msg>(if i % 3 == 0 { 0 } else { 1 });
+                let g = gvthread::spawn(move |_| {
+                    let mut local = [0u64; 48];
+                    pattern(i, &mut local);
+                    let mut n = 0;
+                    for round in 0..ROUNDS {
+                        let got = rx.recv().unwrap();
+                        assert_eq!(got, msg(i * ROUNDS + round), "receiver {i} round {round}");
+                        let mut want = [0u64; 48];
+                        pattern(i, &mut want);
+                        assert_eq!(local, want, "receiver {i}'s stack, round {round}");
+                        n += 1;
+                    }
+                    n
+                });
+                (tx, g)
+            })
+            .unzip();
+        // Two senders, a GVThread and an OS thread, each feeding half the
+        // receivers with pauses around the threshold.
+        let (a, b): (Vec<_>, Vec<_>) = txs.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+        let feed = |txs: Vec<(usize, gvthread::Sender<Msg>)>, sleep: fn(Duration)| {
+            for round in 0..ROUNDS {
+                for (i, tx) in &txs {
+                    tx.send(msg(*i as u64 * ROUNDS + round)).unwrap();
+                }
+                sleep(Duration::from_micros(300 + (round * 137) % 600));
+            }
+        };
+        let os = std::thread::spawn(move || feed(b, std::thread::sleep));
+        let gv = gvthread::spawn(move |_| feed(a, gvthread::sleep));
+        gv.join().unwrap();
+        os.join().unwrap();
+        hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+    });
+    assert_eq!(total, N * ROUNDS);
+    let m = h.metrics();
+    assert_eq!(m.compacted_gvthreads, 0, "{m:?}");
+    assert_eq!(m.compacted_bytes, 0, "{m:?}");
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -309,8 +436,10 @@ fn wakes_racing_with_compaction_lose_nothing() {
     // GVThreads sleep for about the threshold, so their wakes keep landing
     // while the compactor works on them (COMPACTING set); each checks its
     // stack after every wake.
-    let mut rt =
-        Runtime::new(SchedulerConfig::default().num_workers(2).compact_idle_after(Some(Duration::from_micros(500))));
+    // SAFETY: only the GVThreads themselves touch their stacks.
+    let mut rt = Runtime::new(unsafe {
+        SchedulerConfig::default().num_workers(2).compact_idle_after(Some(Duration::from_micros(500)))
+    });
     let h = rt.handle();
     let total = rt.block_on(|| {
         let hs: Vec<_> = (0..200u64)
@@ -395,7 +524,8 @@ fn dump_names_compacted_gvthreads_without_touching_their_stacks() {
 #[test]
 fn compaction_off_compacts_nothing() {
     let _w = common::watchdog("compaction_off_compacts_nothing", Duration::from_secs(60));
-    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1).compact_idle_after(None));
+    // SAFETY: `None` turns compaction off.
+    let mut rt = Runtime::new(unsafe { SchedulerConfig::default().num_workers(1).compact_idle_after(None) });
     rt.block_on(|| {
         let h = gvthread::spawn(|_| gvthread::sleep(Duration::from_millis(50)));
         h.join().unwrap();

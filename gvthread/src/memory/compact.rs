@@ -64,6 +64,12 @@
 //!   restorer puts the guard back before it does (and aborts the process if
 //!   the kernel refuses, as for an allocation failure: running without a
 //!   guard would let an overflow go unnoticed).
+//! * A writer into a waiting GVThread's stack (a channel sender filling a
+//!   blocked receiver's hand-off slot, see [`SlotPool::with_stack_held`])
+//!   holds `COMPACTING` too, on whatever kind the word has (the receiver may
+//!   not have parked yet), and writes into the buffer if the stack is
+//!   compacted: the restorer copies its write back with the rest. Holding
+//!   the bit also keeps a compaction from starting mid-write.
 //! * Other readers of a parked GVThread's slot: `Handle::dump` skips the
 //!   frames of compacted GVThreads (it holds a parked one by making it
 //!   `ACTIVE`, which our CAS then refuses); the overflow handler only looks
@@ -103,13 +109,14 @@ const BUF_ROUND: usize = 128;
 /// (a write by another thread into a discarded page would be lost when the
 /// stack is restored over it).
 ///
-/// Held around the parks of a blocking receive (its hand-off slot, which a
-/// sender fills, is on the stack), of a `select` (its context is on the
-/// stack, and a counterpart claims it) and of `block_on` (the future is
-/// pinned on the stack, and futures may register pinned parts of themselves
-/// with other threads, as intrusive wait lists do). Costs a thread-local read
-/// and a store to the GVThread's own side-table word; nothing outside a
-/// GVThread.
+/// Held around the parks of a `select` (its context is on the stack, and a
+/// counterpart claims it), of `block_on` (the future is pinned on the stack,
+/// and futures may register pinned parts of themselves with other threads,
+/// as intrusive wait lists do) and of a blocking receive of values aligned
+/// beyond 16 bytes. Other blocking receives are compactable: their sender
+/// writes through [`SlotPool::with_stack_held`] (see `sync::chan::handoff`).
+/// Costs a thread-local read and a store to the GVThread's own side-table
+/// word; nothing outside a GVThread.
 pub(crate) struct StackExposed(*const AtomicU32);
 
 impl StackExposed {
@@ -139,6 +146,17 @@ impl Drop for StackExposed {
             c.store(c.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
         }
     }
+}
+
+/// Where bytes of a waiting GVThread's stack are while a writer holds it
+/// (see [`SlotPool::with_stack_held`]).
+pub(crate) enum StackAt {
+    /// In place, at the address asked about.
+    Live,
+    /// Compacted: their copy in the GVThread's buffer starts here. The copy
+    /// has the same alignment modulo 16 as the original (the buffer's data
+    /// and the copied range both start 16-aligned).
+    Saved(*mut u8),
 }
 
 /// Head of a compact buffer; the saved bytes follow at [`HEAD`].
@@ -462,6 +480,64 @@ impl SlotPool {
         Attempt::Done
     }
 
+    /// Runs `f` while `slot`'s stack can be neither compacted nor restored,
+    /// telling it where the `len` bytes at `addr` (inside the used part of
+    /// the stack) are now: in place, or in the compact buffer. For a party
+    /// that writes into the stack of a GVThread waiting in a primitive of
+    /// ours (a sender filling a blocked receiver's hand-off slot); the
+    /// GVThread must be unable to leave that wait meanwhile (the writer holds
+    /// the lock the waiter needs to leave).
+    ///
+    /// With compaction off, just `f(StackAt::Live)`. Otherwise it holds
+    /// `COMPACTING` around `f`, waiting first for a compactor or restorer
+    /// holding it (a copy and a few system calls from done); a running
+    /// GVThread may carry the bit meanwhile, which every transition keeps
+    /// (they are compare-and-swaps on the whole word) and which a resumer
+    /// waits out. `f` must not block, allocate or unwind.
+    pub(crate) fn with_stack_held<R>(&self, slot: u32, addr: usize, len: usize, f: impl FnOnce(StackAt) -> R) -> R {
+        // Relaxed: set once, before the runtime's first GVThread.
+        if self.compact.after_ns.load(Ordering::Relaxed) == 0 {
+            return f(StackAt::Live);
+        }
+        let st = self.state(slot);
+        let mut spins = 0u32;
+        let word = loop {
+            let w = st.load(Ordering::Acquire);
+            if w & COMPACTING != 0 {
+                spins += 1;
+                if spins < 64 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+                continue;
+            }
+            // Acquire: the compactor's buffer (published before its Release).
+            if st.compare_exchange_weak(w, w | COMPACTING, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                break w;
+            }
+        };
+        let at = if word & COMPACTED != 0 {
+            let (chunk, k) = self.chunk_and_index(slot);
+            let buf = chunk.compact[k].load(Ordering::Acquire).cast::<Buf>();
+            let top = self.top(slot) as usize;
+            // SAFETY: `COMPACTED` and our bit: the buffer is published and
+            // nobody frees or restores it while we hold the bit.
+            let saved = unsafe { (*buf).len };
+            if addr < top - saved || addr + len > top {
+                // Not in the saved bytes: a write there would be lost (a bug
+                // in the caller's protocol); never corrupt silently.
+                std::process::abort();
+            }
+            StackAt::Saved(Buf::data(buf).wrapping_add(addr - (top - saved)))
+        } else {
+            StackAt::Live
+        };
+        let r = f(at);
+        self.unlock(slot);
+        r
+    }
+
     /// Clears `slot`'s `COMPACTING` bit (Release: our accesses to its stack
     /// happen-before the next holder's).
     fn unlock(&self, slot: u32) {
@@ -642,7 +718,8 @@ mod tests {
     #[test]
     fn a_wake_while_held_waits_for_the_holder() {
         // No background compactor: this test plays its part by hand.
-        let rt = Runtime::new(SchedulerConfig::default().num_workers(1).compact_idle_after(None));
+        // SAFETY: `None` turns compaction off.
+        let rt = Runtime::new(unsafe { SchedulerConfig::default().num_workers(1).compact_idle_after(None) });
         let h = rt.handle();
         let lock = Arc::new(SchedMutex::new(()));
         let held = lock.lock();
@@ -676,5 +753,96 @@ mod tests {
         st.fetch_and(!COMPACTING, Ordering::Release);
         g.join().unwrap();
         assert!(ran.load(Ordering::SeqCst));
+    }
+}
+
+/// The writer's protocol against a compaction (loom): a writer holding the
+/// lock bit around its write, as [`SlotPool::with_stack_held`] does, never
+/// loses its write, whether the compactor runs before it (the write goes to
+/// the saved copy) or after it (the copy includes it). The stack, the
+/// buffer and the word are abstracted to two cells and one atomic; the
+/// compactor, the writer and the restorer are the real protocol's steps.
+/// Run: `RUSTFLAGS="--cfg loom" cargo test -p gvthread --lib --release loom_`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use loom::cell::UnsafeCell;
+    use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicU64, Ordering};
+
+    use crate::task::state::{COMPACTED, COMPACTING};
+
+    struct Model {
+        word: AtomicU64,
+        /// The receiver's hand-off slot on its stack (0: empty).
+        stack: UnsafeCell<u64>,
+        /// Its copy in the compact buffer.
+        saved: UnsafeCell<u64>,
+    }
+
+    /// Reads a cell; loom reports any access that races with it.
+    fn get(c: &UnsafeCell<u64>) -> u64 {
+        // SAFETY: a plain read of a `u64`; loom fails the model if another
+        // thread may write the cell concurrently (that is what is checked).
+        c.with(|p| unsafe { *p })
+    }
+
+    /// Writes a cell; loom reports any access that races with it.
+    fn set(c: &UnsafeCell<u64>, v: u64) {
+        // SAFETY: as for `get`.
+        c.with_mut(|p| unsafe { *p = v })
+    }
+
+    /// Takes the lock bit, waiting while someone holds it.
+    fn hold(m: &Model) -> u64 {
+        loop {
+            let w = m.word.load(Ordering::Acquire);
+            if w & COMPACTING == 0
+                && m.word.compare_exchange(w, w | COMPACTING, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            {
+                return w;
+            }
+            loom::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn loom_write_into_a_stack_being_compacted() {
+        loom::model(|| {
+            let m = Arc::new(Model { word: AtomicU64::new(0), stack: UnsafeCell::new(0), saved: UnsafeCell::new(0) });
+            let compactor = {
+                let m = m.clone();
+                loom::thread::spawn(move || {
+                    let w = m.word.load(Ordering::Acquire);
+                    if w & (COMPACTING | COMPACTED) != 0
+                        || m.word.compare_exchange(w, w | COMPACTING, Ordering::AcqRel, Ordering::Relaxed).is_err()
+                    {
+                        return; // held by the writer: skip this pass
+                    }
+                    // Copy, then discard the page (it reads as zero).
+                    let v = get(&m.stack);
+                    set(&m.saved, v);
+                    set(&m.stack, 0);
+                    m.word.fetch_or(COMPACTED, Ordering::Release);
+                    m.word.fetch_and(!COMPACTING, Ordering::Release);
+                })
+            };
+            // The writer (a sender delivering a value).
+            let w = hold(&m);
+            if w & COMPACTED != 0 {
+                set(&m.saved, 7);
+            } else {
+                set(&m.stack, 7);
+            }
+            m.word.fetch_and(!COMPACTING, Ordering::Release);
+            compactor.join().unwrap();
+            // The restorer, before the receiver runs.
+            let w = hold(&m);
+            if w & COMPACTED != 0 {
+                let v = get(&m.saved);
+                set(&m.stack, v);
+            }
+            m.word.fetch_and(!(COMPACTING | COMPACTED), Ordering::Release);
+            assert_eq!(get(&m.stack), 7, "the write survived");
+        });
     }
 }

@@ -72,7 +72,7 @@ mod slots;
 mod stack;
 
 pub(crate) use class::{DEFAULT_STACK, MAX_SLOT, StackClass};
-pub(crate) use compact::{LATENCY_BUCKETS, StackExposed};
+pub(crate) use compact::{LATENCY_BUCKETS, StackAt, StackExposed};
 pub(crate) use guard::ensure_altstack;
 pub(crate) use os::{GuardScheme, current_map_count, max_map_count, probe_guard_scheme};
 pub(crate) use slots::{AllocError, SlotCache, SlotPool};

@@ -274,20 +274,47 @@ impl SchedulerConfig {
     /// about 5 µs more at the median (docs/benchmarks.md). `Some(Duration::from_secs(1))`
     /// is the recommended setting where it applies.
     ///
-    /// GVThreads whose stacks other threads may write into while they are
-    /// parked are never compacted: blocked in a channel receive (the sender
-    /// hands the value over into the receiver's stack), in a `select`, or in
-    /// `block_on` (the future is pinned on the stack). Neither are those
-    /// using more than 64 KiB of stack. Off by default because `unsafe` code
-    /// that gives another thread a pointer into a GVThread's stack and then
-    /// parks on some other primitive (`sleep`, `SchedMutex`, a join) would
-    /// see that thread's writes lost when the stack is restored.
+    /// GVThreads parked in `sleep`, `SchedMutex::lock`, a join, a
+    /// cancellation wait, a channel `send` or a blocking channel `recv` are
+    /// compacted (a sender that hands a value over to a compacted receiver
+    /// writes it into the saved bytes). Those parked in a `select!` or in
+    /// `block_on` are not (their stack holds state other threads reach: the
+    /// select's context, the pinned future), nor are those using more than
+    /// 64 KiB of stack.
+    ///
+    /// # Safety
+    ///
+    /// While a GVThread is compacted, its stack's pages are gone: a read by
+    /// another thread sees zeros, and a write is lost when the bytes are
+    /// copied back. With `Some(_)`, the caller promises that **no thread other
+    /// than a GVThread itself reads or writes that GVThread's stack while it
+    /// is parked in a gvthread blocking call** (the runtime's own primitives
+    /// excepted, as described above). Safe Rust can break this promise:
+    ///
+    /// ```no_run
+    /// # let mut rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default());
+    /// # rt.block_on(|| {
+    /// let mut hits = Vec::new(); // on the GVThread's stack
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| hits.push(1)); // another thread writes into it...
+    ///     gvthread::sleep(std::time::Duration::from_secs(2)); // ...while it is parked
+    /// });
+    /// # });
+    /// ```
+    ///
+    /// With compaction on, `hits` could come back empty, its allocation
+    /// leaked, or worse (measured: a scoped thread's writes are lost). Scoped
+    /// threads of `std`, crossbeam or rayon that borrow a GVThread's locals
+    /// while the scope's body parks, and raw pointers handed to other threads,
+    /// are what to rule out. `None` is always safe.
     ///
     /// ```
     /// use std::time::Duration;
     /// use gvthread::{Runtime, SchedulerConfig};
     ///
-    /// let config = SchedulerConfig::default().num_workers(1).compact_idle_after(Some(Duration::from_millis(10)));
+    /// // SAFETY: no thread other than a GVThread itself touches its stack
+    /// // while it is parked (no scoped threads borrow GVThreads' locals).
+    /// let config = unsafe { SchedulerConfig::default().num_workers(1).compact_idle_after(Some(Duration::from_millis(10))) };
     /// let mut rt = Runtime::new(config);
     /// let n = rt.block_on(|| {
     ///     let local = [7u8; 100]; // lives on the stack across the compaction
@@ -296,7 +323,13 @@ impl SchedulerConfig {
     /// });
     /// assert_eq!(n, 700);
     /// ```
-    pub fn compact_idle_after(mut self, after: Option<Duration>) -> Self {
+    ///
+    /// Calling it without `unsafe` does not compile:
+    ///
+    /// ```compile_fail,E0133
+    /// let config = gvthread::SchedulerConfig::default().compact_idle_after(Some(std::time::Duration::from_secs(1)));
+    /// ```
+    pub unsafe fn compact_idle_after(mut self, after: Option<Duration>) -> Self {
         self.compact_idle_after = after;
         self
     }

@@ -72,6 +72,18 @@ impl Waiter {
         }
     }
 
+    /// The runtime and slot of a GVThread waiter (`None` for an OS thread
+    /// or a task).
+    pub(crate) fn gvthread(&self) -> Option<(&Shared, u32)> {
+        match self {
+            Waiter::GvThread(r) => Some((&r.shared, r.slot)),
+            // SAFETY: a `Near` waiter's runtime is kept alive by the machine
+            // of the party holding it (see the variant).
+            Waiter::Near(p) => Some((unsafe { p.shared.as_ref() }, p.slot)),
+            Waiter::Thread(_) | Waiter::Task(_) => None,
+        }
+    }
+
     /// Wakes the waiter.
     pub(crate) fn wake(&self) {
         match self {

@@ -19,11 +19,26 @@
 //! fills it while still holding that lock. A receiver that leaves with a
 //! filled slot (it unwinds out of `park` at shutdown) puts the value back at
 //! the front of the channel, so nothing is lost.
+//!
+//! # Compacted receivers
+//!
+//! A receiver parked long enough may have its stack compacted (see
+//! `memory::compact`): the slot's bytes then live in a heap buffer until the
+//! GVThread is resumed. So the popper fills through [`Slot::deliver`], which
+//! holds the receiver's stack (its `COMPACTING` bit, when compaction is on)
+//! and writes wherever the slot's bytes are now: in place, or into their
+//! copy, which the restorer puts back before the receiver runs and reads
+//! `full`. Holding the stack also keeps a compaction from starting between
+//! the fill and the wake (a write it would miss). The copy keeps the slot's
+//! alignment modulo 16 only, so the receivers of values aligned beyond 16
+//! bytes keep their stack exposed instead ([`Slot::MOVABLE`]).
 
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
 use crate::loom::{AtomicBool, UnsafeCell};
+use crate::memory::StackAt;
+use crate::sched::park::Waiter;
 
 /// A blocked receiver's hand-off slot (see the module docs).
 pub(crate) struct Slot<T> {
@@ -35,6 +50,11 @@ impl<T> Slot<T> {
     pub(crate) fn new() -> Slot<T> {
         Slot { full: AtomicBool::new(false), value: UnsafeCell::new(None) }
     }
+
+    /// Whether a copy of the slot made by stack compaction is still a valid
+    /// `Slot<T>` (see the module docs); if not, the receiver must keep its
+    /// stack exposed (uncompactable) while it waits.
+    pub(crate) const MOVABLE: bool = align_of::<Slot<T>>() <= 16;
 
     /// The address registered with the wait-queue entry.
     pub(crate) fn as_ptr(&self) -> NonNull<()> {
@@ -56,6 +76,33 @@ impl<T> Slot<T> {
         slot.value.with_mut(|p| unsafe { *p = Some(v) });
         // Release: publishes the value to the owner's Acquire load.
         slot.full.store(true, Ordering::Release);
+    }
+
+    /// Delivers `v` into the slot at `ptr`, owned by `to`, wherever the
+    /// slot's bytes are now (see "Compacted receivers").
+    ///
+    /// # Safety
+    ///
+    /// As for [`fill`](Self::fill), and `to` is the waiter of the entry the
+    /// slot was registered with.
+    pub(crate) unsafe fn deliver(ptr: NonNull<()>, v: T, to: &Waiter) {
+        let Some((shared, slot)) = to.gvthread() else {
+            // SAFETY: the caller's contract; an OS thread's stack is never
+            // compacted.
+            return unsafe { Self::fill(ptr, v) };
+        };
+        shared.slots.with_stack_held(slot, ptr.as_ptr().addr(), size_of::<Slot<T>>(), |at| match at {
+            // SAFETY: the caller's contract; the stack stays in place while held.
+            StackAt::Live => unsafe { Self::fill(ptr, v) },
+            StackAt::Saved(p) => {
+                debug_assert!(Self::MOVABLE, "a receiver of over-aligned values was compacted");
+                // SAFETY: `p` is the copy of the live, empty `Slot<T>` at
+                // `ptr` (alignment kept: `MOVABLE`, or the receiver would
+                // not have been compacted); the receiver cannot run or be
+                // restored while we hold its stack, so we are its only user.
+                unsafe { Self::fill(NonNull::new_unchecked(p).cast(), v) }
+            }
+        })
     }
 
     /// The delivered value, if any (owner only).

@@ -23,7 +23,9 @@
 //! receiver): the value skips the buffer, and the receiver, once woken,
 //! returns without taking the lock again. The room the value did not use
 //! stays free, so a sender that had been notified of that room passes the
-//! notification on to the next sender.
+//! notification on to the next sender. The receiver's stack may have been
+//! compacted meanwhile: the sender then writes into the saved copy of the
+//! slot (see `handoff`, "Compacted receivers").
 //!
 //! **Rendezvous (`capacity == 0`)**: a blocking sender *offers* its value: it
 //! appends the value to `buf` together with an offer id (kept in `offer_ids`,
@@ -681,8 +683,9 @@ impl<T> Chan<T> {
         let notified = match popped {
             Some((w, Some(p))) if st.buf.q.is_empty() => {
                 // SAFETY: `p` is the slot of the `Slot<T>` entry we just
-                // popped from this channel's `recv_q`, under its lock.
-                unsafe { Slot::fill(p, v) };
+                // popped from this channel's `recv_q`, under its lock, and
+                // `w` is that entry's waiter.
+                unsafe { Slot::deliver(p, v, &w) };
                 return (SendStep::Sent, Some(w));
             }
             popped => popped.map(|(w, _)| w),
@@ -742,8 +745,9 @@ impl<T> Chan<T> {
                 // Whether we were notified of room (our entry was popped).
                 let notified = reg.take().is_some_and(|id| st.send_q.remove(id).is_none()) || notified;
                 // SAFETY: `p` is the slot of the `Slot<T>` entry we just
-                // popped from this channel's `recv_q`, under its lock.
-                unsafe { Slot::fill(p, v) };
+                // popped from this channel's `recv_q`, under its lock, and
+                // `w` is that entry's waiter.
+                unsafe { Slot::deliver(p, v, &w) };
                 // The room we were notified of is still free: pass the
                 // notification on, or a waiting sender would miss it.
                 if notified {
@@ -843,6 +847,10 @@ impl<T> Chan<T> {
                 RecvStep::Disconnected => return Err(RecvTimeoutError::Disconnected),
                 RecvStep::Empty if matches!(wait, Wait::No) => return Err(RecvTimeoutError::Timeout),
                 RecvStep::Empty => {
+                    // A sender delivers into the slot wherever it is, even
+                    // in a compacted stack (see `handoff`), unless its type
+                    // is too aligned for the copy.
+                    let _exposed = (!Slot::<T>::MOVABLE).then(crate::memory::StackExposed::enter);
                     park_opt(deadline);
                     // Handed over while we were parked: no need to lock.
                     if let Some(v) = slot.take() {
@@ -873,9 +881,6 @@ impl<T> Chan<T> {
 }
 
 fn park_opt(deadline: Option<Instant>) {
-    // Stack compaction (memory/compact.rs): a sender may fill the hand-off
-    // slot on our stack while we are parked.
-    let _exposed = crate::memory::StackExposed::enter();
     match deadline {
         Some(d) => park::park_until(d),
         None => park::park(),

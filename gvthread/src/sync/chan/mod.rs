@@ -623,7 +623,8 @@ impl<T> Chan<T> {
                 if self.rendezvous() {
                     Self::send_rendezvous_locked(st, value, reg, wait, from)
                 } else {
-                    Self::send_bounded_locked(st, value, reg, wait, notified, &mut extra)
+                    let ring = self.ring.as_deref().expect("bounded channels have a ring");
+                    Self::send_bounded_locked(st, ring, value, reg, wait, notified, &mut extra)
                 }
             });
             waitq::wake(w);
@@ -718,8 +719,10 @@ impl<T> Chan<T> {
 
     /// Bounded part of [`send_step`](Self::send_step), under the lock;
     /// returns the outcome and whom to wake.
+    /// `ring` is the channel's (a borrow: no reference counting per send).
     fn send_bounded_locked(
         st: &mut State<T>,
+        ring: &Ring<T>,
         value: &mut Option<T>,
         reg: &mut Option<WaitId>,
         wait: Wait<'_>,
@@ -736,7 +739,6 @@ impl<T> Chan<T> {
             }
             return (SendStep::Disconnected(v), None);
         }
-        let ring = st.buf.ring.clone().expect("bounded channels have a ring");
         // A blocked receiver and nothing buffered: hand the value over
         // directly (see `handoff`).
         let popped = if st.buf.is_empty() { st.recv_q.pop_slot() } else { None };

@@ -3,7 +3,9 @@
 //! CPU hogs inside it. Forced preemption freezes GVThreads that may hold
 //! tokio's timer-driver lock; the runtime must keep going (the frozen lock
 //! holders are resumed first) with its OS threads within the cap, run after
-//! run. `GVTHREAD_TOKIO_RUNS` sets the number of runs (default 20).
+//! run. `GVTHREAD_TOKIO_RUNS` sets the number of runs (default 20 in release
+//! builds; 5 in debug builds, where a run takes about ten times longer: CI
+//! runs both).
 
 mod common;
 
@@ -102,7 +104,8 @@ fn one_run(tokio: &tokio::runtime::Runtime) -> usize {
 
 #[test]
 fn tokio_timer_nappers_beside_busy_loops_and_hogs_finish_run_after_run() {
-    let runs: usize = std::env::var("GVTHREAD_TOKIO_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let default_runs = if cfg!(debug_assertions) { 5 } else { 20 };
+    let runs: usize = std::env::var("GVTHREAD_TOKIO_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(default_runs);
     // Generous: a run takes seconds even in a debug build on a loaded machine.
     let _dog = common::Watchdog::new("tokio_timer_nappers_beside_busy_loops_and_hogs", 60 * runs as u64 + 60);
     let _busy = BusyLoops::start();

@@ -149,6 +149,19 @@ impl GvPtr {
         Some(GvPtr { shared: NonNull::from(&*m.shared), slot, generation })
     }
 
+    /// The runtime pointer and the (slot, generation) pair packed in a
+    /// word, for storing in atomics ([`from_parts`](Self::from_parts)).
+    #[inline]
+    pub(crate) fn to_parts(self) -> (*mut Shared, u64) {
+        (self.shared.as_ptr(), u64::from(self.slot) << 32 | u64::from(self.generation))
+    }
+
+    /// The inverse of [`to_parts`](Self::to_parts); `None` for a null runtime.
+    #[inline]
+    pub(crate) fn from_parts(shared: *mut Shared, id: u64) -> Option<GvPtr> {
+        Some(GvPtr { shared: NonNull::new(shared)?, slot: (id >> 32) as u32, generation: id as u32 })
+    }
+
     /// A waiter that wakes this GVThread, for a party that wakes it soon
     /// (after releasing the lock it popped it under). When that party runs
     /// on a machine of the same runtime (the common case: a GVThread waking

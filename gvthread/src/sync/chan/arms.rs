@@ -84,6 +84,7 @@ impl<T> SelectArm for RecvArm<'_, T> {
             let w = self.chan.locked(|st| {
                 if st.recv_q.remove(id).is_none() && pass_on && !st.buf.is_empty() { st.recv_q.pop() } else { None }
             });
+            let w = if pass_on { self.chan.pass_on_fast(w) } else { w };
             waitq::wake(w);
         }
     }

@@ -43,12 +43,15 @@ use crate::sched::park::Waiter;
 /// A blocked receiver's hand-off slot (see the module docs).
 pub(crate) struct Slot<T> {
     full: AtomicBool,
+    /// Set by a sender that claimed the slot's fast registration without a
+    /// value for it (see `fast`): "look at the channel again".
+    poked: AtomicBool,
     value: UnsafeCell<Option<T>>,
 }
 
 impl<T> Slot<T> {
     pub(crate) fn new() -> Slot<T> {
-        Slot { full: AtomicBool::new(false), value: UnsafeCell::new(None) }
+        Slot { full: AtomicBool::new(false), poked: AtomicBool::new(false), value: UnsafeCell::new(None) }
     }
 
     /// Whether a copy of the slot made by stack compaction is still a valid
@@ -103,6 +106,44 @@ impl<T> Slot<T> {
                 unsafe { Self::fill(NonNull::new_unchecked(p).cast(), v) }
             }
         })
+    }
+
+    /// Pokes the slot at `ptr`, owned by `to`, wherever its bytes are now:
+    /// its owner, claimed through its fast registration, is to look at the
+    /// channel again (see `fast`).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` comes from [`as_ptr`](Self::as_ptr) of a `Slot<T>` whose fast
+    /// registration the caller just claimed (so its owner waits for this),
+    /// and `to` is that registration's waiter.
+    pub(crate) unsafe fn poke(ptr: NonNull<()>, to: &Waiter) {
+        let set = |p: NonNull<()>| {
+            // SAFETY: a live `Slot<T>` (in place, or its saved copy, see
+            // `deliver`); `poked` is an atomic.
+            let slot = unsafe { p.cast::<Slot<T>>().as_ref() };
+            // Release: our claim happened before the owner sees this.
+            slot.poked.store(true, Ordering::Release);
+        };
+        match to.gvthread() {
+            Some((shared, slot)) => {
+                shared.slots.with_stack_held(slot, ptr.as_ptr().addr(), size_of::<Slot<T>>(), |at| match at {
+                    StackAt::Live => set(ptr),
+                    // SAFETY: `p` is the saved copy of the slot (see `deliver`).
+                    StackAt::Saved(p) => set(unsafe { NonNull::new_unchecked(p).cast() }),
+                })
+            }
+            None => set(ptr),
+        }
+    }
+
+    /// Whether the slot was poked since the last call (owner only).
+    pub(crate) fn take_poke(&self) -> bool {
+        // Acquire: pairs with `poke`'s Release.
+        self.poked.load(Ordering::Acquire) && {
+            self.poked.store(false, Ordering::Relaxed);
+            true
+        }
     }
 
     /// The delivered value, if any (owner only).

@@ -27,6 +27,16 @@
 //! compacted meanwhile: the sender then writes into the saved copy of the
 //! slot (see `handoff`, "Compacted receivers").
 //!
+//! **Fast waiter** (see `fast`; bounded and unbounded channels): a GVThread
+//! that blocks in `recv` while no other receiver is queued registers its
+//! hand-off slot in one lock-free word instead of the queue. A sender that
+//! finds it (and nothing buffered) claims it and delivers into the slot; a
+//! value pushed into the ring, the last sender's drop, or a notification
+//! passed on by a queued receiver that leaves claims it and *pokes* it (look
+//! again). Neither side takes the lock: a ping-pong message is one claim,
+//! not two lock sections. Every path that notifies one receiver serves the
+//! queue first and falls back on the fast waiter.
+//!
 //! **Rendezvous (`capacity == 0`)**: a blocking sender *offers* its value: it
 //! appends the value to `buf` together with an offer id (kept in `offer_ids`,
 //! parallel to `buf`), registers in `send_q` under that id, notifies one
@@ -86,6 +96,7 @@
 
 mod arms;
 mod error;
+mod fast;
 mod future;
 mod handoff;
 mod ring;
@@ -103,6 +114,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use self::fast::FastWaiter;
 use self::handoff::Slot;
 use self::ring::Ring;
 use super::waitq::{self, WaitId, WaitQueue};
@@ -182,6 +194,8 @@ fn new_chan<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         recv_waiting: AtomicBool::new(false),
         send_waiting: AtomicBool::new(false),
         receivers_gone: AtomicBool::new(false),
+        senders_gone: AtomicBool::new(false),
+        fast: FastWaiter::new(),
         state: Mutex::new(State {
             buf: Buf { ring, q: VecDeque::new() },
             offer_ids: VecDeque::new(),
@@ -205,6 +219,11 @@ pub(crate) struct Chan<T> {
     /// Set (under the lock) when the last `Receiver` is gone, so the fast
     /// send path can leave disconnection to the locked path.
     receivers_gone: AtomicBool,
+    /// Set (under the lock) when the last `Sender` is gone, for receivers
+    /// registering as the fast waiter (see `fast`).
+    senders_gone: AtomicBool,
+    /// The lock-free registration of one blocked receiver (see `fast`).
+    fast: FastWaiter,
     state: Mutex<State<T>>,
 }
 
@@ -426,11 +445,22 @@ impl<T> Chan<T> {
     #[inline]
     fn try_fast_send(&self, v: T) -> Result<(), T> {
         let Some(ring) = &self.ring else { return Err(v) };
-        // A receiver waits: the locked path hands the value over directly
-        // (one lock section, and the woken receiver does not relock).
+        // A receiver queued on the locked path: that path hands the value
+        // over directly (one lock section, and the woken receiver does not
+        // relock).
         if self.receivers_gone.load(Ordering::Relaxed) || self.recv_waiting.load(Ordering::Relaxed) {
             return Err(v);
         }
+        // The fast waiter, with nothing queued ahead of it: straight into
+        // its slot, without the lock (see `fast`).
+        let v = if self.fast.maybe_waiting() && ring.is_empty() {
+            match self.fast_deliver(v) {
+                Ok(()) => return Ok(()),
+                Err(v) => v,
+            }
+        } else {
+            v
+        };
         // In a runtime section: see `ring` ("Forced preemption").
         in_section(|| ring.push(v))?;
         // Dekker with a registering receiver and with the last receiver's
@@ -446,9 +476,53 @@ impl<T> Chan<T> {
         }
         if self.recv_waiting.load(Ordering::Relaxed) {
             let w = self.locked(|st| st.recv_q.pop());
-            waitq::wake(w);
+            waitq::wake(w.or_else(|| self.fast_poke()));
+        } else if self.fast.maybe_waiting() {
+            waitq::wake(self.fast_poke());
         }
         Ok(())
+    }
+
+    /// Hands `v` to the fast waiter, if one is registered (see `fast`).
+    fn fast_deliver(&self, v: T) -> Result<(), T> {
+        let claimed = in_section(|| match self.fast.claim() {
+            Some((p, w)) => {
+                // SAFETY: `p` is the slot of the registration we just
+                // claimed (its owner waits for our completion), `w` its
+                // waiter.
+                unsafe { Slot::deliver(p, v, &w) };
+                Ok(w)
+            }
+            None => Err(v),
+        });
+        claimed.map(|w| w.wake())
+    }
+
+    /// Pokes the fast waiter, if one is registered (see `fast`): whom to wake.
+    fn fast_poke(&self) -> Option<Waiter> {
+        if !self.fast.maybe_waiting() {
+            return None;
+        }
+        in_section(|| {
+            let (p, w) = self.fast.claim()?;
+            // SAFETY: as in `fast_deliver`.
+            unsafe { Slot::<T>::poke(p, &w) };
+            Some(w)
+        })
+    }
+
+    /// A receiver queued on the locked path left without the value it may
+    /// have been notified of, and `w` is whom the lock's queue passed the
+    /// notification on to: if nobody, the fast waiter gets it while values
+    /// remain (see `fast`). An extra poke is harmless.
+    pub(crate) fn pass_on_fast(&self, w: Option<Waiter>) -> Option<Waiter> {
+        if w.is_some() {
+            return w;
+        }
+        let ring = self.ring.as_ref()?;
+        // Dekker with a registering fast waiter's re-check (see `fast`).
+        fence(Ordering::SeqCst);
+        if ring.is_empty() { None } else { self.fast_poke() }
     }
 
     /// Drops every value in the ring (once every receiver is gone).
@@ -521,7 +595,11 @@ impl<T> Chan<T> {
             return RecvStep::Item(v);
         }
         loop {
+            let queued = reg.is_some();
             let (step, w) = self.locked(|st| Self::recv_locked(st, self.rendezvous(), reg, wait, slot));
+            // Left the queue without a value: pass a notification on to the
+            // fast waiter if nobody queued took it.
+            let w = if queued && reg.is_none() && matches!(step, RecvStep::Empty) { self.pass_on_fast(w) } else { w };
             waitq::wake(w);
             if matches!(step, RecvStep::Empty) && reg.is_some() && self.recheck(Side::Recv) {
                 continue;
@@ -627,6 +705,13 @@ impl<T> Chan<T> {
                     Self::send_bounded_locked(st, ring, value, reg, wait, notified, &mut extra)
                 }
             });
+            // A value that went into the ring with no queued receiver told:
+            // the fast waiter may be waiting for it (see `fast`).
+            let w = if matches!(step, SendStep::Sent) && w.is_none() && extra.is_none() && !self.rendezvous() {
+                self.pass_on_fast(None)
+            } else {
+                w
+            };
             waitq::wake(w);
             waitq::wake(extra);
             if matches!(step, SendStep::Pending) && self.recheck(Side::Send) {
@@ -809,6 +894,7 @@ impl<T> Chan<T> {
             Side::Send if self.rendezvous() => (None, st.withdraw(id)),
             Side::Send => (st.leave_send(id), None),
         });
+        let w = if matches!(side, Side::Recv) { self.pass_on_fast(w) } else { w };
         waitq::wake(w);
         drop(withdrawn);
     }
@@ -832,28 +918,57 @@ impl<T> Chan<T> {
             // Notified (by a hand-off or otherwise): pass it on.
             if st.buf.is_empty() { None } else { st.recv_q.pop() }
         });
-        waitq::wake(w);
+        waitq::wake(self.pass_on_fast(w));
     }
 
     fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         // Declared before `reg`, so it outlives the registration.
         let slot = Slot::new();
-        let mut reg = Registration { chan: self, side: Side::Recv, id: None, slot: Some(&slot) };
+        let mut reg = Registration { chan: self, side: Side::Recv, id: None, slot: Some(&slot), fast: false };
+        let timed_out = || deadline.is_some_and(|d| Instant::now() >= d);
         loop {
-            let wait = match deadline {
-                Some(d) if Instant::now() >= d => Wait::No,
-                _ => Wait::Current,
-            };
+            if reg.fast {
+                // The fast waiter (see `fast`): parked until a sender
+                // completes us (a value, or a poke) or the deadline.
+                park_slot::<T>(deadline);
+                if let Some(v) = slot.take() {
+                    reg.fast = false;
+                    return Ok(v);
+                }
+                if slot.take_poke() {
+                    reg.fast = false;
+                    continue;
+                }
+                if !timed_out() {
+                    continue; // a spurious wake: still registered
+                }
+                if self.fast.withdraw(slot.as_ptr()) {
+                    // Last look under the lock, then the timeout.
+                    reg.fast = false;
+                    continue;
+                }
+                // Claimed meanwhile: its completion is on the way.
+                let got = self.await_fast(&slot);
+                reg.fast = false;
+                match got {
+                    Some(v) => return Ok(v),
+                    None => continue,
+                }
+            }
+            let wait = if timed_out() { Wait::No } else { Wait::Current };
+            if matches!(wait, Wait::Current) && reg.id.is_none() {
+                match self.fast_register(&slot, &mut reg.fast) {
+                    Some(v) => return Ok(v),
+                    None if reg.fast => continue,
+                    None => {}
+                }
+            }
             match self.recv_step_slot(&mut reg.id, wait, Some(&slot)) {
                 RecvStep::Item(v) => return Ok(v),
                 RecvStep::Disconnected => return Err(RecvTimeoutError::Disconnected),
                 RecvStep::Empty if matches!(wait, Wait::No) => return Err(RecvTimeoutError::Timeout),
                 RecvStep::Empty => {
-                    // A sender delivers into the slot wherever it is, even
-                    // in a compacted stack (see `handoff`), unless its type
-                    // is too aligned for the copy.
-                    let _exposed = (!Slot::<T>::MOVABLE).then(crate::memory::StackExposed::enter);
-                    park_opt(deadline);
+                    park_slot::<T>(deadline);
                     // Handed over while we were parked: no need to lock.
                     if let Some(v) = slot.take() {
                         reg.id = None;
@@ -864,9 +979,75 @@ impl<T> Chan<T> {
         }
     }
 
+    /// Registers a blocking receiver as the fast waiter if it may (a
+    /// GVThread, a ring channel, nobody queued on the locked path, the
+    /// registration free) and nothing arrived meanwhile; sets `*fast` then.
+    /// A value it had to take instead is returned; `None` with `*fast`
+    /// clear: take the locked path (see `fast`).
+    fn fast_register(&self, slot: &Slot<T>, fast: &mut bool) -> Option<T> {
+        let ring = self.ring.as_ref()?;
+        if self.recv_waiting.load(Ordering::Relaxed) {
+            return None;
+        }
+        if let Some(v) = self.try_fast_recv() {
+            return Some(v);
+        }
+        // OS threads keep to the locked path.
+        let me = park::GvPtr::current()?;
+        if !in_section(|| self.fast.register(slot.as_ptr(), me)) {
+            return None;
+        }
+        // Dekker with senders and the last sender's drop (see `fast`).
+        fence(Ordering::SeqCst);
+        if ring.is_empty() && !self.senders_gone.load(Ordering::Relaxed) {
+            *fast = true;
+            return None;
+        }
+        if self.fast.withdraw(slot.as_ptr()) {
+            return None;
+        }
+        // Claimed meanwhile: wait for its completion (registered until then,
+        // for the drop guard's sake).
+        *fast = true;
+        let got = self.await_fast(slot);
+        *fast = false;
+        got
+    }
+
+    /// After a failed withdrawal: waits until the claimer completes us. The
+    /// value it delivered, or `None` for a poke.
+    fn await_fast(&self, slot: &Slot<T>) -> Option<T> {
+        loop {
+            if let Some(v) = slot.take() {
+                return Some(v);
+            }
+            if slot.take_poke() {
+                return None;
+            }
+            park_slot::<T>(None);
+        }
+    }
+
+    /// A fast waiter leaves abnormally (unwinding out of `park`): withdraw,
+    /// or wait for the claimer and put a delivered value back at the front,
+    /// passing the notification on (see `fast`).
+    fn leave_fast(&self, slot: &Slot<T>) {
+        if self.fast.withdraw(slot.as_ptr()) {
+            return;
+        }
+        let w = match self.await_fast(slot) {
+            Some(v) => self.locked(|st| {
+                st.buf.q.push_front(v);
+                st.recv_q.pop()
+            }),
+            None => None,
+        };
+        waitq::wake(self.pass_on_fast(w));
+    }
+
     fn send_deadline(&self, value: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         let mut value = Some(value);
-        let mut reg = Registration { chan: self, side: Side::Send, id: None, slot: None };
+        let mut reg = Registration { chan: self, side: Side::Send, id: None, slot: None, fast: false };
         loop {
             let wait = match deadline {
                 Some(d) if Instant::now() >= d => Wait::No,
@@ -880,6 +1061,14 @@ impl<T> Chan<T> {
             }
         }
     }
+}
+
+/// Parks a blocking receiver whose hand-off slot is on its stack: a sender
+/// delivers into it wherever it is, even in a compacted stack (see
+/// `handoff`), unless its type is too aligned for the copy.
+fn park_slot<T>(deadline: Option<Instant>) {
+    let _exposed = (!Slot::<T>::MOVABLE).then(crate::memory::StackExposed::enter);
+    park_opt(deadline);
 }
 
 fn park_opt(deadline: Option<Instant>) {
@@ -903,10 +1092,18 @@ struct Registration<'a, T> {
     id: Option<WaitId>,
     /// A receiver's hand-off slot (see `handoff`).
     slot: Option<&'a Slot<T>>,
+    /// Registered as the fast waiter with `slot`, or claimed as such and
+    /// not yet completed (see `fast`).
+    fast: bool,
 }
 
 impl<T> Drop for Registration<'_, T> {
     fn drop(&mut self) {
+        if self.fast
+            && let Some(slot) = self.slot
+        {
+            self.chan.leave_fast(slot);
+        }
         if let Some(id) = self.id.take() {
             match self.slot {
                 Some(slot) => self.chan.leave_with_slot(id, slot),
@@ -1081,10 +1278,17 @@ impl<T> Drop for Sender<T> {
         }
         let wake = self.chan.locked(|st| {
             st.senders -= 1;
-            if st.senders == 0 { Some(st.recv_q.take_all()) } else { None }
+            if st.senders != 0 {
+                return None;
+            }
+            self.chan.senders_gone.store(true, Ordering::Relaxed);
+            Some(st.recv_q.take_all())
         });
         if let Some(w) = wake {
             w.wake_all();
+            // Dekker with a registering fast waiter's re-check (see `fast`).
+            fence(Ordering::SeqCst);
+            waitq::wake(self.chan.fast_poke());
         }
     }
 }

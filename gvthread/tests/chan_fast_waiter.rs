@@ -179,3 +179,39 @@ fn shutdown_unwinds_blocked_receivers() {
     tx.send(9).unwrap();
     assert_eq!(rx.recv(), Ok(9));
 }
+
+#[test]
+fn four_producers_four_consumers_round_after_round() {
+    // The shape that found a lost wake-up: a poke whose wake found the
+    // receiver already notified (by an earlier wake) published nothing, so
+    // the receiver could miss the poke and park for good.
+    let _w = watchdog("four_producers_four_consumers_round_after_round");
+    const PER_PRODUCER: u64 = 4_000;
+    let mut rt = rt(2);
+    for round in 0..200 {
+        let total = rt.block_on(|| {
+            let (tx, rx) = channel::<u64>(64);
+            let producers: Vec<_> = (0..4)
+                .map(|_| {
+                    let tx = tx.clone();
+                    gvthread::spawn(move |_| {
+                        for i in 0..PER_PRODUCER {
+                            tx.send(i).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            drop(tx);
+            let consumers: Vec<_> = (0..4)
+                .map(|_| {
+                    let rx = rx.clone();
+                    gvthread::spawn(move |_| rx.iter().count() as u64)
+                })
+                .collect();
+            drop(rx);
+            producers.into_iter().for_each(|p| p.join().unwrap());
+            consumers.into_iter().map(|c| c.join().unwrap()).sum::<u64>()
+        });
+        assert_eq!(total, 4 * PER_PRODUCER, "round {round}");
+    }
+}

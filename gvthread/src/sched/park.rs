@@ -392,3 +392,63 @@ pub fn sleep(d: Duration) {
         park_until(deadline);
     }
 }
+
+/// The wake protocol's publication rule (loom): everything a waker wrote
+/// before `Shared::wake` is visible to the wakee once its park returns, even
+/// when the wake finds `NOTIFIED` already set by an earlier, unrelated wake
+/// (the wakee may consume that one first). The word is abstracted to its
+/// `NOTIFIED` bit of an `ACTIVE` GVThread; `wake` is `Shared::wake`'s
+/// `ACTIVE` branch, the wakee's loop `park`'s consuming fast path.
+/// Run: `RUSTFLAGS="--cfg loom" cargo test -p gvthread --lib --release loom_`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicU64, Ordering};
+
+    use crate::task::state::NOTIFIED;
+
+    /// `Shared::wake` on an `ACTIVE` word: always an exchange, even when the
+    /// bit is already set (a plain "already notified" return publishes
+    /// nothing).
+    fn wake(word: &AtomicU64) {
+        let mut cur = word.load(Ordering::Acquire);
+        loop {
+            match word.compare_exchange_weak(cur, cur | NOTIFIED, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(c) => cur = c,
+            }
+        }
+    }
+
+    #[test]
+    fn loom_a_wake_publishes_the_wakers_writes() {
+        loom::model(|| {
+            let word = Arc::new(AtomicU64::new(0));
+            let data = Arc::new(AtomicU64::new(0));
+            let stale = {
+                let word = word.clone();
+                loom::thread::spawn(move || wake(&word))
+            };
+            let waker = {
+                let (word, data) = (word.clone(), data.clone());
+                loom::thread::spawn(move || {
+                    data.store(1, Ordering::Relaxed); // e.g. a fast waiter's poke
+                    wake(&word);
+                })
+            };
+            // The wakee parks until it sees the data, consuming one
+            // notification per return from `park`.
+            loop {
+                while word.load(Ordering::Acquire) & NOTIFIED == 0 {
+                    loom::thread::yield_now();
+                }
+                word.fetch_and(!NOTIFIED, Ordering::Acquire);
+                if data.load(Ordering::Relaxed) == 1 {
+                    break;
+                }
+            }
+            stale.join().unwrap();
+            waker.join().unwrap();
+        });
+    }
+}

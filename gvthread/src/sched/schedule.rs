@@ -360,12 +360,14 @@ impl Shared {
             }
             let new = match state::kind(cur) {
                 PARKED | BLOCKED => state::with_kind(cur, ACTIVE),
-                ACTIVE => {
-                    if cur & NOTIFIED != 0 {
-                        return true;
-                    }
-                    cur | NOTIFIED
-                }
+                // Also when `NOTIFIED` is already set: the exchange (of the
+                // word for itself, then) is what publishes everything the
+                // waker did before this wake to the GVThread's next park,
+                // whose consuming read-modify-write acquires it. A plain
+                // "already notified" return would leave the waker's last
+                // writes (say, a fast waiter's poke) possibly unseen by a
+                // wakee that consumed an earlier notification.
+                ACTIVE => cur | NOTIFIED,
                 _ => return false,
             };
             // AcqRel: Acquire pairs with the Release in `finish_park` (the

@@ -13,8 +13,10 @@
 //! * **Register** (a GVThread about to block in `recv`, only when no other
 //!   receiver is queued on the locked path): `null -> BUSY`, store who it is,
 //!   then publish its slot's address (Release). Then a SeqCst fence and a
-//!   look at the ring and the senders-gone flag: if either changed, it
-//!   withdraws and retries; otherwise it parks.
+//!   look at the ring, the senders-gone flag and the put-back flag (values
+//!   an unwinding receiver put back ahead of the ring, which only the locked
+//!   path takes): if any changed, it withdraws and retries; otherwise it
+//!   parks.
 //! * **Claim** (a sender with a value for a waiting receiver, or a party
 //!   with news for it: a value pushed into the ring, the last sender gone, a
 //!   notification passed on): `slot address -> BUSY` (Acquire), read who it

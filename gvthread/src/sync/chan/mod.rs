@@ -196,6 +196,7 @@ fn new_chan<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         receivers_gone: AtomicBool::new(false),
         senders_gone: AtomicBool::new(false),
         fast: FastWaiter::new(),
+        put_back: AtomicBool::new(false),
         state: Mutex::new(State {
             buf: Buf { ring, q: VecDeque::new() },
             offer_ids: VecDeque::new(),
@@ -224,6 +225,10 @@ pub(crate) struct Chan<T> {
     senders_gone: AtomicBool,
     /// The lock-free registration of one blocked receiver (see `fast`).
     fast: FastWaiter,
+    /// Bounded and unbounded: whether values wait in `Buf::q` (put back by
+    /// a receiver that unwound with a handed-over value), which only the
+    /// locked path takes; mirrored like the waiting flags (see `fast`).
+    put_back: AtomicBool,
     state: Mutex<State<T>>,
 }
 
@@ -430,6 +435,10 @@ impl<T> Chan<T> {
                 if self.recv_waiting.load(Ordering::Relaxed) != rw {
                     self.recv_waiting.store(rw, Ordering::Relaxed);
                 }
+                let pb = !st.buf.q.is_empty();
+                if self.put_back.load(Ordering::Relaxed) != pb {
+                    self.put_back.store(pb, Ordering::Relaxed);
+                }
                 if self.send_waiting.load(Ordering::Relaxed) != sw {
                     self.send_waiting.store(sw, Ordering::Relaxed);
                 }
@@ -453,7 +462,7 @@ impl<T> Chan<T> {
         }
         // The fast waiter, with nothing queued ahead of it: straight into
         // its slot, without the lock (see `fast`).
-        let v = if self.fast.maybe_waiting() && ring.is_empty() {
+        let v = if self.fast.maybe_waiting() && ring.is_empty() && !self.put_back.load(Ordering::Relaxed) {
             match self.fast_deliver(v) {
                 Ok(()) => return Ok(()),
                 Err(v) => v,
@@ -522,7 +531,7 @@ impl<T> Chan<T> {
         let ring = self.ring.as_ref()?;
         // Dekker with a registering fast waiter's re-check (see `fast`).
         fence(Ordering::SeqCst);
-        if ring.is_empty() { None } else { self.fast_poke() }
+        if ring.is_empty() && !self.put_back.load(Ordering::Relaxed) { None } else { self.fast_poke() }
     }
 
     /// Drops every value in the ring (once every receiver is gone).
@@ -986,7 +995,7 @@ impl<T> Chan<T> {
     /// clear: take the locked path (see `fast`).
     fn fast_register(&self, slot: &Slot<T>, fast: &mut bool) -> Option<T> {
         let ring = self.ring.as_ref()?;
-        if self.recv_waiting.load(Ordering::Relaxed) {
+        if self.recv_waiting.load(Ordering::Relaxed) || self.put_back.load(Ordering::Relaxed) {
             return None;
         }
         if let Some(v) = self.try_fast_recv() {
@@ -999,7 +1008,7 @@ impl<T> Chan<T> {
         }
         // Dekker with senders and the last sender's drop (see `fast`).
         fence(Ordering::SeqCst);
-        if ring.is_empty() && !self.senders_gone.load(Ordering::Relaxed) {
+        if ring.is_empty() && !self.senders_gone.load(Ordering::Relaxed) && !self.put_back.load(Ordering::Relaxed) {
             *fast = true;
             return None;
         }

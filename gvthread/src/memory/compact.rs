@@ -499,24 +499,7 @@ impl SlotPool {
         if self.compact.after_ns.load(Ordering::Relaxed) == 0 {
             return f(StackAt::Live);
         }
-        let st = self.state(slot);
-        let mut spins = 0u32;
-        let word = loop {
-            let w = st.load(Ordering::Acquire);
-            if w & COMPACTING != 0 {
-                spins += 1;
-                if spins < 64 {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
-                continue;
-            }
-            // Acquire: the compactor's buffer (published before its Release).
-            if st.compare_exchange_weak(w, w | COMPACTING, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                break w;
-            }
-        };
+        let word = self.hold(slot);
         let at = if word & COMPACTED != 0 {
             let (chunk, k) = self.chunk_and_index(slot);
             let buf = chunk.compact[k].load(Ordering::Acquire).cast::<Buf>();
@@ -536,6 +519,31 @@ impl SlotPool {
         let r = f(at);
         self.unlock(slot);
         r
+    }
+
+    /// Takes `slot`'s `COMPACTING` bit, waiting while someone else holds it
+    /// (a compactor, restorer or writer: a copy and a few system calls from
+    /// done, taking no lock meanwhile). Returns the word it was taken from.
+    fn hold(&self, slot: u32) -> u64 {
+        let st = self.state(slot);
+        let mut spins = 0u32;
+        loop {
+            let w = st.load(Ordering::Acquire);
+            if w & COMPACTING != 0 {
+                spins += 1;
+                if spins < 64 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+                continue;
+            }
+            // Acquire: the previous holder's accesses to the stack and the
+            // buffer it published (before its Release).
+            if st.compare_exchange_weak(w, w | COMPACTING, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                return w;
+            }
+        }
     }
 
     /// Clears `slot`'s `COMPACTING` bit (Release: our accesses to its stack
@@ -624,25 +632,10 @@ impl SlotPool {
     fn restore(&self, slot: u32) {
         let start = Instant::now();
         let st = self.state(slot);
-        let mut spins = 0u32;
-        loop {
-            let w = st.load(Ordering::Acquire);
-            if w & COMPACTING != 0 {
-                // The holder is a copy and a few system calls from done.
-                spins += 1;
-                if spins < 64 {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
-                continue;
-            }
-            if w & COMPACTED == 0 {
-                return; // the compactor gave up
-            }
-            if st.compare_exchange_weak(w, w | COMPACTING, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                break;
-            }
+        if self.hold(slot) & COMPACTED == 0 {
+            // The compactor gave up (or a writer held the stack).
+            self.unlock(slot);
+            return;
         }
         let (chunk, k) = self.chunk_and_index(slot);
         let buf = chunk.compact[k].swap(ptr::null_mut(), Ordering::Acquire).cast::<Buf>();

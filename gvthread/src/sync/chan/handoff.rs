@@ -99,10 +99,8 @@ impl<T> Slot<T> {
             StackAt::Live => unsafe { Self::fill(ptr, v) },
             StackAt::Saved(p) => {
                 debug_assert!(Self::MOVABLE, "a receiver of over-aligned values was compacted");
-                // SAFETY: `p` is the copy of the live, empty `Slot<T>` at
-                // `ptr` (alignment kept: `MOVABLE`, or the receiver would
-                // not have been compacted); the receiver cannot run or be
-                // restored while we hold its stack, so we are its only user.
+                // SAFETY: `p` is the (aligned: `MOVABLE`) copy of the empty
+                // slot at `ptr`; while we hold the stack nobody else uses it.
                 unsafe { Self::fill(NonNull::new_unchecked(p).cast(), v) }
             }
         })

@@ -15,15 +15,18 @@
 //!   `std::sync::Mutex`.
 //! * `mutex_contended`: 4 parties each incrementing a shared counter under the
 //!   lock; one iteration is one lock/unlock. 4 GVThreads on 2 workers with
-//!   `SchedMutex` against 4 OS threads with `std::sync::Mutex`.
+//!   `SchedMutex` against 4 OS threads with `std::sync::Mutex` and 4 tokio
+//!   tasks on 2 workers with `tokio::sync::Mutex`.
+//!   `mutex_contended_with_work`: the same with a short stretch of work
+//!   inside the critical section and again outside it.
 //!
 //! Batched benchmarks use `iter_custom`: a batch runs inside one `block_on`
 //! (or one set of threads) and is timed there, so per-batch setup becomes
 //! criterion's intercept, not the reported slope.
 //!
 //! Run with `cargo bench -p benches --bench sync` (about a minute). The
-//! channel groups also run `benches/go/chan.go` when `go` is on `PATH`; it
-//! prints Go's figures for the same scenarios.
+//! channel and mutex groups also run `benches/go/chan.go` when `go` is on
+//! `PATH`; it prints Go's figures for the same scenarios.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -113,6 +116,8 @@ fn ping_pong(c: &mut Criterion) {
 }
 
 const PARTIES: u64 = 4;
+/// Steps of [`work`] in the `with_work` rows (the same count as Go's).
+const WORK_STEPS: u64 = 20;
 
 fn gvthread_mpmc(rt: &mut Runtime, iters: u64) -> Duration {
     let per = iters.div_ceil(PARTIES);
@@ -206,7 +211,21 @@ fn mutex_uncontended(c: &mut Criterion) {
     g.finish();
 }
 
-fn gvthread_contended(rt: &mut Runtime, iters: u64) -> Duration {
+/// A short stretch of work (a chain of xorshift steps, which compiles to the
+/// same dependent shifts and xors in Go's version), done inside the critical
+/// section and again outside it in the `with_work` rows.
+#[inline]
+fn work(steps: u64) {
+    let mut x = black_box(0x9E37_79B9_7F4A_7C15u64);
+    for _ in 0..steps {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    black_box(x);
+}
+
+fn gvthread_contended(rt: &mut Runtime, iters: u64, steps: u64) -> Duration {
     let per = iters.div_ceil(PARTIES);
     rt.block_on(move || {
         let m = Arc::new(SchedMutex::new(0u64));
@@ -216,7 +235,11 @@ fn gvthread_contended(rt: &mut Runtime, iters: u64) -> Duration {
                 let m = m.clone();
                 gvthread::spawn(move |_| {
                     for _ in 0..per {
-                        *m.lock() += 1;
+                        let mut g = m.lock();
+                        *g += 1;
+                        work(steps);
+                        drop(g);
+                        work(steps);
                     }
                 })
             })
@@ -230,7 +253,7 @@ fn gvthread_contended(rt: &mut Runtime, iters: u64) -> Duration {
     })
 }
 
-fn std_contended(iters: u64) -> Duration {
+fn std_contended(iters: u64, steps: u64) -> Duration {
     let per = iters.div_ceil(PARTIES);
     let m = Arc::new(std::sync::Mutex::new(0u64));
     let start = Instant::now();
@@ -239,7 +262,11 @@ fn std_contended(iters: u64) -> Duration {
             let m = m.clone();
             std::thread::spawn(move || {
                 for _ in 0..per {
-                    *m.lock().unwrap() += 1;
+                    let mut g = m.lock().unwrap();
+                    *g += 1;
+                    work(steps);
+                    drop(g);
+                    work(steps);
                 }
             })
         })
@@ -252,13 +279,47 @@ fn std_contended(iters: u64) -> Duration {
     t
 }
 
+fn tokio_contended(rt: &tokio::runtime::Runtime, iters: u64, steps: u64) -> Duration {
+    let per = iters.div_ceil(PARTIES);
+    rt.block_on(async move {
+        let m = Arc::new(tokio::sync::Mutex::new(0u64));
+        let start = Instant::now();
+        let hs: Vec<_> = (0..PARTIES)
+            .map(|_| {
+                let m = m.clone();
+                tokio::spawn(async move {
+                    for _ in 0..per {
+                        let mut g = m.lock().await;
+                        *g += 1;
+                        work(steps);
+                        drop(g);
+                        work(steps);
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+        let t = start.elapsed();
+        assert_eq!(*m.lock().await, per * PARTIES);
+        t
+    })
+}
+
 fn mutex_contended(c: &mut Criterion) {
-    let mut g = c.benchmark_group("mutex_contended");
-    g.sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
     let mut rt = runtime(2);
-    g.bench_function("sched_mutex_4_gvthreads_2_workers", |b| b.iter_custom(|n| gvthread_contended(&mut rt, n)));
-    g.bench_function("std_mutex_4_os_threads", |b| b.iter_custom(std_contended));
-    g.finish();
+    let tokio_mt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("tokio runtime");
+    for (group, steps) in [("mutex_contended", 0), ("mutex_contended_with_work", WORK_STEPS)] {
+        let mut g = c.benchmark_group(group);
+        g.sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+        g.bench_function("sched_mutex_4_gvthreads_2_workers", |b| {
+            b.iter_custom(|n| gvthread_contended(&mut rt, n, steps))
+        });
+        g.bench_function("std_mutex_4_os_threads", |b| b.iter_custom(|n| std_contended(n, steps)));
+        g.bench_function("tokio_mutex_4_tasks_2_workers", |b| b.iter_custom(|n| tokio_contended(&tokio_mt, n, steps)));
+        g.finish();
+    }
 }
 
 fn gvthread_recv(rt: &mut Runtime, iters: u64) -> Duration {

@@ -92,8 +92,9 @@ fn waiter_is_not_starved_while_others_hammer_the_lock() {
     // queueing. With two, the other worker's hammerers kept acquiring
     // whenever Linux kept the victim's thread waiting in that gap (77
     // acquisitions under qemu-aarch64 in CI), which says nothing about the
-    // mutex. A barging mutex still fails here: the unlocking hammerer would
-    // take the lock back before the woken victim runs.
+    // mutex. A mutex that lets lockers barge without limit fails here: the
+    // unlocking hammerer takes the lock back before the woken victim runs,
+    // every time.
     let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1).enable_forced_preempt(false));
     rt.block_on(|| {
         let m = Arc::new(SchedMutex::new(()));
@@ -136,9 +137,12 @@ fn waiter_is_not_starved_while_others_hammer_the_lock() {
         for h in hammerers {
             h.join().unwrap();
         }
-        // FIFO hand-off: at most one acquisition per waiter ahead of the
-        // victim, plus slack for acquisitions between `before` and queueing.
-        assert!(worst <= 2 * HAMMERERS + 2, "victim waited through {worst} acquisitions by others");
+        // A woken waiter loses to a barging locker at most twice before the
+        // mutex hands the lock over in turn, so each waiter ahead of the
+        // victim, and the victim itself, costs at most three acquisitions;
+        // plus slack for acquisitions between `before` and queueing. (This
+        // program measures 11.)
+        assert!(worst <= 3 * (HAMMERERS + 1) + 2, "victim waited through {worst} acquisitions by others");
         assert!(acquisitions.load(Ordering::Relaxed) > 0);
     });
 }
@@ -295,4 +299,56 @@ fn hand_off_to_a_waiter_unwinding_at_shutdown_is_passed_on() {
         let n = *m.try_lock().expect("released after every waiter unwound");
         assert!(n <= 4);
     }
+}
+
+#[test]
+fn gvthreads_and_os_threads_count_exactly_under_forced_preemption() {
+    // Short critical sections that allocate, some held across a yield (so
+    // waiters park, lose, starve and get the lock handed over), GVThreads
+    // preempted by SIGURG while holding it or spinning for it, and OS threads
+    // contending beside them. CI also runs this beside two busy loops.
+    let _w = watchdog("gvthreads_and_os_threads_count_exactly_under_forced_preemption");
+    const GVTHREADS: u64 = 8;
+    const THREADS: u64 = 2;
+    const ROUNDS: u64 = 20_000;
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(2).time_slice(Duration::from_millis(1)));
+    let m = Arc::new(SchedMutex::new(Vec::<u64>::new()));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                for i in 0..ROUNDS {
+                    m.lock().push(t * ROUNDS + i);
+                }
+            })
+        })
+        .collect();
+    let shared = m.clone();
+    rt.block_on(move || {
+        let m = shared;
+        let hs: Vec<_> = (0..GVTHREADS)
+            .map(|g| {
+                let m = m.clone();
+                gvthread::spawn(move |_| {
+                    for i in 0..ROUNDS {
+                        let mut v = m.lock();
+                        v.push((THREADS + g) * ROUNDS + i);
+                        if i % 256 == 0 {
+                            gvthread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut v = std::mem::take(&mut *m.lock());
+    assert_eq!(v.len() as u64, (GVTHREADS + THREADS) * ROUNDS);
+    v.sort_unstable();
+    assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64), "every push exactly once");
 }

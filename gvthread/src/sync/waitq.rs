@@ -10,8 +10,10 @@
 //! a forced preemption never freezes a GVThread holding it: other workers
 //! would otherwise block on it in the kernel. Hence nothing done under it may
 //! park, and wakes happen after it is released (below). Every entry carries a
-//! [`WaitId`] taken from a per-queue counter that only grows, so the queue is
-//! always sorted by id and lookups are binary searches.
+//! [`WaitId`] taken from a per-queue counter that only grows (or, for the
+//! rare entry that joins at the front, from one that only shrinks, below all
+//! of the first's), so the queue is always sorted by id and lookups are
+//! binary searches.
 //!
 //! * A blocking operation that cannot proceed pushes its [`Waiter`], unlocks,
 //!   and parks. It re-locks after every return from `park` and checks its
@@ -193,8 +195,15 @@ impl Entry {
 /// A FIFO queue of waiters with identities (see the module docs).
 pub(crate) struct WaitQueue {
     entries: VecDeque<(WaitId, Entry)>,
+    /// The next id for the back: grows from [`FIRST_BACK_ID`].
     next_id: WaitId,
+    /// The next id for the front: shrinks from just below it, so entries
+    /// stay sorted by id whichever end they join.
+    next_front_id: WaitId,
 }
+
+/// Where back ids start; front ids count down from just below.
+const FIRST_BACK_ID: WaitId = 1 << 62;
 
 // SAFETY: the only non-Send part is the select context pointer, which is only
 // dereferenced under the owning lock while the context is alive (module docs);
@@ -204,11 +213,11 @@ unsafe impl Send for WaitQueue {}
 impl WaitQueue {
     /// An empty queue.
     pub(crate) const fn new() -> WaitQueue {
-        WaitQueue { entries: VecDeque::new(), next_id: 1 }
+        WaitQueue { entries: VecDeque::new(), next_id: FIRST_BACK_ID, next_front_id: FIRST_BACK_ID - 1 }
     }
 
-    /// Takes a fresh id without queueing anything (ids of one queue are
-    /// strictly increasing, whether queued or not).
+    /// Takes a fresh id without queueing anything (back ids of one queue
+    /// are strictly increasing, whether queued or not).
     pub(crate) fn alloc_id(&mut self) -> WaitId {
         let id = self.next_id;
         self.next_id += 1;
@@ -229,6 +238,16 @@ impl WaitQueue {
     pub(crate) fn push_current(&mut self) -> WaitId {
         let id = self.alloc_id();
         self.entries.push_back((id, Entry::Plain(WaitRef::current(), None)));
+        id
+    }
+
+    /// Like [`push_current`](Self::push_current), but at the front: the
+    /// caller keeps its turn (a waiter woken to compete that lost). Its id
+    /// is smaller than every other entry's.
+    pub(crate) fn push_current_front(&mut self) -> WaitId {
+        let id = self.next_front_id;
+        self.next_front_id -= 1;
+        self.entries.push_front((id, Entry::Plain(WaitRef::current(), None)));
         id
     }
 
@@ -297,6 +316,16 @@ impl WaitQueue {
         while let Some((_, e)) = self.entries.pop_front() {
             if let Some(w) = e.notify() {
                 return Some(w);
+            }
+        }
+        None
+    }
+
+    /// Like [`pop`](Self::pop), and also returns the entry's id.
+    pub(crate) fn pop_entry(&mut self) -> Option<(WaitId, Waiter)> {
+        while let Some((id, e)) = self.entries.pop_front() {
+            if let Some(w) = e.notify() {
+                return Some((id, w));
             }
         }
         None

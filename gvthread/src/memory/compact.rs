@@ -494,11 +494,18 @@ impl SlotPool {
     /// GVThread may carry the bit meanwhile, which every transition keeps
     /// (they are compare-and-swaps on the whole word) and which a resumer
     /// waits out. `f` must not block, allocate or unwind.
+    #[inline]
     pub(crate) fn with_stack_held<R>(&self, slot: u32, addr: usize, len: usize, f: impl FnOnce(StackAt) -> R) -> R {
         // Relaxed: set once, before the runtime's first GVThread.
         if self.compact.after_ns.load(Ordering::Relaxed) == 0 {
             return f(StackAt::Live);
         }
+        self.with_stack_held_compacting(slot, addr, len, f)
+    }
+
+    /// [`with_stack_held`](Self::with_stack_held) in a runtime that compacts.
+    #[inline(never)]
+    fn with_stack_held_compacting<R>(&self, slot: u32, addr: usize, len: usize, f: impl FnOnce(StackAt) -> R) -> R {
         let word = self.hold(slot);
         let at = if word & COMPACTED != 0 {
             let (chunk, k) = self.chunk_and_index(slot);
@@ -618,11 +625,12 @@ impl SlotPool {
     /// Restores `slot`'s stack if it is compacted. Called by whoever is
     /// about to resume the GVThread in `slot`, before anything reads its
     /// header or stack. A plain load when nothing is compacted.
+    /// `st` is `slot`'s state word.
     #[inline]
-    pub(crate) fn restore_if_compacted(&self, slot: u32) {
+    pub(crate) fn restore_if_compacted(&self, slot: u32, st: &AtomicU64) {
         // Relaxed: the run queue we took `slot` from ordered the waker's
         // CAS (which carried our bits along) before this load.
-        if self.state(slot).load(Ordering::Relaxed) & (COMPACTING | COMPACTED) != 0 {
+        if st.load(Ordering::Relaxed) & (COMPACTING | COMPACTED) != 0 {
             self.restore(slot);
         }
     }

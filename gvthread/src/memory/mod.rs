@@ -75,7 +75,7 @@ pub(crate) use class::{DEFAULT_STACK, MAX_SLOT, StackClass};
 pub(crate) use compact::{LATENCY_BUCKETS, StackAt, StackExposed};
 pub(crate) use guard::ensure_altstack;
 pub(crate) use os::{GuardScheme, current_map_count, max_map_count, probe_guard_scheme};
-pub(crate) use slots::{AllocError, SlotCache, SlotPool};
+pub(crate) use slots::{AllocError, SlotAt, SlotCache, SlotPool};
 
 /// Size of the inaccessible guard page at the bottom of each slot.
 pub(crate) const GUARD_SIZE: usize = 4096;

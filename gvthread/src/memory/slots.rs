@@ -46,6 +46,7 @@ use super::guard;
 use super::os::{self, GuardScheme};
 use super::stack::IdStack;
 use super::{PAGE_SIZE, SLOTS_PER_CHUNK};
+use crate::task::header::{HEADER_SIZE, Header};
 
 /// Chunks start 2 MiB-aligned, or 1 MiB past that for slots of 2 MiB and
 /// more (see the module docs of `memory`).
@@ -89,6 +90,8 @@ impl fmt::Display for AllocError {
 /// interleave two users. The pool reserves `CAPACITY` extra slot ids per
 /// role, so free slots hidden in caches never make a fresh allocation exceed
 /// the pool's capacity. Cached slots may be of any class: the spawner checks.
+/// A role about to sleep gives them all back (`Shared::return_cached_slots`),
+/// so an idle runtime's chunks can be given back whole.
 pub(crate) struct SlotCache(std::cell::UnsafeCell<Vec<u32>>);
 
 // SAFETY: see the type docs: one user at a time (the role holder, inside a
@@ -306,6 +309,35 @@ pub(super) struct Maint {
     pub(super) window_start: Instant,
 }
 
+/// A slot's state word and header ([`SlotPool::locate`]). Both addresses
+/// are fixed for the slot's id and stay valid as long as the pool (chunks
+/// are never unmapped before it goes); the header is only read while the
+/// slot is allocated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SlotAt {
+    state: *const AtomicU64,
+    /// The slot's header, at the top of its stack.
+    pub(crate) header: *mut Header,
+}
+
+impl SlotAt {
+    /// Names no slot (a machine in its scheduler loop).
+    pub(crate) const NONE: SlotAt = SlotAt { state: ptr::null(), header: ptr::null_mut() };
+
+    /// The slot's state word.
+    ///
+    /// # Safety
+    ///
+    /// `self` came from [`SlotPool::locate`] of a pool that is still alive
+    /// (any holder of its runtime's `Shared`, such as a machine, keeps it).
+    #[inline]
+    pub(crate) unsafe fn state<'a>(self) -> &'a AtomicU64 {
+        // SAFETY: the caller's contract: the word lives in a chunk of a
+        // live pool, and chunks stay mapped as long as the pool.
+        unsafe { &*self.state }
+    }
+}
+
 /// Owner of every slot of one runtime.
 pub(crate) struct SlotPool {
     pub(super) table: Box<ChunkTable>,
@@ -437,6 +469,15 @@ impl SlotPool {
     /// The stack size class of `slot`.
     pub(crate) fn class_of(&self, slot: u32) -> StackClass {
         self.chunk(slot).class
+    }
+
+    /// Where `slot`'s state word and header are, with one chunk lookup for
+    /// both (the scheduler's resume and park paths use both).
+    #[inline]
+    pub(crate) fn locate(&self, slot: u32) -> SlotAt {
+        let (c, k) = self.chunk_and_index(slot);
+        let top = c.slot_base(k).wrapping_add(c.slot_size);
+        SlotAt { state: c.state_at(k), header: top.wrapping_sub(HEADER_SIZE).cast() }
     }
 
     /// The state word of `slot`.

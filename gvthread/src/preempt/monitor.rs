@@ -147,8 +147,7 @@ impl Monitor {
             let stalled = now.duration_since(watch.since);
             // Wake-up preemption: something woke for this role while the
             // running GVThread has had its minimum share.
-            let woken = w.woken.load(Ordering::Relaxed)
-                && (stalled >= cfg.wakeup_granularity || w.urgent_wake.load(Ordering::Relaxed));
+            let woken = w.has_woken() && (stalled >= cfg.wakeup_granularity || w.urgent_wake.load(Ordering::Relaxed));
             if woken && !w.preempt.load(Ordering::Relaxed) {
                 w.preempt.store(true, Ordering::Release);
                 shared.metrics.wakeup_preemptions.fetch_add(1, Ordering::Relaxed);
@@ -212,7 +211,7 @@ impl Monitor {
         let mut recheck: Option<u64> = None;
         let mut look_again = |at: u64| recheck = Some(recheck.map_or(at, |r| r.min(at)));
         for (w, retry) in shared.workers.iter().zip(self.retries.iter_mut()) {
-            if !w.woken.load(Ordering::Relaxed) {
+            if !w.has_woken() {
                 continue;
             }
             let activity = w.activity.load(Ordering::Relaxed);
@@ -255,6 +254,6 @@ fn hog_on_cpu(shared: &Shared, w: &Worker, holder: &Machine, activity: u64, due:
     }
     let Some(used) = cpu_time::used_since_look(w, holder, activity) else { return false };
     let due = due.as_nanos().min(u128::from(u64::MAX)) as u64;
-    let needed = if w.woken.load(Ordering::Relaxed) { shared.wakeup_granularity_ns().min(due) } else { due };
+    let needed = if w.has_woken() { shared.wakeup_granularity_ns().min(due) } else { due };
     cpu_time::running(used, needed) == 0
 }

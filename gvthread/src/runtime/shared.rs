@@ -76,6 +76,8 @@ pub(crate) struct Shared {
     pub(crate) threads: Mutex<Vec<RoleThread>>,
     /// Start of the coarse clock.
     pub(crate) epoch: std::time::Instant,
+    /// `CLOCK_MONOTONIC` (ns) at `epoch`, for [`mono_coarse_now`](Self::mono_coarse_now).
+    epoch_mono_ns: u64,
     /// Coarse clock: ns since `epoch`, advanced by the timer thread at every
     /// wake-up (every tick while any role is busy). Scheduling decisions read
     /// it instead of the system clock.
@@ -113,6 +115,7 @@ impl Shared {
             spare_starter: Parker::new(),
             threads: Mutex::new(Vec::new()),
             epoch: std::time::Instant::now(),
+            epoch_mono_ns: crate::util::clock::mono_nanos(),
             coarse_ns: std::sync::atomic::AtomicU64::new(0),
             monitor_idle: AtomicBool::new(false),
             metrics: Counters::default(),
@@ -227,13 +230,6 @@ impl Shared {
         unsafe { (*self.header(slot)).bound.store(m as *const Machine as *mut Machine, Ordering::Release) };
     }
 
-    /// Whether `slot` is frozen in some machine's signal handler.
-    #[inline]
-    pub(crate) fn is_bound(&self, slot: u32) -> bool {
-        // SAFETY: the header of a queued slot is valid; `bound` is atomic.
-        unsafe { !(*self.header(slot)).bound.load(Ordering::Acquire).is_null() }
-    }
-
     /// Takes the machine `slot` is bound to (null if none).
     pub(crate) fn take_bound_machine(&self, slot: u32) -> *const Machine {
         // SAFETY: as above.
@@ -269,6 +265,17 @@ impl Shared {
     #[inline]
     pub(crate) fn coarse_now(&self) -> u64 {
         self.coarse_ns.load(Ordering::Relaxed)
+    }
+
+    /// The coarse clock in `CLOCK_MONOTONIC` nanoseconds, the domain of
+    /// `util::clock::coarse_nanos` (to within its resolution): for
+    /// bookkeeping on hot paths that other code compares with that clock
+    /// (how long a GVThread has been parked). An atomic load, no clock read;
+    /// at most a tick behind while any role is busy (a role that becomes
+    /// busy advances it first: `Machine::run_gvthread`).
+    #[inline]
+    pub(crate) fn mono_coarse_now(&self) -> u64 {
+        self.epoch_mono_ns.wrapping_add(self.coarse_now())
     }
 
     /// Records that the GVThread running on `w` used up its time slice now.

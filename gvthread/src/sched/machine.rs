@@ -46,6 +46,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, O
 
 use super::worker::Worker;
 use crate::arch::{self, Context};
+use crate::memory::SlotAt;
 use crate::preempt::signal::{PREEMPT_SIGNAL, PREEMPT_TAG};
 use crate::runtime::shared::Shared;
 use crate::util::futex;
@@ -88,7 +89,13 @@ pub(crate) struct Machine {
     worker: Cell<*const Worker>,
     sched_ctx: UnsafeCell<Context>,
     current: Cell<u32>,
+    /// Where `current`'s state word and header are (`SlotAt::NONE` with
+    /// `NO_GVTHREAD`): the park and switch paths need no slot lookup.
+    current_at: Cell<SlotAt>,
     pending: Cell<Pending>,
+    /// Where the slot named by `pending` is (its `current_at` when it
+    /// switched away).
+    pending_at: Cell<SlotAt>,
     /// Depth of runtime sections (see the module docs).
     in_runtime: Cell<u32>,
     /// A GVThread taken from a queue by `successor` that is held by another
@@ -179,7 +186,9 @@ pub(crate) fn run(shared: Arc<Shared>, role: usize, primary: bool) {
         worker: Cell::new(ptr::null()),
         sched_ctx: UnsafeCell::new(Context::default()),
         current: Cell::new(NO_GVTHREAD),
+        current_at: Cell::new(SlotAt::NONE),
         pending: Cell::new(Pending::None),
+        pending_at: Cell::new(SlotAt::NONE),
         in_runtime: Cell::new(0),
         deferred: Cell::new(NO_GVTHREAD),
         rand: FastRand::new(0x9E37_79B9_7F4A_7C15 ^ (role as u64 + 1) ^ (&shared as *const _ as u64)),
@@ -239,8 +248,23 @@ impl Machine {
     }
 
     /// The slot of the GVThread running on this machine, or `NO_GVTHREAD`.
+    #[inline]
     pub(crate) fn current_slot(&self) -> u32 {
         self.current.get()
+    }
+
+    /// Where the running GVThread's state word and header are
+    /// (`SlotAt::NONE` in the scheduler loop).
+    #[inline]
+    pub(crate) fn current_at(&self) -> SlotAt {
+        self.current_at.get()
+    }
+
+    /// Names the GVThread about to run (or `NO_GVTHREAD`).
+    #[inline]
+    fn set_current(&self, slot: u32, at: SlotAt) {
+        self.current.set(slot);
+        self.current_at.set(at);
     }
 
     /// Depth of runtime sections.
@@ -395,6 +419,10 @@ impl Machine {
             if spin_for_work(sh, w) {
                 continue;
             }
+            self.enter();
+            // SAFETY: we hold `w`'s role, inside the section just entered.
+            unsafe { sh.return_cached_slots(w) };
+            self.leave();
             idle.prepare_sleep(w.index, searching);
             searching = false;
             if (sh.is_stopped() || sh.has_work_for(w)) && idle.cancel_sleep(w.index) {
@@ -419,9 +447,12 @@ impl Machine {
     /// which leaves this machine a spare.
     fn run_gvthread(&self, slot: u32) -> bool {
         let sh = &*self.shared;
+        let at = sh.slots.locate(slot);
+        // SAFETY: our `Shared` keeps the pool alive.
+        let st = unsafe { at.state() };
         // Stack compaction (memory/compact.rs): a long-parked GVThread's
         // stack is copied back before anything reads its header.
-        sh.slots.restore_if_compacted(slot);
+        sh.slots.restore_if_compacted(slot, st);
         let holder = sh.take_bound_machine(slot);
         if !holder.is_null() {
             let role = self.drop_role();
@@ -431,17 +462,25 @@ impl Machine {
             return true;
         }
         let w = self.worker();
-        sh.about_to_run(slot, w);
+        sh.about_to_run(slot, st, w);
         // Enter the section before `current` names the GVThread: the signal
         // handler must never take the scheduler stack for the GVThread's.
         self.enter();
-        self.current.set(slot);
+        self.set_current(slot, at);
+        let was_idle = !w.busy.load(Ordering::Relaxed);
+        if was_idle {
+            // The timer thread advances the coarse clock only while some
+            // role is busy: bring it up to date before it dates anything
+            // (the switch below, the parks that follow).
+            sh.set_coarse_now(std::time::Instant::now());
+        }
         w.note_switch(sh.coarse_now());
-        if !w.busy.load(Ordering::Relaxed) {
+        if was_idle {
             w.busy.store(true, Ordering::SeqCst);
             sh.wake_monitor();
         }
-        let to = sh.context_of(slot);
+        // SAFETY: the header of an allocated slot is mapped (and restored).
+        let to = unsafe { (*at.header).ctx.get() };
         // SAFETY: `slot` was taken from a run queue, so it is ACTIVE with a
         // saved (or fresh) context that nobody else will resume; the scheduler
         // context is ours to save into.
@@ -458,11 +497,17 @@ impl Machine {
     /// Completes what the GVThread that ran before left to do.
     #[inline]
     pub(crate) fn complete_pending(&self) {
-        match self.pending.replace(Pending::None) {
+        let pending = self.pending.replace(Pending::None);
+        if pending == Pending::None {
+            return;
+        }
+        // SAFETY: our `Shared` keeps the pool alive.
+        let st = unsafe { self.pending_at.get().state() };
+        match pending {
             Pending::None => {}
-            Pending::Yield(slot) => self.shared.finish_yield(slot, self.worker()),
+            Pending::Yield(slot) => self.shared.finish_yield(slot, st, self.worker()),
             Pending::Preempted(slot) => self.shared.finish_preempted(slot, self.worker()),
-            Pending::Park(slot) => self.shared.finish_park(slot, self.worker()),
+            Pending::Park(slot) => self.shared.finish_park(slot, st, self.worker()),
             Pending::Exit(slot) => self.shared.finish_exit(slot, self.worker()),
         }
     }
@@ -478,30 +523,30 @@ impl Machine {
     /// context (when there is none, or it is held by another machine).
     fn successor(&self, next: Option<u32>) -> *const Context {
         let sh = &*self.shared;
+        let Some(n) = next else {
+            self.set_current(NO_GVTHREAD, SlotAt::NONE);
+            return self.sched_ctx.get();
+        };
+        let at = sh.slots.locate(n);
+        // SAFETY: our `Shared` keeps the pool alive.
+        let st = unsafe { at.state() };
         // Stack compaction (memory/compact.rs): a long-parked GVThread's
         // stack is copied back before anything reads its header.
-        if let Some(n) = next {
-            sh.slots.restore_if_compacted(n);
+        sh.slots.restore_if_compacted(n, st);
+        // SAFETY: the header of a queued slot is mapped (and restored);
+        // `bound` is atomic.
+        if unsafe { !(*at.header).bound.load(Ordering::Acquire).is_null() } {
+            // Held by a machine waiting in the preemption handler: the
+            // scheduler loop hands it our role once we are off this stack.
+            self.deferred.set(n);
+            self.set_current(NO_GVTHREAD, SlotAt::NONE);
+            return self.sched_ctx.get();
         }
-        match next {
-            Some(n) if !sh.is_bound(n) => {
-                sh.about_to_run(n, self.worker());
-                self.current.set(n);
-                self.worker().note_switch(sh.coarse_now());
-                sh.context_of(n)
-            }
-            Some(n) => {
-                // Held by a machine waiting in the preemption handler: the
-                // scheduler loop hands it our role once we are off this stack.
-                self.deferred.set(n);
-                self.current.set(NO_GVTHREAD);
-                self.sched_ctx.get()
-            }
-            None => {
-                self.current.set(NO_GVTHREAD);
-                self.sched_ctx.get()
-            }
-        }
+        sh.about_to_run(n, st, self.worker());
+        self.set_current(n, at);
+        self.worker().note_switch(sh.coarse_now());
+        // SAFETY: as above; we only form a pointer to its `ctx`.
+        unsafe { (*at.header).ctx.get() }
     }
 }
 
@@ -545,9 +590,14 @@ pub(crate) fn switch_away(m: &Machine, slot: u32, action: Pending) {
 /// Like [`switch_away`] with the successor already chosen; the caller has
 /// entered a runtime section (the resumed side leaves it).
 fn switch_to(m: &Machine, slot: u32, action: Pending, next: Option<u32>) {
-    let from = m.shared.context_of(slot);
+    debug_assert_eq!(m.current.get(), slot, "only the running GVThread switches away");
+    let at = m.current_at();
+    // SAFETY: the running GVThread's header is mapped; we only form a
+    // pointer to its `ctx`.
+    let from = unsafe { (*at.header).ctx.get() };
     let to = m.successor(next);
     m.pending.set(action);
+    m.pending_at.set(at);
     // The pending action (which makes `slot` resumable by others) runs only
     // after the switch below has saved `slot`'s registers.
     // SAFETY: we run on `slot`'s stack, so its context is ours to save; `to` is
@@ -610,14 +660,23 @@ pub(crate) fn exit_gvthread(m: &Machine, slot: u32) -> ! {
 /// forced preemption cannot interrupt it. `f` must not switch.
 #[inline]
 pub(crate) fn in_section<R>(f: impl FnOnce() -> R) -> R {
+    in_section_of(current(), f)
+}
+
+/// [`in_section`] with the caller's machine already read (`current()`,
+/// since the last switch), for callers that pass it on to what runs in the
+/// section.
+#[inline]
+pub(crate) fn in_section_of<R>(m: Option<&Machine>, f: impl FnOnce() -> R) -> R {
     struct Leave(*const Machine);
     impl Drop for Leave {
+        #[inline]
         fn drop(&mut self) {
             // SAFETY: the machine outlives the section (no switch inside).
             unsafe { (*self.0).leave() };
         }
     }
-    match current() {
+    match m {
         Some(m) => {
             m.enter();
             let _leave = Leave(m);

@@ -74,6 +74,7 @@ impl Waiter {
 
     /// The runtime and slot of a GVThread waiter (`None` for an OS thread
     /// or a task).
+    #[inline]
     pub(crate) fn gvthread(&self) -> Option<(&Shared, u32)> {
         match self {
             Waiter::GvThread(r) => Some((&r.shared, r.slot)),
@@ -86,6 +87,14 @@ impl Waiter {
 
     /// Wakes the waiter.
     pub(crate) fn wake(&self) {
+        self.wake_on(None);
+    }
+
+    /// Wakes the waiter; `here` is the caller's machine if the caller read
+    /// it (`machine::current()`) in the runtime section it calls this from,
+    /// which saves the wake reading it again.
+    #[inline]
+    pub(crate) fn wake_on(&self, here: Option<&machine::Machine>) {
         match self {
             Waiter::GvThread(r) => {
                 r.wake();
@@ -94,7 +103,9 @@ impl Waiter {
                 // SAFETY: a `Near` waiter is woken by the party that made it
                 // (`GvPtr::waiter`), still on a machine of that runtime, and
                 // every machine holds an `Arc<Shared>`.
-                unsafe { p.shared.as_ref() }.wake(p.slot, p.generation);
+                let shared = unsafe { p.shared.as_ref() };
+                // A `Near` waiter's runtime is the caller's machine's.
+                shared.wake_from(p.slot, p.generation, here);
             }
             Waiter::Thread(t) => t.unpark(),
             Waiter::Task(w) => w.wake_by_ref(),
@@ -144,8 +155,19 @@ impl GvPtr {
     /// The calling GVThread, if the caller is one.
     #[inline]
     pub(crate) fn current() -> Option<GvPtr> {
-        let (m, slot) = machine::current_gvthread()?;
-        let generation = state::generation(m.shared.slots.state(slot).load(Ordering::Relaxed));
+        Self::current_on(machine::current()?)
+    }
+
+    /// The GVThread running on `m`, the caller's machine (read since the
+    /// last switch), if any.
+    #[inline]
+    pub(crate) fn current_on(m: &machine::Machine) -> Option<GvPtr> {
+        let slot = m.current_slot();
+        if slot == machine::NO_GVTHREAD {
+            return None;
+        }
+        // SAFETY: the machine keeps its runtime's pool alive.
+        let generation = state::generation(unsafe { m.current_at().state() }.load(Ordering::Relaxed));
         Some(GvPtr { shared: NonNull::from(&*m.shared), slot, generation })
     }
 
@@ -177,8 +199,20 @@ impl GvPtr {
     /// type docs).
     #[inline]
     pub(crate) unsafe fn waiter(self) -> Waiter {
+        // SAFETY: the caller's contract.
+        unsafe { self.waiter_on(machine::current()) }
+    }
+
+    /// [`waiter`](Self::waiter) with the caller's machine already read
+    /// (`machine::current()`, since the last switch).
+    ///
+    /// # Safety
+    ///
+    /// As for [`waiter`](Self::waiter).
+    #[inline]
+    pub(crate) unsafe fn waiter_on(self, here: Option<&machine::Machine>) -> Waiter {
         let rt = self.shared.as_ptr().cast_const();
-        if machine::current().is_some_and(|m| std::ptr::eq(Arc::as_ptr(&m.shared), rt)) {
+        if here.is_some_and(|m| std::ptr::eq(Arc::as_ptr(&m.shared), rt)) {
             return Waiter::Near(self);
         }
         // SAFETY: the runtime is alive (the caller's contract), and the
@@ -200,7 +234,8 @@ impl GvPtr {
 /// A reference to the calling GVThread, if the caller is one.
 pub(crate) fn current_gvref() -> Option<GvRef> {
     let (m, slot) = machine::current_gvthread()?;
-    let generation = state::generation(m.shared.slots.state(slot).load(Ordering::Relaxed));
+    // SAFETY: the machine keeps its runtime's pool alive.
+    let generation = state::generation(unsafe { m.current_at().state() }.load(Ordering::Relaxed));
     Some(GvRef { shared: m.shared.clone(), slot, generation })
 }
 
@@ -208,6 +243,7 @@ pub(crate) fn current_gvref() -> Option<GvRef> {
 ///
 /// The caller's location is recorded for `Handle::dump` (what a parked
 /// GVThread waits on is told by the file of the call site).
+#[inline]
 #[track_caller]
 pub(crate) fn park() {
     match machine::current_gvthread() {
@@ -264,22 +300,26 @@ fn park_gvthread(m: &machine::Machine, slot: u32, site: &'static Location<'stati
     }
     // SAFETY: the running GVThread's own header; `wait` is a set of atomics,
     // and the slot (so the pointer) stays ours across the park.
-    let wait: *const WaitInfo = unsafe { &(*m.shared.header(slot)).wait };
-    // Bookkeeping for `Handle::dump`: three relaxed stores and a coarse
-    // clock read (vDSO), on the GVThread's own header.
+    let wait: *const WaitInfo = unsafe { &(*m.current_at().header).wait };
+    // Bookkeeping for `Handle::dump` and compaction: three relaxed stores
+    // on the GVThread's own header, dated by the runtime's coarse clock (an
+    // atomic load: no clock read on the park path).
     // SAFETY: see above.
-    unsafe { (*wait).parking(site, timeout) };
+    unsafe { (*wait).parking(site, timeout, m.shared.mono_coarse_now()) };
+    // The runtime outlives its GVThreads (see `GvPtr`); unlike `m`, it is
+    // the same on whatever machine the park returns.
+    let shared: *const Shared = &*m.shared;
     park_gvthread_inner(m, slot);
     // SAFETY: see above (possibly on another machine now; the header is the
     // slot's, not the thread's).
     unsafe { (*wait).resumed() };
-    if let Some(m) = machine::current() {
-        unwind_if_shutting_down(&m.shared);
-    }
+    // SAFETY: this GVThread has not ended, so its runtime is alive.
+    unwind_if_shutting_down(unsafe { &*shared });
 }
 
 fn park_gvthread_inner(m: &machine::Machine, slot: u32) {
-    let st = m.shared.slots.state(slot);
+    // SAFETY: the machine keeps its runtime's pool alive.
+    let st = unsafe { m.current_at().state() };
     // Fast path: a wake already arrived; consume it without switching.
     if st.load(Ordering::Acquire) & state::NOTIFIED != 0 {
         st.fetch_and(!state::NOTIFIED, Ordering::Acquire);

@@ -1,7 +1,7 @@
 //! Run-queue policy and the state transitions of scheduling, as methods of
 //! the runtime's shared state.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::idle::Idle;
 use super::machine;
@@ -34,12 +34,11 @@ impl Shared {
         unsafe { (*self.header(slot)).ctx.get() }
     }
 
-    /// Called by `w`'s holder right before it runs `slot`: binds it to `w` if
-    /// it has never run (not under free migration), and records its
-    /// priority as the one running.
+    /// Called by `w`'s holder right before it runs `slot` (state word `st`):
+    /// binds it to `w` if it has never run (not under free migration), and
+    /// records its priority as the one running.
     #[inline]
-    pub(crate) fn about_to_run(&self, slot: u32, w: &Worker) {
-        let st = self.slots.state(slot);
+    pub(crate) fn about_to_run(&self, slot: u32, st: &AtomicU64, w: &Worker) {
         let word = st.load(Ordering::Relaxed);
         if word & state::STARTED == 0 && !self.free_migration {
             // Only the role about to run it writes these bits; wakers only
@@ -57,7 +56,7 @@ impl Shared {
     /// is due again after its time slice (see `next_quick`).
     #[inline]
     fn woken_credit(&self, w: &Worker) -> u64 {
-        if w.woken.load(Ordering::Relaxed) { self.wakeup_granularity_ns() } else { 0 }
+        if w.has_woken() { self.wakeup_granularity_ns() } else { 0 }
     }
 
     /// `wakeup_granularity` in ns.
@@ -69,8 +68,37 @@ impl Shared {
     /// Next GVThread for `w` without stealing: urgent work, `runnext`, the
     /// role's bound and fresh GVThreads, global work, then GVThreads that had
     /// their time slice, then low priority (when no dedicated workers).
+    ///
+    /// Inlined: the common case of a message-passing pair (nothing urgent,
+    /// no GVThread that had its slice waiting, not a global-queue turn, a
+    /// GVThread in `runnext`) costs a few loads; everything else is
+    /// [`next_quick_full`](Self::next_quick_full), which decides the same.
     #[inline]
     pub(crate) fn next_quick(&self, w: &Worker) -> Option<u32> {
+        // `runnext` first: without it the full path decides, and looks at
+        // the rest only once.
+        if w.runnext.load(Ordering::Relaxed) != NO_SLOT
+            && !w.low_priority
+            && !self.has_urgent(w)
+            && w.frozen.is_empty()
+            && w.preempted.is_empty()
+        {
+            // Only the holding machine touches `ticks`; relaxed is enough.
+            let tick = w.ticks.load(Ordering::Relaxed).wrapping_add(1);
+            if !tick.is_multiple_of(GLOBAL_CHECK_INTERVAL) {
+                let s = w.runnext.swap(NO_SLOT, Ordering::AcqRel);
+                if s != NO_SLOT {
+                    w.ticks.store(tick, Ordering::Relaxed);
+                    return Some(s);
+                }
+            }
+        }
+        self.next_quick_full(w)
+    }
+
+    /// [`next_quick`](Self::next_quick), every case.
+    #[inline(never)]
+    fn next_quick_full(&self, w: &Worker) -> Option<u32> {
         let links = &self.links;
         if w.low_priority {
             return w
@@ -229,8 +257,50 @@ impl Shared {
     /// bookkeeping it may touch takes a lock, which a GVThread frozen by the
     /// preemption handler must never be holding.
     pub(crate) fn ready_word(&self, slot: u32, word: u64) {
+        self.ready_word_from(slot, word, None);
+    }
+
+    /// [`ready_word`](Self::ready_word); `here`: the caller's machine, if
+    /// the caller read it (see [`wake_from`](Self::wake_from)).
+    ///
+    /// Inlined: the common case (a GVThread wakes a Normal one bound to its
+    /// own role, on which nothing Low runs: it goes to `runnext`, with
+    /// nothing else to do) is a few loads and the `runnext` exchange; every
+    /// other case is [`ready_word_any`](Self::ready_word_any).
+    #[inline]
+    fn ready_word_from(&self, slot: u32, word: u64, here: Option<&machine::Machine>) {
+        if let Some(m) = here
+            && let Some(h) = state::home(word)
+            && state::priority(word) == Priority::Normal as u8
+            && std::ptr::eq(&*m.shared, self)
+        {
+            m.enter();
+            let w = &self.workers[h];
+            // `note_wake` for a wake into our own `runnext` only acts when
+            // the running GVThread (the waker) is less urgent: then it
+            // preempts, which `ready_word_any` does.
+            if std::ptr::eq(m.worker_ptr(), w)
+                && !(w.busy.load(Ordering::Relaxed)
+                    && (Priority::Normal as u8) < w.running_prio.load(Ordering::Relaxed))
+            {
+                self.set_runnext(w, slot);
+                m.leave();
+                return;
+            }
+            m.leave();
+        }
+        self.ready_word_any(slot, word, here);
+    }
+
+    /// [`ready_word_from`](Self::ready_word_from), every case.
+    #[inline(never)]
+    fn ready_word_any(&self, slot: u32, word: u64, here: Option<&machine::Machine>) {
         let prio = Priority::from_u8(state::priority(word));
-        let m = machine::current().filter(|m| std::ptr::eq(&*m.shared, self));
+        let m = match here {
+            Some(m) => Some(m),
+            None => machine::current(),
+        };
+        let m = m.filter(|m| std::ptr::eq(&*m.shared, self));
         if let Some(m) = m {
             m.enter();
         }
@@ -238,18 +308,18 @@ impl Shared {
         match state::home(word) {
             Some(h) => {
                 let w = &self.workers[h];
-                if std::ptr::eq(mine, w) {
+                let own = std::ptr::eq(mine, w);
+                let in_runnext = own && prio == Priority::Normal;
+                if in_runnext {
                     // Bound here, and we hold the role: it runs on this worker.
-                    if prio == Priority::Normal {
-                        self.set_runnext(w, slot);
-                    } else {
-                        w.home_queue(prio).push(&self.links, slot);
-                    }
+                    self.set_runnext(w, slot);
                 } else {
                     w.home_queue(prio).push(&self.links, slot);
-                    self.idle_for(w).wake_worker(h, &self.workers);
+                    if !own {
+                        self.idle_for(w).wake_worker(h, &self.workers);
+                    }
                 }
-                self.note_wake(w, prio, std::ptr::eq(mine, w), mine.is_null());
+                self.note_wake(w, prio, own, mine.is_null(), in_runnext);
             }
             None => self.ready_fresh(slot, prio, mine),
         }
@@ -268,9 +338,12 @@ impl Shared {
     /// the monitor preempts it once it has run that long. `from_outside`:
     /// the waker is no machine of this runtime (an OS thread, the timer
     /// thread, an async task); it advances the coarse clock first, which
-    /// otherwise only the timer thread does.
-    fn note_wake(&self, w: &Worker, prio: Priority, own: bool, from_outside: bool) {
-        if !w.woken.load(Ordering::Relaxed) {
+    /// otherwise only the timer thread does. `in_runnext`: the GVThread went
+    /// to `w`'s `runnext`, which counts as woken work by itself
+    /// ([`Worker::has_woken`]), so the flag is left alone: a ping-pong pair
+    /// then never sets it, and its switches skip clearing it.
+    fn note_wake(&self, w: &Worker, prio: Priority, own: bool, from_outside: bool, in_runnext: bool) {
+        if !in_runnext && !w.woken.load(Ordering::Relaxed) {
             w.woken.store(true, Ordering::Relaxed);
         }
         if !w.busy.load(Ordering::Relaxed) {
@@ -318,10 +391,21 @@ impl Shared {
 
     /// Makes `slot` run next on `w` (held by the caller, inside a section);
     /// the GVThread it displaces goes back to its queue.
+    #[inline]
     fn set_runnext(&self, w: &Worker, slot: u32) {
         let displaced = w.runnext.swap(slot, Ordering::AcqRel);
-        if displaced == NO_SLOT {
-            return;
+        if displaced != NO_SLOT {
+            self.requeue_displaced(w, displaced);
+        }
+    }
+
+    /// Queues the GVThread `set_runnext` took out of `w`'s `runnext`.
+    #[inline(never)]
+    fn requeue_displaced(&self, w: &Worker, displaced: u32) {
+        // The displaced GVThread waits in a queue now: woken work that
+        // `runnext` alone no longer shows (see `Worker::has_woken`).
+        if !w.woken.load(Ordering::Relaxed) {
+            w.woken.store(true, Ordering::Relaxed);
         }
         let word = self.slots.state(displaced).load(Ordering::Relaxed);
         if state::home(word).is_some() {
@@ -352,6 +436,13 @@ impl Shared {
     /// Wakes the GVThread in `slot` if it still has `generation`; a wake for
     /// an older generation is ignored. Returns whether it was delivered.
     pub(crate) fn wake(&self, slot: u32, generation: u32) -> bool {
+        self.wake_from(slot, generation, None)
+    }
+
+    /// [`wake`](Self::wake); `here`: the caller's machine when the caller
+    /// read it (`machine::current()`) in the runtime section it wakes
+    /// from, which saves reading it again; `None`: unknown.
+    pub(crate) fn wake_from(&self, slot: u32, generation: u32, here: Option<&machine::Machine>) -> bool {
         let st = self.slots.state(slot);
         let mut cur = st.load(Ordering::Acquire);
         loop {
@@ -375,7 +466,7 @@ impl Shared {
             match st.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
                     match state::kind(cur) {
-                        PARKED => self.ready_word(slot, new),
+                        PARKED => self.ready_word_from(slot, new, here),
                         // Its OS thread waits on the word's futex (see `park`).
                         BLOCKED => crate::util::futex::wake_word_upper(st),
                         _ => {}
@@ -429,16 +520,17 @@ impl Shared {
         true
     }
 
-    /// After a yield switched away: back on the queue (the state stays ACTIVE).
-    pub(crate) fn finish_yield(&self, slot: u32, w: &Worker) {
-        let word = self.slots.state(slot).load(Ordering::Relaxed);
+    /// After a yield switched away: back on the queue (the state stays
+    /// ACTIVE). `st` is `slot`'s state word.
+    pub(crate) fn finish_yield(&self, slot: u32, st: &AtomicU64, w: &Worker) {
+        let word = st.load(Ordering::Relaxed);
         self.requeue_local(slot, word, w);
     }
 
     /// After a park switched away: publish PARKED, unless a wake came in
     /// meanwhile, in which case the GVThread goes straight back to the queue.
-    pub(crate) fn finish_park(&self, slot: u32, w: &Worker) {
-        let st = self.slots.state(slot);
+    /// `st` is `slot`'s state word.
+    pub(crate) fn finish_park(&self, slot: u32, st: &AtomicU64, w: &Worker) {
         let mut cur = st.load(Ordering::Acquire);
         loop {
             debug_assert_eq!(state::kind(cur), ACTIVE);
@@ -454,6 +546,26 @@ impl Shared {
                 }
                 Err(c) => cur = c,
             }
+        }
+    }
+
+    /// Gives the free slots `w` keeps for its spawns back to the pool: the
+    /// role is about to sleep. The scavenger gives back only the memory of
+    /// chunks with no slot in use, and a cached slot counts as in use, so
+    /// without this an idle runtime could keep a chunk's page tables (about
+    /// 1 MiB per chunk) for every slot cached, for good (`SlotCache`).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `w`'s role, inside a runtime section.
+    pub(crate) unsafe fn return_cached_slots(&self, w: &Worker) {
+        let mut wake = false;
+        // SAFETY: the caller's contract.
+        while let Some(slot) = unsafe { w.slot_cache.pop() } {
+            wake |= self.slots.release(slot);
+        }
+        if wake {
+            self.timers.parker.unpark();
         }
     }
 

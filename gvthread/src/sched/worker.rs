@@ -81,7 +81,9 @@ pub(crate) struct Worker {
     pub(crate) preempt: AtomicBool,
     /// A GVThread was made runnable for this role (woken or spawned) since
     /// its last switch: the monitor preempts the running one once it has run
-    /// for `wakeup_granularity` (wake-up preemption).
+    /// for `wakeup_granularity` (wake-up preemption). Not set for a wake
+    /// into `runnext` by the role's own GVThread, which `runnext` shows:
+    /// read both through [`has_woken`](Self::has_woken).
     pub(crate) woken: AtomicBool,
     /// The GVThread woken is more urgent than the running one: preempt at
     /// once (the monitor retries at every tick until the role switches).
@@ -223,6 +225,15 @@ impl Worker {
     /// Machines of this role started so far.
     pub(crate) fn machine_count(&self) -> usize {
         self.machines.iter().filter(|m| !m.load(Ordering::Acquire).is_null()).count()
+    }
+
+    /// Whether GVThreads were made runnable for this role since its last
+    /// switch and still wait (wake-up preemption): `woken`, or a GVThread
+    /// in `runnext` (a wake by the role's own running GVThread puts it
+    /// there without setting `woken`; see `Shared::note_wake`).
+    #[inline]
+    pub(crate) fn has_woken(&self) -> bool {
+        self.woken.load(Ordering::Relaxed) || self.runnext.load(Ordering::Relaxed) != crate::sched::schedule::NO_SLOT
     }
 
     /// Drops a cooperative preemption request.

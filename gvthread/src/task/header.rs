@@ -61,10 +61,11 @@ impl WaitInfo {
         }
     }
 
-    /// The GVThread is about to park at `site`, for at most `timeout`.
+    /// The GVThread is about to park at `site`, for at most `timeout`; `now`
+    /// is the coarse clock in the domain of `util::clock::coarse_nanos`
+    /// (`Shared::mono_coarse_now`: no clock read on the park path).
     #[inline]
-    pub(crate) fn parking(&self, site: &'static Location<'static>, timeout: Option<std::time::Duration>) {
-        let now = crate::util::clock::coarse_nanos();
+    pub(crate) fn parking(&self, site: &'static Location<'static>, timeout: Option<std::time::Duration>, now: u64) {
         let deadline = timeout.map_or(0, |t| now.saturating_add(t.as_nanos() as u64).max(1));
         self.since.store(now, Ordering::Relaxed);
         self.deadline.store(deadline, Ordering::Relaxed);

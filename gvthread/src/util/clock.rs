@@ -17,6 +17,14 @@ pub(crate) fn coarse_nanos() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds (the clock of `Instant`).
+pub(crate) fn mono_nanos() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// CPU time used so far by the thread `tid` of this process, in
 /// nanoseconds: its `CLOCK_THREAD_CPUTIME_ID`, read from another thread
 /// through the clock id that `pthread_getcpuclockid` would give (the

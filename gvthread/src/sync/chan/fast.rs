@@ -80,6 +80,7 @@ impl FastWaiter {
     /// Registers `me`, blocked with hand-off slot `slot`. False if the
     /// registration is taken (the caller queues on the locked path). Call
     /// inside a runtime section, then fence and re-check (module docs).
+    #[inline]
     pub(crate) fn register(&self, slot: NonNull<()>, me: GvPtr) -> bool {
         if self.word.compare_exchange(ptr::null_mut(), BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
             return false;
@@ -111,6 +112,13 @@ impl FastWaiter {
     /// Call inside a runtime section; the caller must complete what it
     /// claims.
     pub(crate) fn claim(&self) -> Option<(NonNull<()>, Waiter)> {
+        self.claim_on(crate::sched::machine::current())
+    }
+
+    /// [`claim`](Self::claim) with the caller's machine already read
+    /// (`machine::current()`, in the caller's runtime section).
+    #[inline]
+    pub(crate) fn claim_on(&self, here: Option<&crate::sched::machine::Machine>) -> Option<(NonNull<()>, Waiter)> {
         let mut w = self.word.load(Ordering::Relaxed);
         loop {
             if w.is_null() || w == BUSY {
@@ -128,7 +136,7 @@ impl FastWaiter {
         // SAFETY: the registered GVThread cannot leave its receive before we
         // complete it (it waits for that after a failed withdrawal), so it
         // has not ended, so its runtime is alive (see `GvPtr`).
-        let waiter = unsafe { who.waiter() };
+        let waiter = unsafe { who.waiter_on(here) };
         // A registered word is a slot's address, never null.
         Some((NonNull::new(w).expect("registered slot"), waiter))
     }

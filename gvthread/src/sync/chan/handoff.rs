@@ -88,6 +88,7 @@ impl<T> Slot<T> {
     ///
     /// As for [`fill`](Self::fill), and `to` is the waiter of the entry the
     /// slot was registered with.
+    #[inline]
     pub(crate) unsafe fn deliver(ptr: NonNull<()>, v: T, to: &Waiter) {
         let Some((shared, slot)) = to.gvthread() else {
             // SAFETY: the caller's contract; an OS thread's stack is never

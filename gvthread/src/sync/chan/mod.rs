@@ -118,7 +118,7 @@ use self::fast::FastWaiter;
 use self::handoff::Slot;
 use self::ring::Ring;
 use super::waitq::{self, WaitId, WaitQueue};
-use crate::sched::machine::in_section;
+use crate::sched::machine::{self, in_section};
 use crate::sched::park::{self, Waiter};
 use crate::sync::cancel::{CancelArm, CancellationToken};
 use crate::sync::select;
@@ -470,6 +470,12 @@ impl<T> Chan<T> {
         } else {
             v
         };
+        self.try_ring_send(ring, v)
+    }
+
+    /// The rest of [`try_fast_send`](Self::try_fast_send): into the ring.
+    #[inline(never)]
+    fn try_ring_send(&self, ring: &Ring<T>, v: T) -> Result<(), T> {
         // In a runtime section: see `ring` ("Forced preemption").
         in_section(|| ring.push(v))?;
         // Dekker with a registering receiver and with the last receiver's
@@ -493,18 +499,22 @@ impl<T> Chan<T> {
     }
 
     /// Hands `v` to the fast waiter, if one is registered (see `fast`).
+    #[inline]
     fn fast_deliver(&self, v: T) -> Result<(), T> {
-        let claimed = in_section(|| match self.fast.claim() {
+        // One read of the machine for the section, the claim and the wake,
+        // all inside the section (no switch in between).
+        let here = machine::current();
+        machine::in_section_of(here, || match self.fast.claim_on(here) {
             Some((p, w)) => {
                 // SAFETY: `p` is the slot of the registration we just
                 // claimed (its owner waits for our completion), `w` its
                 // waiter.
                 unsafe { Slot::deliver(p, v, &w) };
-                Ok(w)
+                w.wake_on(here);
+                Ok(())
             }
             None => Err(v),
-        });
-        claimed.map(|w| w.wake())
+        })
     }
 
     /// Pokes the fast waiter, if one is registered (see `fast`): whom to wake.
@@ -550,6 +560,17 @@ impl<T> Chan<T> {
     #[inline]
     fn try_fast_recv(&self) -> Option<T> {
         let ring = self.ring.as_ref()?;
+        // A racy look first, by plain loads: an empty ring (a receiver about
+        // to block) costs no runtime section.
+        if ring.is_empty() {
+            return None;
+        }
+        self.try_ring_recv(ring)
+    }
+
+    /// The rest of [`try_fast_recv`](Self::try_fast_recv): out of the ring.
+    #[inline(never)]
+    fn try_ring_recv(&self, ring: &Ring<T>) -> Option<T> {
         // In a runtime section: see `ring` ("Forced preemption").
         let v = in_section(|| ring.pop())?;
         // Dekker with a registering sender (see `ring`).
@@ -1002,8 +1023,9 @@ impl<T> Chan<T> {
             return Some(v);
         }
         // OS threads keep to the locked path.
-        let me = park::GvPtr::current()?;
-        if !in_section(|| self.fast.register(slot.as_ptr(), me)) {
+        let here = machine::current();
+        let me = park::GvPtr::current_on(here?)?;
+        if !machine::in_section_of(here, || self.fast.register(slot.as_ptr(), me)) {
             return None;
         }
         // Dekker with senders and the last sender's drop (see `fast`).
@@ -1054,7 +1076,19 @@ impl<T> Chan<T> {
         waitq::wake(self.pass_on_fast(w));
     }
 
+    #[inline]
     fn send_deadline(&self, value: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        // The lock-free paths first, before any registration exists (what
+        // `send_step` would try first anyway).
+        match self.try_fast_send(value) {
+            Ok(()) => Ok(()),
+            Err(v) => self.send_waiting_deadline(v, deadline),
+        }
+    }
+
+    /// [`send_deadline`](Self::send_deadline) past its lock-free paths.
+    #[inline(never)]
+    fn send_waiting_deadline(&self, value: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         let mut value = Some(value);
         let mut reg = Registration { chan: self, side: Side::Send, id: None, slot: None, fast: false };
         loop {
@@ -1075,11 +1109,13 @@ impl<T> Chan<T> {
 /// Parks a blocking receiver whose hand-off slot is on its stack: a sender
 /// delivers into it wherever it is, even in a compacted stack (see
 /// `handoff`), unless its type is too aligned for the copy.
+#[inline]
 fn park_slot<T>(deadline: Option<Instant>) {
     let _exposed = (!Slot::<T>::MOVABLE).then(crate::memory::StackExposed::enter);
     park_opt(deadline);
 }
 
+#[inline]
 fn park_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => park::park_until(d),
@@ -1107,7 +1143,20 @@ struct Registration<'a, T> {
 }
 
 impl<T> Drop for Registration<'_, T> {
+    #[inline]
     fn drop(&mut self) {
+        // Nothing to undo on the usual ways out (the value was taken, or no
+        // wait was registered): a test, not a call.
+        if self.fast || self.id.is_some() {
+            self.leave();
+        }
+    }
+}
+
+impl<T> Registration<'_, T> {
+    /// Undoes what is still registered (see the type docs).
+    #[inline(never)]
+    fn leave(&mut self) {
         if self.fast
             && let Some(slot) = self.slot
         {
@@ -1149,6 +1198,7 @@ impl<T> Sender<T> {
     /// drop(rx);
     /// assert_eq!(tx.send("b").unwrap_err().0, "b");
     /// ```
+    #[inline]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.chan.send_deadline(value, None).map_err(|e| SendError(e.into_inner()))
     }

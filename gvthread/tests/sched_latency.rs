@@ -377,6 +377,43 @@ fn a_low_priority_hog_yields_to_any_wake() {
     );
 }
 
+/// A GVThread that wakes a peer bound to its own worker (the peer goes to
+/// `runnext`) and then keeps the CPU is preempted at the wake-up
+/// granularity, not at the end of its 10 s slice: the monitor counts a
+/// GVThread waiting in `runnext` as woken work.
+#[test]
+fn a_waker_that_keeps_running_yields_to_its_wakee_at_the_granularity() {
+    if !common::isolated("a_waker_that_keeps_running_yields_to_its_wakee_at_the_granularity", LIMIT) {
+        return;
+    }
+    let mut rt = Runtime::new(
+        SchedulerConfig::default()
+            .num_workers(1)
+            .time_slice(Duration::from_secs(10))
+            .wakeup_granularity(Duration::from_millis(1)),
+    );
+    let seen = rt.block_on(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = gvthread::channel::<()>(1);
+        let s = stop.clone();
+        let wakee = gvthread::spawn(move |_| {
+            rx.recv().unwrap();
+            s.store(true, Ordering::Relaxed);
+        });
+        // Let it block in its receive (bound to this worker by then).
+        gvthread::sleep(Duration::from_millis(5));
+        let s = stop.clone();
+        let waker = gvthread::spawn(move |_| {
+            tx.send(()).unwrap();
+            spin_until(&s, Duration::from_secs(5))
+        });
+        let seen = waker.join().unwrap();
+        wakee.join().unwrap();
+        seen
+    });
+    assert!(seen, "the woken GVThread ran only after its waker gave up the worker");
+}
+
 /// Round trips of a channel ping-pong pair on one worker in `for_`, with a
 /// CPU hog beside it or not.
 fn pair_round_trips(hog: bool, for_: Duration) -> u64 {

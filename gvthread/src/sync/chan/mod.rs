@@ -955,7 +955,8 @@ impl<T> Chan<T> {
         // Declared before `reg`, so it outlives the registration.
         let slot = Slot::new();
         let mut reg = Registration { chan: self, side: Side::Recv, id: None, slot: Some(&slot), fast: false };
-        let timed_out = || deadline.is_some_and(|d| Instant::now() >= d);
+        // The common ways through stay in this loop (a fast registration,
+        // a park, the value); the rest is outlined, keeping this frame small.
         loop {
             if reg.fast {
                 // The fast waiter (see `fast`): parked until a sender
@@ -965,46 +966,70 @@ impl<T> Chan<T> {
                     reg.fast = false;
                     return Ok(v);
                 }
-                if slot.take_poke() {
-                    reg.fast = false;
-                    continue;
+                match self.fast_woken_empty(&slot, deadline) {
+                    FastWoken::Registered => {}
+                    FastWoken::Left(None) => reg.fast = false,
+                    FastWoken::Left(Some(v)) => {
+                        reg.fast = false;
+                        return Ok(v);
+                    }
                 }
-                if !timed_out() {
-                    continue; // a spurious wake: still registered
-                }
-                if self.fast.withdraw(slot.as_ptr()) {
-                    // Last look under the lock, then the timeout.
-                    reg.fast = false;
-                    continue;
-                }
-                // Claimed meanwhile: its completion is on the way.
-                let got = self.await_fast(&slot);
-                reg.fast = false;
-                match got {
-                    Some(v) => return Ok(v),
-                    None => continue,
-                }
+                continue;
             }
-            let wait = if timed_out() { Wait::No } else { Wait::Current };
-            if matches!(wait, Wait::Current) && reg.id.is_none() {
+            let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
+            if !timed_out && reg.id.is_none() {
                 match self.fast_register(&slot, &mut reg.fast) {
                     Some(v) => return Ok(v),
                     None if reg.fast => continue,
                     None => {}
                 }
             }
-            match self.recv_step_slot(&mut reg.id, wait, Some(&slot)) {
-                RecvStep::Item(v) => return Ok(v),
-                RecvStep::Disconnected => return Err(RecvTimeoutError::Disconnected),
-                RecvStep::Empty if matches!(wait, Wait::No) => return Err(RecvTimeoutError::Timeout),
-                RecvStep::Empty => {
-                    park_slot::<T>(deadline);
-                    // Handed over while we were parked: no need to lock.
-                    if let Some(v) = slot.take() {
-                        reg.id = None;
-                        return Ok(v);
-                    }
-                }
+            if let Some(r) = self.recv_locked_round(&slot, &mut reg.id, timed_out, deadline) {
+                return r;
+            }
+        }
+    }
+
+    /// A fast waiter woke without a value (see `fast`): a poke, a spurious
+    /// wake, or its deadline.
+    #[inline(never)]
+    fn fast_woken_empty(&self, slot: &Slot<T>, deadline: Option<Instant>) -> FastWoken<T> {
+        if slot.take_poke() {
+            return FastWoken::Left(None);
+        }
+        if deadline.is_none_or(|d| Instant::now() < d) {
+            return FastWoken::Registered; // a spurious wake: still registered
+        }
+        if self.fast.withdraw(slot.as_ptr()) {
+            // Last look under the lock, then the timeout.
+            return FastWoken::Left(None);
+        }
+        // Claimed meanwhile: its completion is on the way.
+        FastWoken::Left(self.await_fast(slot))
+    }
+
+    /// One round of a blocking receive on the locked path: a value, the
+    /// end (disconnected, or timed out), or `None` after a park (look
+    /// again).
+    #[inline(never)]
+    fn recv_locked_round(
+        &self,
+        slot: &Slot<T>,
+        id: &mut Option<WaitId>,
+        timed_out: bool,
+        deadline: Option<Instant>,
+    ) -> Option<Result<T, RecvTimeoutError>> {
+        let wait = if timed_out { Wait::No } else { Wait::Current };
+        match self.recv_step_slot(id, wait, Some(slot)) {
+            RecvStep::Item(v) => Some(Ok(v)),
+            RecvStep::Disconnected => Some(Err(RecvTimeoutError::Disconnected)),
+            RecvStep::Empty if timed_out => Some(Err(RecvTimeoutError::Timeout)),
+            RecvStep::Empty => {
+                park_slot::<T>(deadline);
+                // Handed over while we were parked: no need to lock.
+                let v = slot.take()?;
+                *id = None;
+                Some(Ok(v))
             }
         }
     }
@@ -1126,6 +1151,15 @@ fn park_opt(deadline: Option<Instant>) {
 fn deadline_after(d: Duration) -> Option<Instant> {
     // An unrepresentable deadline means "never".
     Instant::now().checked_add(d)
+}
+
+/// How a fast waiter that woke without a value goes on (see
+/// `Chan::fast_woken_empty`).
+enum FastWoken<T> {
+    /// Still registered: park again.
+    Registered,
+    /// No longer registered; with the value its claimer delivered, if any.
+    Left(Option<T>),
 }
 
 /// Owns a wait-queue registration while a blocking call waits; deregisters

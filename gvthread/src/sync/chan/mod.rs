@@ -612,7 +612,15 @@ impl<T> Chan<T> {
     }
 
     /// One receive attempt; `reg` is the caller's registration in `recv_q`.
+    #[inline]
     pub(crate) fn recv_step(&self, reg: &mut Option<WaitId>, wait: Wait<'_>) -> RecvStep<T> {
+        // The lock-free path inline (a select's try pass, `try_recv`); on a
+        // miss the full step looks at it again (one emptiness check).
+        if reg.is_none()
+            && let Some(v) = self.try_fast_recv()
+        {
+            return RecvStep::Item(v);
+        }
         self.recv_step_slot(reg, wait, None)
     }
 

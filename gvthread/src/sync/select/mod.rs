@@ -100,18 +100,55 @@ impl Mode {
 /// Runs a select over `arms`; the index of the completed arm, or `None`
 /// when `mode` ran out (non-blocking, or the deadline passed).
 #[doc(hidden)]
+#[inline]
 pub fn run(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize> {
+    // The first try pass on its own, with nothing else set up: a select
+    // with a ready arm (the common case) ends here.
+    if let Some(i) = first_pass(arms) {
+        return Some(i);
+    }
+    match mode {
+        Mode::NonBlocking if arms.len() <= SMALL_ORDER => None,
+        _ => run_waiting(arms, mode),
+    }
+}
+
+/// The first try pass of a select of up to [`SMALL_ORDER`] arms (`None`
+/// for more: [`run_waiting`] makes that pass), in a random order.
+#[inline]
+fn first_pass(arms: &mut [&mut dyn SelectArm]) -> Option<usize> {
+    let n = arms.len();
+    if n > SMALL_ORDER {
+        return None;
+    }
+    let mut order = [0u8; SMALL_ORDER];
+    for (i, o) in order[..n].iter_mut().enumerate() {
+        *o = i as u8;
+    }
+    shuffle(&mut order[..n]);
+    order[..n].iter().map(|&i| usize::from(i)).find(|&i| arms[i].try_complete())
+}
+
+/// The rest of [`run`]: the try pass (again, for selects beyond
+/// [`SMALL_ORDER`] arms only the first time), registration and parking,
+/// until an arm completes or `mode` runs out.
+#[inline(never)]
+fn run_waiting(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize> {
     let n = arms.len();
     let mut order = Order::new(n);
     let mut ctx: Option<SelectCtx> = None;
+    // `first_pass` made this round's try pass.
+    let mut tried = n <= SMALL_ORDER;
     loop {
         // 1. Try pass, in a fresh random order.
         order.shuffle();
         let at = |k: usize| order.get(k);
-        for k in 0..n {
-            let i = at(k);
-            if arms[i].try_complete() {
-                return Some(i);
+        if !std::mem::take(&mut tried) {
+            for k in 0..n {
+                let i = at(k);
+                if arms[i].try_complete() {
+                    return Some(i);
+                }
             }
         }
         // 2. Out of time?
@@ -202,19 +239,23 @@ impl Drop for Round<'_, '_> {
     }
 }
 
+/// Arms whose order is kept on the stack (a `select!` rarely has more; a
+/// small array is cheap to set up on every select).
+const SMALL_ORDER: usize = 16;
+
 /// The order of a try pass: a permutation of the arms, on the stack for
-/// selects of up to 64 arms.
+/// selects of up to [`SMALL_ORDER`] arms.
 struct Order {
-    small: [u8; 64],
+    small: [u8; SMALL_ORDER],
     big: Vec<usize>,
     n: usize,
 }
 
 impl Order {
     fn new(n: usize) -> Order {
-        let mut o = Order { small: [0; 64], big: Vec::new(), n };
-        if n <= 64 {
-            for (i, s) in o.small.iter_mut().enumerate() {
+        let mut o = Order { small: [0; SMALL_ORDER], big: Vec::new(), n };
+        if n <= SMALL_ORDER {
+            for (i, s) in o.small[..n].iter_mut().enumerate() {
                 *s = i as u8;
             }
         } else {
@@ -225,7 +266,7 @@ impl Order {
 
     /// A fresh random permutation.
     fn shuffle(&mut self) {
-        if self.n <= 64 {
+        if self.n <= SMALL_ORDER {
             shuffle(&mut self.small[..self.n]);
         } else {
             shuffle(&mut self.big);
@@ -233,7 +274,7 @@ impl Order {
     }
 
     fn get(&self, k: usize) -> usize {
-        if self.n <= 64 { self.small[k] as usize } else { self.big[k] }
+        if self.n <= SMALL_ORDER { self.small[k] as usize } else { self.big[k] }
     }
 }
 
@@ -250,6 +291,7 @@ fn shuffle<I>(v: &mut [I]) {
 /// between calls (the address must not be cached in the caller's frame).
 #[inline(never)]
 fn rand_below(n: u64) -> u64 {
+    debug_assert!(n <= 1 << 32, "select arms are counted in u32");
     thread_local! {
         static STATE: Cell<u64> = const { Cell::new(0) };
     }
@@ -262,6 +304,8 @@ fn rand_below(n: u64) -> u64 {
         x ^= x << 25;
         x ^= x >> 27;
         s.set(x);
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % n
+        // The high 32 bits scaled into `0..n` by a multiply (Lemire's
+        // reduction): no division on the select path.
+        ((x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) * n) >> 32
     })
 }

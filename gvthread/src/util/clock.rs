@@ -6,23 +6,29 @@
 //! path and finer than this clock's kernel tick (up to 4 ms), which is too
 //! coarse for the 1 ms wake-up granularity.
 
+/// Clock `id` in nanoseconds, or `None` if the kernel refuses it (an
+/// invalid clock id, such as the CPU clock of a thread that has exited).
+/// Async-signal-safe.
+#[inline]
+fn read_nanos(id: libc::clockid_t) -> Option<u64> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; an invalid clock id is
+    // reported as an error, not undefined behaviour.
+    let r = unsafe { libc::clock_gettime(id, &mut ts) };
+    (r == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
 /// `CLOCK_MONOTONIC_COARSE` in nanoseconds: the same clock as `Instant`
 /// (`CLOCK_MONOTONIC`) at the resolution of the kernel tick (1 to 4 ms), read
 /// from the vDSO in a few nanoseconds without a system call.
 #[inline]
 pub(crate) fn coarse_nanos() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    read_nanos(libc::CLOCK_MONOTONIC_COARSE).unwrap_or(0)
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds (the clock of `Instant`).
 pub(crate) fn mono_nanos() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    read_nanos(libc::CLOCK_MONOTONIC).unwrap_or(0)
 }
 
 /// CPU time used so far by the thread `tid` of this process, in
@@ -34,21 +40,13 @@ pub(crate) fn mono_nanos() -> u64 {
 pub(crate) fn thread_cpu_nanos(tid: libc::pid_t) -> Option<u64> {
     /// `CPUCLOCK_SCHED` (2) with `CPUCLOCK_PERTHREAD_MASK` (4).
     const PER_THREAD_SCHED: libc::clockid_t = 6;
-    let clock = (!tid).wrapping_shl(3) | PER_THREAD_SCHED;
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; an invalid clock id is
-    // reported as an error, not undefined behaviour.
-    let r = unsafe { libc::clock_gettime(clock, &mut ts) };
-    (r == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+    read_nanos((!tid).wrapping_shl(3) | PER_THREAD_SCHED)
 }
 
 /// CPU time (ns) the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`;
 /// 0 if the kernel refuses, which it does not for the calling thread).
 pub(crate) fn own_cpu_nanos() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if r == 0 { ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64 } else { 0 }
+    read_nanos(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! queue. These tests drive every way out of that wait: a value handed
 //! over, a value pushed into the ring (a poke), a timeout racing a send, the
 //! last sender's drop, a second receiver queued behind it, a sender on an OS
-//! thread, and runtime shutdown. Counts and orders only, no timing.
+//! thread, runtime shutdown, and a value handed over to a receiver that
+//! unwinds before taking it. Counts and orders only, no timing.
 
 mod common;
 
@@ -178,6 +179,67 @@ fn shutdown_unwinds_blocked_receivers() {
     // The channel still works afterwards.
     tx.send(9).unwrap();
     assert_eq!(rx.recv(), Ok(9));
+}
+
+/// A value handed to the fast waiter while it waits to run, which then
+/// unwinds (runtime shutdown) instead of taking it, goes back to the channel
+/// for the next receiver: `leave_fast`'s put-back path.
+#[test]
+fn a_value_handed_to_a_receiver_that_unwinds_stays_in_the_channel() {
+    let _w = watchdog("a_value_handed_to_a_receiver_that_unwinds_stays_in_the_channel");
+    use std::sync::atomic::AtomicBool;
+    for round in 0..5 {
+        let (tx, rx) = channel::<String>(1);
+        let keep = rx.clone();
+        let hog_runs = Arc::new(AtomicBool::new(false));
+        let unwound = Arc::new(AtomicBool::new(false));
+        {
+            // One worker that nothing preempts: the receiver, once woken,
+            // waits for the hog, which runs until shutdown cancels it.
+            let rt = Runtime::new(
+                SchedulerConfig::default()
+                    .num_workers(1)
+                    .enable_forced_preempt(false)
+                    .time_slice(Duration::from_secs(60))
+                    .wakeup_granularity(Duration::from_secs(60)),
+            );
+            let h = rt.handle();
+            let unwound2 = unwound.clone();
+            // Spawned first, so it runs first and blocks as the fast waiter.
+            h.spawn(move |_| {
+                struct Mark(Arc<AtomicBool>);
+                impl Drop for Mark {
+                    fn drop(&mut self) {
+                        self.0.store(std::thread::panicking(), Ordering::SeqCst);
+                    }
+                }
+                let _m = Mark(unwound2);
+                rx.recv()
+            });
+            let runs = hog_runs.clone();
+            h.spawn(move |token| {
+                runs.store(true, Ordering::SeqCst);
+                while !token.is_cancelled() {
+                    std::hint::spin_loop();
+                }
+            });
+            // The hog runs, so the receiver is blocked (one worker).
+            while !hog_runs.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // Completes the fast waiter: its value is in its slot, and it
+            // is runnable behind the hog.
+            tx.send(format!("v{round}")).unwrap();
+        } // shutdown: the hog ends, the receiver resumes and unwinds
+        assert!(unwound.load(Ordering::SeqCst), "round {round}: the receiver unwound out of its park");
+        assert_eq!(
+            keep.try_recv().as_deref(),
+            Ok(format!("v{round}").as_str()),
+            "round {round}: the value was put back"
+        );
+        drop(tx);
+        assert!(keep.try_recv().is_err(), "round {round}: exactly one value");
+    }
 }
 
 #[test]

@@ -41,6 +41,50 @@ fn higher_priorities_run_first_on_one_worker() {
     );
 }
 
+/// A started High GVThread woken into its home queue runs before the Normal
+/// one its waker put in `runnext` (the quick decision must see the urgent
+/// work: `sched::attention`).
+#[test]
+fn a_woken_high_gvthread_goes_before_the_runnext_of_its_waker() {
+    let _w = common::watchdog("a_woken_high_gvthread_goes_before_runnext", Duration::from_secs(60));
+    let mut rt = Runtime::new(
+        SchedulerConfig::default()
+            .num_workers(1)
+            .time_slice(Duration::from_secs(60))
+            .wakeup_granularity(Duration::from_secs(60)),
+    );
+    for round in 0..20 {
+        let order = rt.block_on(|| {
+            let order = Arc::new(Mutex::new(Vec::new()));
+            let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let (high_tx, high_rx) = gvthread::channel::<()>(1);
+            let (normal_tx, normal_rx) = gvthread::channel::<()>(1);
+            let waiter = |p: Priority, rx: gvthread::Receiver<()>| {
+                let (order, started) = (order.clone(), started.clone());
+                gvthread::spawn_with_priority(p, move |_| {
+                    started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    rx.recv().unwrap();
+                    order.lock().unwrap().push(p);
+                })
+            };
+            let high = waiter(Priority::High, high_rx);
+            let normal = waiter(Priority::Normal, normal_rx);
+            // One worker: each blocks in `recv` right after counting itself.
+            while started.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+                gvthread::yield_now();
+            }
+            // The Normal one goes to our role's `runnext`, the High one to
+            // its home queue; then we block, and the worker decides.
+            normal_tx.send(()).unwrap();
+            high_tx.send(()).unwrap();
+            high.join().unwrap();
+            normal.join().unwrap();
+            order.lock().unwrap().clone()
+        });
+        assert_eq!(order, vec![Priority::High, Priority::Normal], "round {round}");
+    }
+}
+
 #[test]
 fn low_priority_workers_run_only_low() {
     let _w = common::watchdog("low_priority_workers_run_only_low", Duration::from_secs(60));

@@ -391,7 +391,8 @@ impl SlotPool {
         // Room for every class to hold `capacity` slots over the pool's life
         // (free slots of one class cannot serve another), within the id space.
         let per_class = capacity.div_ceil(SLOTS_PER_CHUNK) + 1;
-        let max_chunks = (u32::MAX as usize / SLOTS_PER_CHUNK) - 1;
+        // Ids stay below `runnext`'s mark bit (see `sched::runnext`).
+        let max_chunks = (crate::sched::runnext::MOVABLE as usize / SLOTS_PER_CHUNK) - 1;
         let nchunks = (per_class * NUM_CLASSES).min(max_chunks);
         let table = Box::new(ChunkTable::new(nchunks));
         let registration = guard::register(&*table);

@@ -119,7 +119,7 @@ impl Monitor {
         for (w, watch) in shared.workers.iter().zip(self.watches.iter_mut()) {
             // A GVThread waiting in `runnext` for a whole tick (its worker
             // kept running another one) becomes stealable: to the global queue.
-            let runnext = w.runnext.load(Ordering::Relaxed);
+            let runnext = w.runnext.peek();
             if runnext != u32::MAX && runnext == watch.runnext && shared.evict_runnext(w, runnext) {
                 watch.runnext = u32::MAX;
             } else {

@@ -169,7 +169,7 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
         // handler returns to the interrupted code after the role is back.
         unsafe { at.complete_syscall(result) };
         sh.bind(slot, m);
-        w.frozen.push(&sh.links, slot);
+        w.push_frozen(&sh.links, slot);
         // The role's holder may sleep. The idle lock is never held by the
         // code a handler interrupts (it is taken only inside runtime
         // sections, where the handler declines), so taking it here cannot
@@ -179,7 +179,7 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
         // The state word stays as it is: queued-but-bound is still "not
         // parked". Queued before the role leaves: its next holder may take it.
         sh.bind(slot, m);
-        w.frozen.push(&sh.links, slot);
+        w.push_frozen(&sh.links, slot);
         // SAFETY: machines stay alive (registry) while the runtime runs.
         unsafe { (*next).give_role(role) };
         request_spare(sh, w, false);

@@ -44,7 +44,9 @@ impl FairShare {
             hog_at: AtomicU64::new(0),
             hog_ran: AtomicU64::new(0),
             sharers: [const { AtomicU32::new(NONE) }; MAX_SHARERS],
-            count: AtomicU32::new(0),
+            // Nothing to count before the first hog: `note_running` costs a
+            // load and a compare until then.
+            count: AtomicU32::new(MAX_SHARERS as u32),
         }
     }
 

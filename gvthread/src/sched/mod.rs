@@ -37,7 +37,9 @@
 //! another worker's ring. Idle workers sleep on a futex ([`idle`]). A
 //! GVThread that used up its time slice goes ahead of all but urgent work
 //! once its role gave each GVThread sharing it as much time
-//! ([`fair_share`]).
+//! ([`fair_share`]). The common decision (a GVThread in the role's
+//! [`runnext`], nothing urgent or due) reads one word, the role's
+//! [`attention`] bits, instead of every queue that goes first.
 //!
 //! # Park and wake
 //!
@@ -57,6 +59,7 @@
 //! resumed a stale context); always switching through the scheduler context
 //! (twice the switches per yield); a global run queue only (contention).
 
+pub(crate) mod attention;
 pub(crate) mod fair_share;
 pub(crate) mod homeq;
 pub(crate) mod idle;
@@ -64,5 +67,6 @@ pub(crate) mod inject;
 pub(crate) mod machine;
 pub(crate) mod park;
 pub(crate) mod queue;
+pub(crate) mod runnext;
 pub(crate) mod schedule;
 pub(crate) mod worker;

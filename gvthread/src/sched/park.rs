@@ -225,6 +225,26 @@ impl GvPtr {
         Waiter::GvThread(GvRef { shared, slot: self.slot, generation: self.generation })
     }
 
+    /// Whether this GVThread belongs to the runtime of `m` (which then keeps
+    /// it alive: such a GVThread can be woken through `m.shared` without a
+    /// [`Waiter`]).
+    #[inline]
+    pub(crate) fn is_near(&self, m: &machine::Machine) -> bool {
+        std::ptr::eq(Arc::as_ptr(&m.shared), self.shared.as_ptr())
+    }
+
+    /// Its slot.
+    #[inline]
+    pub(crate) fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// Its generation.
+    #[inline]
+    pub(crate) fn generation(&self) -> u32 {
+        self.generation
+    }
+
     /// Whether both name the same GVThread incarnation.
     pub(crate) fn same(&self, other: &GvPtr) -> bool {
         self.shared == other.shared && self.slot == other.slot && self.generation == other.generation

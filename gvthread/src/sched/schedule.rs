@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::attention;
 use super::idle::Idle;
 use super::machine;
 use super::worker::Worker;
@@ -11,9 +12,6 @@ use crate::arch::Context;
 use crate::runtime::shared::Shared;
 use crate::task::state::{self, ACTIVE, BLOCKED, NOTIFIED, PARKED};
 use crate::util::rand::FastRand;
-
-/// "No slot" in `Worker::runnext`.
-pub(crate) const NO_SLOT: u32 = u32::MAX;
 
 /// Every this many scheduling decisions a worker looks at the global queue
 /// before its local one, so that global work is never starved (Go uses 61).
@@ -77,20 +75,14 @@ impl Shared {
     pub(crate) fn next_quick(&self, w: &Worker) -> Option<u32> {
         // `runnext` first: without it the full path decides, and looks at
         // the rest only once.
-        if w.runnext.load(Ordering::Relaxed) != NO_SLOT
-            && !w.low_priority
-            && !self.has_urgent(w)
-            && w.frozen.is_empty()
-            && w.preempted.is_empty()
-        {
+        if !w.runnext.is_empty() && !w.low_priority && !w.attention.any() {
             // Only the holding machine touches `ticks`; relaxed is enough.
             let tick = w.ticks.load(Ordering::Relaxed).wrapping_add(1);
-            if !tick.is_multiple_of(GLOBAL_CHECK_INTERVAL) {
-                let s = w.runnext.swap(NO_SLOT, Ordering::AcqRel);
-                if s != NO_SLOT {
-                    w.ticks.store(tick, Ordering::Relaxed);
-                    return Some(s);
-                }
+            if !tick.is_multiple_of(GLOBAL_CHECK_INTERVAL)
+                && let Some(s) = w.runnext.take()
+            {
+                w.ticks.store(tick, Ordering::Relaxed);
+                return Some(s);
             }
         }
         self.next_quick_full(w)
@@ -100,6 +92,9 @@ impl Shared {
     #[inline(never)]
     fn next_quick_full(&self, w: &Worker) -> Option<u32> {
         let links = &self.links;
+        if w.attention.any() {
+            self.refresh_attention(w);
+        }
         if w.low_priority {
             return w
                 .home_queue(Priority::Low)
@@ -145,11 +140,8 @@ impl Shared {
                 return Some(s);
             }
         }
-        if w.runnext.load(Ordering::Relaxed) != NO_SLOT {
-            let s = w.runnext.swap(NO_SLOT, Ordering::AcqRel);
-            if s != NO_SLOT {
-                return Some(s);
-            }
+        if let Some(s) = w.runnext.take() {
+            return Some(s);
         }
         // Bound (woken, yielded) and fresh GVThreads take turns first.
         let home = w.home_queue(Priority::Normal);
@@ -192,6 +184,31 @@ impl Shared {
         }
     }
 
+    /// Clears `w`'s attention bits whose queues are empty (see
+    /// `sched::attention`). Only `w`'s holder calls it.
+    fn refresh_attention(&self, w: &Worker) {
+        let no_hogs = || w.frozen.is_empty() && w.preempted.is_empty();
+        if w.attention.has(attention::HOGS) && no_hogs() {
+            w.attention.lower(attention::HOGS, no_hogs);
+        }
+        let no_urgent = || !self.has_urgent(w);
+        if w.attention.has(attention::URGENT) && no_urgent() {
+            w.attention.lower(attention::URGENT, no_urgent);
+        }
+    }
+
+    /// Queues `slot` (unbound, or of a priority only the global queues
+    /// take) on the global queue of `prio`; urgent work raises every
+    /// ordinary role's attention (see `sched::attention`).
+    fn push_global(&self, prio: Priority, slot: u32) {
+        self.global.push(prio, slot);
+        if matches!(prio, Priority::Critical | Priority::High) {
+            for w in &self.workers[..self.num_normal_workers] {
+                w.attention.raise(attention::URGENT);
+            }
+        }
+    }
+
     /// Whether Critical or High work waits for `w`.
     #[inline]
     fn has_urgent(&self, w: &Worker) -> bool {
@@ -208,7 +225,7 @@ impl Shared {
             return own || !self.global.is_empty(Priority::Low);
         }
         own || self.has_urgent(w)
-            || w.runnext.load(Ordering::Relaxed) != NO_SLOT
+            || !w.runnext.is_empty()
             || !w.local.is_empty()
             || !w.home_queue(Priority::Normal).is_empty()
             || !self.global.is_empty(Priority::Normal)
@@ -283,7 +300,7 @@ impl Shared {
                 && !(w.busy.load(Ordering::Relaxed)
                     && (Priority::Normal as u8) < w.running_prio.load(Ordering::Relaxed))
             {
-                self.set_runnext(w, slot);
+                self.set_runnext(w, slot, false);
                 m.leave();
                 return;
             }
@@ -312,9 +329,9 @@ impl Shared {
                 let in_runnext = own && prio == Priority::Normal;
                 if in_runnext {
                     // Bound here, and we hold the role: it runs on this worker.
-                    self.set_runnext(w, slot);
+                    self.set_runnext(w, slot, false);
                 } else {
-                    w.home_queue(prio).push(&self.links, slot);
+                    w.push_home(&self.links, prio, slot);
                     if !own {
                         self.idle_for(w).wake_worker(h, &self.workers);
                     }
@@ -372,7 +389,7 @@ impl Shared {
                 if let Some(w) = unsafe { mine.as_ref() }
                     && !w.low_priority
                 {
-                    self.set_runnext(w, slot);
+                    self.set_runnext(w, slot, true);
                     return;
                 }
                 self.global.push(Priority::Normal, slot);
@@ -383,18 +400,19 @@ impl Shared {
                 self.idle_low.notify_one(&self.workers);
             }
             p => {
-                self.global.push(p, slot);
+                self.push_global(p, slot);
                 self.idle.notify_one(&self.workers);
             }
         }
     }
 
     /// Makes `slot` run next on `w` (held by the caller, inside a section);
-    /// the GVThread it displaces goes back to its queue.
+    /// the GVThread it displaces goes back to its queue. `movable`: not
+    /// bound to a role (unstarted, or free migration), so the monitor may
+    /// move it (see `sched::runnext`).
     #[inline]
-    fn set_runnext(&self, w: &Worker, slot: u32) {
-        let displaced = w.runnext.swap(slot, Ordering::AcqRel);
-        if displaced != NO_SLOT {
+    fn set_runnext(&self, w: &Worker, slot: u32, movable: bool) {
+        if let Some(displaced) = w.runnext.put(slot, movable) {
             self.requeue_displaced(w, displaced);
         }
     }
@@ -409,7 +427,7 @@ impl Shared {
         }
         let word = self.slots.state(displaced).load(Ordering::Relaxed);
         if state::home(word).is_some() {
-            w.home_queue(Priority::Normal).push(&self.links, displaced);
+            w.push_home(&self.links, Priority::Normal, displaced);
         } else {
             w.local.push(displaced, |s| self.global.push(Priority::Normal, s));
             // Only stealable work is worth waking another worker for; with
@@ -425,11 +443,11 @@ impl Shared {
         debug_assert_eq!(state::kind(word), ACTIVE, "requeue of a non-runnable GVThread");
         let prio = Priority::from_u8(state::priority(word));
         if let Some(h) = state::home(word) {
-            self.workers[h].home_queue(prio).push(&self.links, slot);
+            self.workers[h].push_home(&self.links, prio, slot);
         } else if prio == Priority::Normal && !w.low_priority {
             w.local.push(slot, |s| self.global.push(Priority::Normal, s));
         } else {
-            self.global.push(prio, slot);
+            self.push_global(prio, slot);
         }
     }
 
@@ -485,31 +503,31 @@ impl Shared {
         self.note_hog(w);
         let word = self.slots.state(slot).load(Ordering::Relaxed);
         match (Priority::from_u8(state::priority(word)), state::home(word)) {
-            (Priority::Normal, Some(h)) => self.workers[h].preempted.push(&self.links, slot),
+            (Priority::Normal, Some(h)) => self.workers[h].push_preempted(&self.links, slot),
             (Priority::Normal, None) => self.global.push_preempted(slot),
             _ => self.requeue_local(slot, word, w),
         }
     }
 
-    /// Moves `w`'s `runnext` to the global queue if it still holds `slot`
-    /// (called by the monitor when it sat there for a whole tick while its
-    /// worker kept running something else). Returns whether it moved.
-    pub(crate) fn evict_runnext(&self, w: &Worker, slot: u32) -> bool {
-        // A bound GVThread could not run anywhere else: leave it.
-        if state::home(self.slots.state(slot).load(Ordering::Relaxed)).is_some() {
+    /// Moves `w`'s `runnext` to the global queue if it still holds the
+    /// GVThread `seen` names (a [`RunNext::peek`] the monitor made a tick
+    /// before, while the worker kept running something else) and that one
+    /// is movable: a bound GVThread could not run anywhere else. Returns
+    /// whether it moved.
+    ///
+    /// [`RunNext::peek`]: super::runnext::RunNext::peek
+    pub(crate) fn evict_runnext(&self, w: &Worker, seen: u32) -> bool {
+        let Some(slot) = w.runnext.evict(seen) else {
             return false;
-        }
-        if w.runnext.compare_exchange(slot, NO_SLOT, Ordering::AcqRel, Ordering::Relaxed).is_err() {
-            return false;
-        }
-        // The slot may have started, parked and come back to `runnext`
-        // between the check above and the CAS (ABA): look again now that it
-        // is ours, and keep a started one on its home role.
+        };
+        // Movable words name unstarted GVThreads (or free migration), but
+        // look again now that it is ours: a started one stays on its home
+        // role whatever the word said.
         let word = self.slots.state(slot).load(Ordering::Acquire);
         match state::home(word) {
             Some(h) => {
                 let home = &self.workers[h];
-                home.home_queue(Priority::Normal).push(&self.links, slot);
+                home.push_home(&self.links, Priority::Normal, slot);
                 self.idle_for(home).wake_worker(h, &self.workers);
             }
             None => {

@@ -9,10 +9,12 @@
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use super::attention::{self, Attention};
 use super::fair_share::FairShare;
-use super::homeq::HomeQueue;
+use super::homeq::{HomeQueue, Links};
 use super::machine::Machine;
 use super::queue::LocalQueue;
+use super::runnext::RunNext;
 use crate::Priority;
 use crate::memory::SlotCache;
 use crate::memory::blocks::BlockCache;
@@ -108,7 +110,13 @@ pub(crate) struct Worker {
     /// waker and its wakee on one worker (a channel ping-pong never crosses
     /// OS threads) and is not stealable; the preemption monitor moves it to
     /// the global queue if it waits there for more than a monitor tick.
-    pub(crate) runnext: AtomicU32,
+    pub(crate) runnext: RunNext,
+    /// Which queues that go ahead of `runnext` may hold work (urgent work,
+    /// GVThreads that had their slice): the common decision reads this one
+    /// word. Push to those queues through [`push_home`](Self::push_home),
+    /// [`push_frozen`](Self::push_frozen) and
+    /// [`push_preempted`](Self::push_preempted), which keep it right.
+    pub(crate) attention: Attention,
     /// Free slots kept by this role (see `SlotCache`).
     pub(crate) slot_cache: SlotCache,
     /// Free join-state blocks kept by this role (see `memory::blocks`).
@@ -146,7 +154,8 @@ impl Worker {
             cpu_watch: CpuWatch::new(),
             fair: FairShare::new(),
             holder: AtomicPtr::new(std::ptr::null_mut()),
-            runnext: AtomicU32::new(u32::MAX),
+            runnext: RunNext::new(),
+            attention: Attention::new(),
             slot_cache: SlotCache::new(),
             join_blocks: BlockCache::new(),
             spawn_credits: AtomicUsize::new(0),
@@ -170,10 +179,7 @@ impl Worker {
         self.note_activity();
         self.since_ns.store(now, Ordering::Relaxed);
         self.clear_preempt_request();
-        if self.woken.load(Ordering::Relaxed)
-            && self.runnext.load(Ordering::Relaxed) == crate::sched::schedule::NO_SLOT
-            && self.home.iter().all(HomeQueue::is_empty)
-        {
+        if self.woken.load(Ordering::Relaxed) && self.runnext.is_empty() && self.home.iter().all(HomeQueue::is_empty) {
             self.woken.store(false, Ordering::Relaxed);
             self.urgent_wake.store(false, Ordering::Relaxed);
         }
@@ -190,6 +196,30 @@ impl Worker {
     #[inline]
     pub(crate) fn home_queue(&self, p: Priority) -> &HomeQueue {
         &self.home[p as usize]
+    }
+
+    /// Queues `slot`, bound to this role, on its home queue of priority `p`
+    /// (any thread).
+    #[inline]
+    pub(crate) fn push_home(&self, links: &Links, p: Priority, slot: u32) {
+        self.home[p as usize].push(links, slot);
+        if matches!(p, Priority::Critical | Priority::High) {
+            self.attention.raise(attention::URGENT);
+        }
+    }
+
+    /// Queues `slot`, frozen by the preemption handler of one of this
+    /// role's machines (async-signal-safe).
+    pub(crate) fn push_frozen(&self, links: &Links, slot: u32) {
+        self.frozen.push(links, slot);
+        self.attention.raise(attention::HOGS);
+    }
+
+    /// Queues `slot`, bound to this role, after it yielded at the end of its
+    /// time slice.
+    pub(crate) fn push_preempted(&self, links: &Links, slot: u32) {
+        self.preempted.push(links, slot);
+        self.attention.raise(attention::HOGS);
     }
 
     /// Whether the role has as many threads as it may (`beyond_cap`: counting
@@ -233,7 +263,7 @@ impl Worker {
     /// there without setting `woken`; see `Shared::note_wake`).
     #[inline]
     pub(crate) fn has_woken(&self) -> bool {
-        self.woken.load(Ordering::Relaxed) || self.runnext.load(Ordering::Relaxed) != crate::sched::schedule::NO_SLOT
+        self.woken.load(Ordering::Relaxed) || !self.runnext.is_empty()
     }
 
     /// Drops a cooperative preemption request.

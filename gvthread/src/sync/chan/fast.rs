@@ -119,6 +119,20 @@ impl FastWaiter {
     /// (`machine::current()`, in the caller's runtime section).
     #[inline]
     pub(crate) fn claim_on(&self, here: Option<&crate::sched::machine::Machine>) -> Option<(NonNull<()>, Waiter)> {
+        let (slot, who) = self.claim_gvthread()?;
+        // SAFETY: the registered GVThread cannot leave its receive before we
+        // complete it (it waits for that after a failed withdrawal), so it
+        // has not ended, so its runtime is alive (see `GvPtr`).
+        let waiter = unsafe { who.waiter_on(here) };
+        Some((slot, waiter))
+    }
+
+    /// [`claim`](Self::claim) returning whom it claimed as a bare
+    /// [`GvPtr`]: the caller must complete it and, before completing it,
+    /// make it a waiter ([`GvPtr::waiter_on`]) unless it belongs to the
+    /// caller's own runtime ([`GvPtr::is_near`]).
+    #[inline]
+    pub(crate) fn claim_gvthread(&self) -> Option<(NonNull<()>, GvPtr)> {
         let mut w = self.word.load(Ordering::Relaxed);
         loop {
             if w.is_null() || w == BUSY {
@@ -133,12 +147,8 @@ impl FastWaiter {
         let who = GvPtr::from_parts(self.shared.load(Ordering::Relaxed), self.id.load(Ordering::Relaxed));
         self.word.store(ptr::null_mut(), Ordering::Release);
         let who = who.expect("a registration names its runtime");
-        // SAFETY: the registered GVThread cannot leave its receive before we
-        // complete it (it waits for that after a failed withdrawal), so it
-        // has not ended, so its runtime is alive (see `GvPtr`).
-        let waiter = unsafe { who.waiter_on(here) };
         // A registered word is a slot's address, never null.
-        Some((NonNull::new(w).expect("registered slot"), waiter))
+        Some((NonNull::new(w).expect("registered slot"), who))
     }
 }
 

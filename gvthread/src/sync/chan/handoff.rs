@@ -38,6 +38,7 @@ use std::sync::atomic::Ordering;
 
 use crate::loom::{AtomicBool, UnsafeCell};
 use crate::memory::StackAt;
+use crate::runtime::shared::Shared;
 use crate::sched::park::Waiter;
 
 /// A blocked receiver's hand-off slot (see the module docs).
@@ -90,11 +91,24 @@ impl<T> Slot<T> {
     /// slot was registered with.
     #[inline]
     pub(crate) unsafe fn deliver(ptr: NonNull<()>, v: T, to: &Waiter) {
-        let Some((shared, slot)) = to.gvthread() else {
+        match to.gvthread() {
+            // SAFETY: the caller's contract.
+            Some((shared, slot)) => unsafe { Self::deliver_to(ptr, v, shared, slot) },
             // SAFETY: the caller's contract; an OS thread's stack is never
             // compacted.
-            return unsafe { Self::fill(ptr, v) };
-        };
+            None => unsafe { Self::fill(ptr, v) },
+        }
+    }
+
+    /// [`deliver`](Self::deliver) to a slot on the stack of GVThread `slot`
+    /// of runtime `shared`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`fill`](Self::fill), and the slot at `ptr` is on the stack of
+    /// that GVThread, which registered it.
+    #[inline]
+    pub(crate) unsafe fn deliver_to(ptr: NonNull<()>, v: T, shared: &Shared, slot: u32) {
         shared.slots.with_stack_held(slot, ptr.as_ptr().addr(), size_of::<Slot<T>>(), |at| match at {
             // SAFETY: the caller's contract; the stack stays in place while held.
             StackAt::Live => unsafe { Self::fill(ptr, v) },

@@ -504,16 +504,31 @@ impl<T> Chan<T> {
         // One read of the machine for the section, the claim and the wake,
         // all inside the section (no switch in between).
         let here = machine::current();
-        machine::in_section_of(here, || match self.fast.claim_on(here) {
-            Some((p, w)) => {
-                // SAFETY: `p` is the slot of the registration we just
-                // claimed (its owner waits for our completion), `w` its
-                // waiter.
-                unsafe { Slot::deliver(p, v, &w) };
-                w.wake_on(here);
-                Ok(())
+        machine::in_section_of(here, || {
+            let Some((p, who)) = self.fast.claim_gvthread() else {
+                return Err(v);
+            };
+            match here {
+                // Our own runtime (the common case): no waiter to make, our
+                // machine keeps the runtime alive until the wake.
+                Some(m) if who.is_near(m) => {
+                    // SAFETY: `p` is the slot of the registration we just
+                    // claimed on `who`'s stack (its owner waits for our
+                    // completion).
+                    unsafe { Slot::deliver_to(p, v, &m.shared, who.slot()) };
+                    m.shared.wake_from(who.slot(), who.generation(), here);
+                }
+                _ => {
+                    // SAFETY: claimed, so not ended: its runtime is alive
+                    // (see `GvPtr`); the waiter keeps it so past our
+                    // completion.
+                    let w = unsafe { who.waiter_on(here) };
+                    // SAFETY: as above, and `w` is the registration's waiter.
+                    unsafe { Slot::deliver(p, v, &w) };
+                    w.wake_on(here);
+                }
             }
-            None => Err(v),
+            Ok(())
         })
     }
 

@@ -110,7 +110,9 @@ impl JoinCore {
         if let Some(m) = crate::sched::machine::current()
             && std::ptr::eq(&*m.shared, self.runtime)
         {
-            m.shared.wake((w >> 32) as u32, w as u32);
+            // With our machine: a joiner bound to our role goes to its
+            // `runnext` by the inline path.
+            m.shared.wake_from((w >> 32) as u32, w as u32, Some(m));
         }
     }
 

@@ -7,6 +7,17 @@ use std::time::Duration;
 
 use gvthread::{Priority, Runtime, SchedulerConfig};
 
+/// One worker that neither time slices nor wake-ups take from the
+/// GVThread running on it.
+fn one_worker_unpreempted() -> Runtime {
+    Runtime::new(
+        SchedulerConfig::default()
+            .num_workers(1)
+            .time_slice(Duration::from_secs(60))
+            .wakeup_granularity(Duration::from_secs(60)),
+    )
+}
+
 #[test]
 fn higher_priorities_run_first_on_one_worker() {
     let _w = common::watchdog("higher_priorities_run_first", Duration::from_secs(60));
@@ -14,12 +25,7 @@ fn higher_priorities_run_first_on_one_worker() {
     // slice or wake-up preemption may take it away mid-loop (spawning takes
     // over a millisecond under qemu-aarch64, and the spawned GVThreads count
     // as woken work for the role).
-    let mut rt = Runtime::new(
-        SchedulerConfig::default()
-            .num_workers(1)
-            .time_slice(Duration::from_secs(60))
-            .wakeup_granularity(Duration::from_secs(60)),
-    );
+    let mut rt = one_worker_unpreempted();
     let order = rt.block_on(|| {
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut hs = Vec::new();
@@ -47,12 +53,7 @@ fn higher_priorities_run_first_on_one_worker() {
 #[test]
 fn a_woken_high_gvthread_goes_before_the_runnext_of_its_waker() {
     let _w = common::watchdog("a_woken_high_gvthread_goes_before_runnext", Duration::from_secs(60));
-    let mut rt = Runtime::new(
-        SchedulerConfig::default()
-            .num_workers(1)
-            .time_slice(Duration::from_secs(60))
-            .wakeup_granularity(Duration::from_secs(60)),
-    );
+    let mut rt = one_worker_unpreempted();
     for round in 0..20 {
         let order = rt.block_on(|| {
             let order = Arc::new(Mutex::new(Vec::new()));

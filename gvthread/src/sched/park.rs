@@ -211,10 +211,10 @@ impl GvPtr {
     /// As for [`waiter`](Self::waiter).
     #[inline]
     pub(crate) unsafe fn waiter_on(self, here: Option<&machine::Machine>) -> Waiter {
-        let rt = self.shared.as_ptr().cast_const();
-        if here.is_some_and(|m| std::ptr::eq(Arc::as_ptr(&m.shared), rt)) {
+        if here.is_some_and(|m| self.is_near(m)) {
             return Waiter::Near(self);
         }
+        let rt = self.shared.as_ptr().cast_const();
         // SAFETY: the runtime is alive (the caller's contract), and the
         // pointer came from an `Arc<Shared>` (`current`), so it may gain a
         // counted reference.

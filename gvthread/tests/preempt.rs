@@ -401,6 +401,36 @@ fn loops_with_safepoints_yield_every_time_slice() {
     assert_eq!(m.forced_preemptions, 0, "{m:?}");
 }
 
+#[test]
+fn a_loop_that_only_spawns_yields_at_its_time_slice() {
+    if !common::isolated("a_loop_that_only_spawns_yields_at_its_time_slice", LIMIT) {
+        return;
+    }
+    // Forced preemption off: a spawn runs as one runtime section, where the
+    // preemption signal would decline anyway, so the loop below calls
+    // nothing that could give the worker away but `spawn` itself.
+    let rt = Runtime::new(
+        SchedulerConfig::default().num_workers(1).time_slice(Duration::from_millis(2)).enable_forced_preempt(false),
+    );
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    let spawner = rt.handle().spawn(move |_| {
+        // Bounded: a 2 ms slice ends after a few thousand spawns; a spawner
+        // that never yields stops here instead of filling the memory.
+        let mut spawned = 0u32;
+        while !r.load(Ordering::SeqCst) && spawned < 300_000 {
+            let r = r.clone();
+            drop(gvthread::spawn(move |_| r.store(true, Ordering::SeqCst)));
+            spawned += 1;
+        }
+        spawned
+    });
+    let spawned = spawner.join().unwrap();
+    let m = rt.metrics();
+    assert!(ran.load(Ordering::SeqCst), "no child ran while its spawner spawned {spawned} of them: {m:?}");
+    assert!(m.cooperative_preemptions >= 1, "{m:?}");
+}
+
 /// A waker that keeps computing after waking a GVThread: does the wakee run
 /// before the waker stops? `config` decides how it can.
 fn wakee_runs_beside_a_computing_waker(config: SchedulerConfig) -> bool {

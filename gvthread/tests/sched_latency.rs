@@ -414,6 +414,47 @@ fn a_waker_that_keeps_running_yields_to_its_wakee_at_the_granularity() {
     assert!(seen, "the woken GVThread ran only after its waker gave up the worker");
 }
 
+#[test]
+fn a_spawn_is_no_wake_its_spawner_keeps_its_time_slice() {
+    if !common::isolated("a_spawn_is_no_wake_its_spawner_keeps_its_time_slice", LIMIT) {
+        return;
+    }
+    // Forced preemption off: the spawner gives the worker away only at a
+    // safepoint the monitor asked for, either for woken work (after 1 ms)
+    // or at the end of its slice.
+    let mut rt = Runtime::new(
+        SchedulerConfig::default()
+            .num_workers(1)
+            .time_slice(Duration::from_millis(50))
+            .wakeup_granularity(Duration::from_millis(1))
+            .enable_forced_preempt(false),
+    );
+    let ran = rt.block_on(|| {
+        let ran = Arc::new(AtomicU64::new(0));
+        // Two: the second takes the first's place in `runnext`, and the
+        // first waits in the run queue.
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                let r = ran.clone();
+                gvthread::spawn(move |_| r.fetch_add(1, Ordering::SeqCst))
+            })
+            .collect();
+        // They run once the spawner yields; bounded in case it never does.
+        let t = Instant::now();
+        while ran.load(Ordering::SeqCst) < 2 && t.elapsed() < Duration::from_secs(60) {
+            gvthread::safepoint!();
+        }
+        for c in children {
+            c.join().unwrap();
+        }
+        ran.load(Ordering::SeqCst) == 2
+    });
+    let m = rt.metrics();
+    assert!(ran, "the spawner never yielded: {m:?}");
+    assert_eq!(m.wakeup_preemptions, 0, "the spawn counted as a wake: {m:?}");
+    assert!(m.cooperative_preemptions >= 1, "{m:?}");
+}
+
 /// Round trips of a channel ping-pong pair on one worker in `for_`, with a
 /// CPU hog beside it or not.
 fn pair_round_trips(hog: bool, for_: Duration) -> u64 {

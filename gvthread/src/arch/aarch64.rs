@@ -339,6 +339,17 @@ pub(crate) struct SuspendedRegs {
     pub(crate) x: [usize; 10],
 }
 
+/// Asks the CPU to start loading the cache line holding `p` into L1, page
+/// walk included (`prfm pldl1keep`), so that a later access finds it near.
+/// A hint: any address is allowed, and one that is not mapped is dropped
+/// silently.
+#[inline(always)]
+pub(crate) fn prefetch(p: *const u8) {
+    // SAFETY: `prfm` reads nothing architecturally and never faults, whatever
+    // the address; it touches no register, flag or stack.
+    unsafe { core::arch::asm!("prfm pldl1keep, [{0}]", in(reg) p, options(nostack, readonly, preserves_flags)) };
+}
+
 /// Reads the registers saved by [`switch`] (or [`init_stack`]) for `ctx`.
 ///
 /// # Safety

@@ -16,6 +16,8 @@
 //!   [`Syscall`], the call it was blocked in.
 //! * `SuspendedRegs` and `suspended_regs`: the registers a suspended context
 //!   resumes with, for the stack unwinder of `Runtime::dump`.
+//! * [`prefetch`]: asks the CPU to start loading a cache line (and its
+//!   address translation) that is about to be used; a hint that never faults.
 //!
 //! Supported targets: Linux on x86_64 (`x86_64.rs`) and on aarch64
 //! (`aarch64.rs`). Any other target fails to compile with an error naming
@@ -28,14 +30,14 @@
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod x86_64;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-pub(crate) use x86_64::{Context, Interrupted, STACK_ALIGNMENT, Syscall, init_stack, switch};
+pub(crate) use x86_64::{Context, Interrupted, STACK_ALIGNMENT, Syscall, init_stack, prefetch, switch};
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub(crate) use x86_64::{SuspendedRegs, suspended_regs};
 
 #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
 mod aarch64;
 #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
-pub(crate) use aarch64::{Context, Interrupted, STACK_ALIGNMENT, Syscall, init_stack, switch};
+pub(crate) use aarch64::{Context, Interrupted, STACK_ALIGNMENT, Syscall, init_stack, prefetch, switch};
 #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
 pub(crate) use aarch64::{SuspendedRegs, strip_return_address, suspended_regs};
 

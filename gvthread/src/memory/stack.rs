@@ -58,6 +58,13 @@ impl IdStack {
         self.push_chain(id, next, 1);
     }
 
+    /// The top slot as of now, for a prefetch: by the time the caller uses
+    /// it, somebody may have popped it.
+    #[inline]
+    pub(super) fn peek(&self) -> Option<u32> {
+        (self.head.load(Ordering::Relaxed) as u32).checked_sub(1)
+    }
+
     /// Pops the top slot; `next_of` gives a slot's link word.
     pub(super) fn pop<'a>(&self, next_of: impl Fn(u32) -> &'a AtomicU32) -> Option<u32> {
         let mut h = self.head.load(Ordering::Acquire);

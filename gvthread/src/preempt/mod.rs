@@ -176,10 +176,20 @@ pub fn safepoint_check() {
         return;
     }
     let slot = m.current_slot();
-    if slot != machine::NO_GVTHREAD {
+    if slot != machine::NO_GVTHREAD && m.in_runtime() == 0 {
         m.shared.metrics.cooperative_preemptions.fetch_add(1, Ordering::Relaxed);
         machine::yield_preempted(m, slot);
     }
+}
+
+/// The safepoint at the end of a call into the runtime that runs as one
+/// runtime section (`spawn`): the preemption signal declines to freeze a
+/// GVThread inside a section, so a GVThread that spends most of its time in
+/// such calls (a loop that only spawns) would otherwise run far past its
+/// time slice. It yields here instead, when the monitor asked for it.
+#[inline]
+pub(crate) fn after_runtime_call() {
+    safepoint_check();
 }
 
 /// Runs `f` with forced preemption disabled for the calling GVThread: the

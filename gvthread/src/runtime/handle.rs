@@ -263,6 +263,11 @@ fn current_shared() -> Result<Arc<Shared>, SpawnError> {
 /// The closure receives the new GVThread's [`CancellationToken`], a child of
 /// the caller's.
 ///
+/// The new GVThread waits for a free worker, or for the caller to give its
+/// worker away: a spawn does not preempt the caller, but it is a safepoint
+/// (like [`safepoint!`](crate::safepoint)), where a caller that has used up
+/// its time slice yields.
+///
 /// # Panics
 /// Outside a GVThread (use [`Runtime::block_on`](crate::Runtime::block_on) or
 /// [`Handle::spawn`]), and in the cases where [`try_spawn`] returns an error.

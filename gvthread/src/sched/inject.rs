@@ -43,6 +43,11 @@ impl GlobalQueues {
         self.queues[prio as usize].pop()
     }
 
+    /// How many GVThreads of `prio` wait (a racy snapshot).
+    pub(crate) fn len(&self, prio: Priority) -> usize {
+        self.queues[prio as usize].len()
+    }
+
     pub(crate) fn is_empty(&self, prio: Priority) -> bool {
         self.queues[prio as usize].is_empty()
     }

@@ -71,6 +71,27 @@ impl LocalQueue {
         }
     }
 
+    /// Pushes the entries `next` yields, at most as many as there is room
+    /// for (the rest stay in the iterator), publishing them with one store.
+    /// Owner only.
+    pub(crate) fn push_from(&self, next: impl FnMut() -> Option<u32>, max: u32) {
+        let mut next = next;
+        // Acquire: as in `push`.
+        let head = self.head.load(Ordering::Acquire);
+        let tail = self.tail.load(Ordering::Relaxed); // only we write it
+        let room = CAPACITY - tail.wrapping_sub(head).min(CAPACITY);
+        let mut n = 0;
+        while n < room.min(max) {
+            let Some(slot) = next() else { break };
+            self.buf[(tail.wrapping_add(n) & MASK) as usize].store(slot, Ordering::Relaxed);
+            n += 1;
+        }
+        if n > 0 {
+            // Release: publishes the entries to thieves and to our own pops.
+            self.tail.store(tail.wrapping_add(n), Ordering::Release);
+        }
+    }
+
     /// Pops the oldest entry. Owner only (thieves use `steal_into`).
     pub(crate) fn pop(&self) -> Option<u32> {
         loop {
@@ -85,6 +106,14 @@ impl LocalQueue {
                 return Some(slot);
             }
         }
+    }
+
+    /// The oldest entry as of now (a racy snapshot, for a prefetch: a thief
+    /// or the owner may take it before the caller looks at it).
+    pub(crate) fn peek(&self) -> Option<u32> {
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        (head != tail).then(|| self.buf[(head & MASK) as usize].load(Ordering::Relaxed))
     }
 
     /// Number of queued entries (a racy snapshot).
@@ -150,6 +179,25 @@ mod tests {
             assert_eq!(q.pop(), Some(i));
         }
         assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn push_from_takes_at_most_max_and_the_room_left() {
+        let q = LocalQueue::new();
+        let mut source = 0..10;
+        q.push_from(|| source.next(), 4);
+        assert_eq!(q.peek(), Some(0));
+        assert_eq!((q.len(), source.start), (4, 4), "max bounds the batch");
+        for i in 4..CAPACITY - 2 {
+            q.push(i + 100, |_| panic!("no overflow expected"));
+        }
+        let mut source = 0..10;
+        q.push_from(|| source.next(), 8);
+        assert_eq!((q.len(), source.start), (CAPACITY, 2), "the room left bounds the batch");
+        q.push_from(|| panic!("a full queue takes nothing"), 8);
+        for i in 0..4 {
+            assert_eq!(q.pop(), Some(i));
+        }
     }
 
     #[test]
@@ -332,6 +380,28 @@ mod loom_tests {
                 got.push(s);
             }
             check(got, 3);
+        });
+    }
+
+    #[test]
+    fn loom_push_from_against_steal() {
+        loom::model(|| {
+            let victim = Arc::new(LocalQueue::new());
+            // One entry already there, so the thief may take a batch that
+            // straddles the published and the unpublished part.
+            let mut got = Vec::new();
+            victim.push(0, |s| got.push(s));
+            let v = victim.clone();
+            let thief = thread::spawn(move || steal_all(&v));
+            // A batch bigger than the room left: the rest stays behind.
+            let mut source = 1..=CAPACITY;
+            victim.push_from(|| source.next(), CAPACITY);
+            got.extend(source);
+            got.extend(thief.join().unwrap());
+            while let Some(s) = victim.pop() {
+                got.push(s);
+            }
+            check(got, CAPACITY + 1);
         });
     }
 

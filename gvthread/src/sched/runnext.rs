@@ -83,6 +83,15 @@ impl RunNext {
         (got != EMPTY).then_some(got & !MOVABLE)
     }
 
+    /// Whether a GVThread bound to this role waits here (racy hint for
+    /// anyone): a wake, unlike an unstarted GVThread, which the monitor may
+    /// move to where an idle worker takes it.
+    #[inline]
+    pub(crate) fn holds_bound(&self) -> bool {
+        let w = self.0.load(Ordering::Relaxed);
+        w != EMPTY && w & MOVABLE == 0
+    }
+
     /// The word as it is, for the monitor to compare across ticks.
     #[inline]
     pub(crate) fn peek(&self) -> u32 {

@@ -17,6 +17,10 @@ use crate::util::rand::FastRand;
 /// before its local one, so that global work is never starved (Go uses 61).
 const GLOBAL_CHECK_INTERVAL: u32 = 61;
 
+/// Most Normal GVThreads a worker moves from the global queue into its local
+/// one when it takes from the global queue (see `take_global_normal`).
+const GLOBAL_BATCH: usize = 32;
+
 impl Shared {
     /// The idle bookkeeping of the group `w` belongs to.
     #[inline]
@@ -151,9 +155,10 @@ impl Shared {
             w.local.pop().or_else(|| home.pop(links))
         };
         if local.is_some() {
+            self.prefetch_next_local(w);
             return local;
         }
-        if let Some(s) = self.global.pop(Priority::Normal) {
+        if let Some(s) = self.take_global_normal(w) {
             return Some(s);
         }
         if let Some(s) = self.pop_had_slice(w, tick) {
@@ -169,6 +174,31 @@ impl Shared {
             return self.global.pop(Priority::Low);
         }
         None
+    }
+
+    /// Takes the oldest Normal GVThread of the global queue to run on `w`,
+    /// and moves up to [`GLOBAL_BATCH`] of those after it (a share for each
+    /// ordinary role) into `w`'s local queue, as Go's `globrunqget` does:
+    /// one pass over the shared queue serves several decisions, other roles
+    /// still steal them from there, and the next GVThread to run is known
+    /// one decision ahead (see `prefetch_next_local`).
+    fn take_global_normal(&self, w: &Worker) -> Option<u32> {
+        let s = self.global.pop(Priority::Normal)?;
+        let share = self.global.len(Priority::Normal) / self.num_normal_workers.max(1);
+        w.local.push_from(|| self.global.pop(Priority::Normal), share.min(GLOBAL_BATCH) as u32);
+        self.prefetch_next_local(w);
+        Some(s)
+    }
+
+    /// Starts loading the state word and header of the GVThread `w` will
+    /// probably run after the one just chosen: in a large burst each one is
+    /// cold, and its page walk and line misses then overlap with the current
+    /// one's run instead of stalling the next switch.
+    #[inline]
+    fn prefetch_next_local(&self, w: &Worker) {
+        if let Some(next) = w.local.peek() {
+            self.slots.prefetch_for_run(next);
+        }
     }
 
     /// A GVThread of `w` that used up its time slice: frozen ones (each holds
@@ -338,7 +368,7 @@ impl Shared {
                 }
                 self.note_wake(w, prio, own, mine.is_null(), in_runnext);
             }
-            None => self.ready_fresh(slot, prio, mine),
+            None => self.ready_fresh(slot, prio, mine, word & state::STARTED != 0),
         }
         if let Some(m) = m {
             m.leave();
@@ -381,7 +411,7 @@ impl Shared {
 
     /// Queues a GVThread that has not started (any role may run it), or any
     /// GVThread under free migration.
-    fn ready_fresh(&self, slot: u32, prio: Priority, mine: *const Worker) {
+    fn ready_fresh(&self, slot: u32, prio: Priority, mine: *const Worker, started: bool) {
         match prio {
             Priority::Normal => {
                 // SAFETY: a non-null role pointer of the current machine
@@ -389,6 +419,11 @@ impl Shared {
                 if let Some(w) = unsafe { mine.as_ref() }
                     && !w.low_priority
                 {
+                    // A wake under free migration: woken work, though the
+                    // monitor may move it (see `Worker::has_woken`).
+                    if started && !w.woken.load(Ordering::Relaxed) {
+                        w.woken.store(true, Ordering::Relaxed);
+                    }
                     self.set_runnext(w, slot, true);
                     return;
                 }
@@ -420,12 +455,13 @@ impl Shared {
     /// Queues the GVThread `set_runnext` took out of `w`'s `runnext`.
     #[inline(never)]
     fn requeue_displaced(&self, w: &Worker, displaced: u32) {
-        // The displaced GVThread waits in a queue now: woken work that
-        // `runnext` alone no longer shows (see `Worker::has_woken`).
-        if !w.woken.load(Ordering::Relaxed) {
+        let word = self.slots.state(displaced).load(Ordering::Relaxed);
+        // A woken GVThread displaced waits in a queue now: woken work that
+        // `runnext` alone no longer shows (see `Worker::has_woken`). An
+        // unstarted one is no wake.
+        if word & state::STARTED != 0 && !w.woken.load(Ordering::Relaxed) {
             w.woken.store(true, Ordering::Relaxed);
         }
-        let word = self.slots.state(displaced).load(Ordering::Relaxed);
         if state::home(word).is_some() {
             w.push_home(&self.links, Priority::Normal, displaced);
         } else {

@@ -257,13 +257,18 @@ impl Worker {
         self.machines.iter().filter(|m| !m.load(Ordering::Acquire).is_null()).count()
     }
 
-    /// Whether GVThreads were made runnable for this role since its last
-    /// switch and still wait (wake-up preemption): `woken`, or a GVThread
-    /// in `runnext` (a wake by the role's own running GVThread puts it
-    /// there without setting `woken`; see `Shared::note_wake`).
+    /// Whether GVThreads were woken for this role since its last switch and
+    /// still wait (wake-up preemption): `woken`, or a bound GVThread in
+    /// `runnext` (a wake by the role's own running GVThread puts it there
+    /// without setting `woken`; see `Shared::note_wake`). A spawn is not a
+    /// wake: an unstarted GVThread waits for a free worker or the end of
+    /// its spawner's time slice, as in Go, instead of cutting the spawner's
+    /// slice short (a loop that spawns would otherwise give its worker away
+    /// every `wakeup_granularity`, even with another worker idle to run
+    /// what it spawns).
     #[inline]
     pub(crate) fn has_woken(&self) -> bool {
-        self.woken.load(Ordering::Relaxed) || !self.runnext.is_empty()
+        self.woken.load(Ordering::Relaxed) || self.runnext.holds_bound()
     }
 
     /// Drops a cooperative preemption request.

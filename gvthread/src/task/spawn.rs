@@ -69,13 +69,17 @@ where
 {
     // Spawning touches the caller's run queue and slot cache: not to be
     // interrupted by a forced preemption.
-    machine::in_section(|| {
+    let spawned = machine::in_section(|| {
         if size_of::<F>() > MAX_INLINE_PAYLOAD || align_of::<F>() > 64 {
             let boxed = Box::new(f);
             return spawn_inline(shared, opts, boxed);
         }
         spawn_inline(shared, opts, f)
-    })
+    });
+    // A loop that only spawns is inside that section most of the time,
+    // where the preemption signal declines: it yields here instead.
+    crate::preempt::after_runtime_call();
+    spawned
 }
 
 /// A slot of `class`: the cache of `role` (the role of `shared` the spawner's

@@ -92,3 +92,58 @@ fn yield_outside_a_gvthread_is_harmless() {
     gvthread::yield_now();
     gvthread::sleep(Duration::from_millis(1));
 }
+
+#[test]
+fn a_share_taken_from_the_global_queue_is_still_stolen() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::Instant;
+    let _w = common::watchdog("a_share_taken_from_the_global_queue_is_still_stolen", Duration::from_secs(120));
+    const N: u64 = 40;
+    const LIMIT: Duration = Duration::from_secs(60);
+    // Forced preemption off: a GVThread that spins never gives its worker away.
+    let rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(2).enable_forced_preempt(false));
+    let h = rt.handle();
+    // Both workers held by gates while everything else is queued, so that
+    // the global queue holds the hog and then N others when they look.
+    let (open, gated) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let gates: Vec<_> = (0..2)
+        .map(|_| {
+            let (open, gated) = (open.clone(), gated.clone());
+            h.spawn(move |_| {
+                gated.fetch_add(1, Ordering::SeqCst);
+                let t = Instant::now();
+                while !open.load(Ordering::SeqCst) && t.elapsed() < LIMIT {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    while gated.load(Ordering::SeqCst) < 2 && t.elapsed() < LIMIT {
+        std::thread::yield_now();
+    }
+    // The worker that takes the hog moves a share of the others into its
+    // ring; it never runs them itself: the other worker must steal them.
+    let done = Arc::new(AtomicU64::new(0));
+    let d = done.clone();
+    let hog = h.spawn(move |_| {
+        let t = Instant::now();
+        while d.load(Ordering::SeqCst) < N && t.elapsed() < LIMIT {
+            std::hint::spin_loop();
+        }
+        d.load(Ordering::SeqCst)
+    });
+    let others: Vec<_> = (0..N)
+        .map(|_| {
+            let d = done.clone();
+            h.spawn(move |_| {
+                d.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    open.store(true, Ordering::SeqCst);
+    assert_eq!(hog.join().unwrap(), N, "GVThreads queued behind a hog that never yields were not stolen");
+    for g in gates.into_iter().chain(others) {
+        g.join().unwrap();
+    }
+}

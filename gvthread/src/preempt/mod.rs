@@ -182,16 +182,6 @@ pub fn safepoint_check() {
     }
 }
 
-/// The safepoint at the end of a call into the runtime that runs as one
-/// runtime section (`spawn`): the preemption signal declines to freeze a
-/// GVThread inside a section, so a GVThread that spends most of its time in
-/// such calls (a loop that only spawns) would otherwise run far past its
-/// time slice. It yields here instead, when the monitor asked for it.
-#[inline]
-pub(crate) fn after_runtime_call() {
-    safepoint_check();
-}
-
 /// Runs `f` with forced preemption disabled for the calling GVThread: the
 /// SIGURG handler will not hand it off while `f` runs (cooperative
 /// preemption through [`safepoint!`](crate::safepoint) still works, and

@@ -74,8 +74,7 @@ impl LocalQueue {
     /// Pushes the entries `next` yields, at most as many as there is room
     /// for (the rest stay in the iterator), publishing them with one store.
     /// Owner only.
-    pub(crate) fn push_from(&self, next: impl FnMut() -> Option<u32>, max: u32) {
-        let mut next = next;
+    pub(crate) fn push_from(&self, mut next: impl FnMut() -> Option<u32>, max: u32) {
         // Acquire: as in `push`.
         let head = self.head.load(Ordering::Acquire);
         let tail = self.tail.load(Ordering::Relaxed); // only we write it

@@ -390,8 +390,8 @@ impl Shared {
     /// ([`Worker::has_woken`]), so the flag is left alone: a ping-pong pair
     /// then never sets it, and its switches skip clearing it.
     fn note_wake(&self, w: &Worker, prio: Priority, own: bool, from_outside: bool, in_runnext: bool) {
-        if !in_runnext && !w.woken.load(Ordering::Relaxed) {
-            w.woken.store(true, Ordering::Relaxed);
+        if !in_runnext {
+            w.note_woken();
         }
         if !w.busy.load(Ordering::Relaxed) {
             return;
@@ -421,8 +421,8 @@ impl Shared {
                 {
                     // A wake under free migration: woken work, though the
                     // monitor may move it (see `Worker::has_woken`).
-                    if started && !w.woken.load(Ordering::Relaxed) {
-                        w.woken.store(true, Ordering::Relaxed);
+                    if started {
+                        w.note_woken();
                     }
                     self.set_runnext(w, slot, true);
                     return;
@@ -459,8 +459,8 @@ impl Shared {
         // A woken GVThread displaced waits in a queue now: woken work that
         // `runnext` alone no longer shows (see `Worker::has_woken`). An
         // unstarted one is no wake.
-        if word & state::STARTED != 0 && !w.woken.load(Ordering::Relaxed) {
-            w.woken.store(true, Ordering::Relaxed);
+        if word & state::STARTED != 0 {
+            w.note_woken();
         }
         if state::home(word).is_some() {
             w.push_home(&self.links, Priority::Normal, displaced);

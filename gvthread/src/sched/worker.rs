@@ -271,6 +271,15 @@ impl Worker {
         self.woken.load(Ordering::Relaxed) || self.runnext.holds_bound()
     }
 
+    /// Records woken work waiting for this role (`woken`), writing the
+    /// flag's line only when it is not set yet.
+    #[inline]
+    pub(crate) fn note_woken(&self) {
+        if !self.woken.load(Ordering::Relaxed) {
+            self.woken.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Drops a cooperative preemption request.
     #[inline]
     pub(crate) fn clear_preempt_request(&self) {

@@ -77,8 +77,9 @@ where
         spawn_inline(shared, opts, f)
     });
     // A loop that only spawns is inside that section most of the time,
-    // where the preemption signal declines: it yields here instead.
-    crate::preempt::after_runtime_call();
+    // where the preemption signal declines to freeze it: a safepoint here
+    // yields instead, once the monitor asked (its time slice is used up).
+    crate::preempt::safepoint_check();
     spawned
 }
 

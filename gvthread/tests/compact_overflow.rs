@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use gvthread::{Handle, Runtime, SchedulerConfig};
@@ -25,39 +23,35 @@ fn deep_big(depth: u64) -> u64 {
     below + frame[1] as u64
 }
 
-fn sleep_until(flag: &AtomicU64, v: u64) {
-    while flag.load(Ordering::Acquire) < v {
-        gvthread::sleep(Duration::from_millis(3));
-    }
-}
-
 fn overflow_after_restore_in_child() {
     // SAFETY: only the GVThreads themselves touch their stacks.
     let mut rt = Runtime::new(unsafe {
         SchedulerConfig::default().num_workers(2).compact_idle_after(Some(Duration::from_millis(1)))
     });
     rt.block_on(move || {
-        let flag = Arc::new(AtomicU64::new(0));
+        // Every GVThread parks in `recv` (no periodic wake-ups), so all of
+        // them stay compacted once compacted. The neighbours' receives end
+        // when `stay` is dropped.
+        let (stay, parked) = gvthread::channel::<()>(0);
         // Neighbours on both sides, compacted too.
         let mut hs = Vec::new();
         for _ in 0..3 {
-            let f = flag.clone();
-            hs.push(gvthread::spawn(move |_| sleep_until(&f, 2)));
+            let rx = parked.clone();
+            hs.push(gvthread::spawn(move |_| rx.recv().is_err()));
         }
-        let f = flag.clone();
+        let (go, victim_rx) = gvthread::channel::<()>(0);
         let victim = gvthread::spawn(move |_| {
-            sleep_until(&f, 1);
+            victim_rx.recv().unwrap();
             let id = gvthread::current_id().expect("inside a GVThread");
             eprintln!("expect: GVThread {}.{}", id.slot(), id.generation());
             deep_big(0)
         });
         for _ in 0..3 {
-            let f = flag.clone();
-            hs.push(gvthread::spawn(move |_| sleep_until(&f, 2)));
+            let rx = parked.clone();
+            hs.push(gvthread::spawn(move |_| rx.recv().is_err()));
         }
+        drop(parked);
         let h = Handle::current();
-        // One snapshot decides: the sleepers wake every 3 ms and are restored,
-        // so a second read may already count fewer compacted GVThreads.
         let mut seen = h.metrics();
         for _ in 0..20_000 {
             if seen.compacted_gvthreads >= 7 {
@@ -67,9 +61,9 @@ fn overflow_after_restore_in_child() {
             seen = h.metrics();
         }
         assert!(seen.compacted_gvthreads >= 7, "{seen:?}");
-        flag.store(1, Ordering::Release);
+        go.send(()).unwrap();
         let _ = victim.join();
-        flag.store(2, Ordering::Release);
+        drop(stay);
         drop(hs);
     });
     unreachable!("the overflow must abort the process");

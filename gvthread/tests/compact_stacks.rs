@@ -361,20 +361,26 @@ fn gvthread_locals_survive() {
     let mut rt = rt(2);
     let n = 20;
     let results = rt.block_on(move || {
-        let flag = Arc::new(AtomicU64::new(0));
-        let hs: Vec<_> = (0..n)
+        // Each GVThread stays parked in `recv` (no periodic wake-ups) until
+        // all of them are compacted at once: GVThreads polling a flag every
+        // few ms may never all be compacted together on a slow machine
+        // (seen under qemu).
+        let (txs, hs): (Vec<_>, Vec<_>) = (0..n)
             .map(|i| {
-                let f = flag.clone();
-                gvthread::spawn(move |_| {
+                let (tx, rx) = gvthread::channel::<()>(0);
+                let g = gvthread::spawn(move |_| {
                     COUNT.with(|c| c.set(i * 10));
                     NAME.with(|s| *s.borrow_mut() = format!("gv{i}"));
-                    sleep_until(&f, 1);
+                    rx.recv().unwrap();
                     (COUNT.with(|c| c.get()), NAME.with(|s| s.borrow().clone()))
-                })
+                });
+                (tx, g)
             })
-            .collect();
+            .unzip();
         wait_for(&Handle::current(), "compactions", |m| m.compacted_gvthreads >= n as usize);
-        flag.store(1, Ordering::Release);
+        for tx in txs {
+            tx.send(()).unwrap();
+        }
         hs.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
     });
     for (i, (c, s)) in results.into_iter().enumerate() {
@@ -385,13 +391,18 @@ fn gvthread_locals_survive() {
 
 #[test]
 fn compacted_and_woken_a_thousand_times() {
-    let _w = common::watchdog("compacted_and_woken_a_thousand_times", Duration::from_secs(120));
+    let _w = common::watchdog("compacted_and_woken_a_thousand_times", Duration::from_secs(240));
     let mut rt = rt(2);
     let h = rt.handle();
     let rounds = 1000u64;
+    // Even rounds wake the GVThread with a message (it parks in `recv`),
+    // odd rounds with its timer (it sleeps 10 ms at a time until a flag is
+    // set): both wake paths restore a compacted stack. The GVThread reports
+    // each round on `back`, so nothing else wakes it between rounds.
+    let (to, from_main) = gvthread::channel::<u64>(0);
+    let (back, from_child) = gvthread::channel::<u64>(0);
     let flag = Arc::new(AtomicU64::new(0));
-    let back = Arc::new(AtomicU64::new(0));
-    let (f, b) = (flag.clone(), back.clone());
+    let f = flag.clone();
     let start = rt.metrics().compactions;
     rt.block_on(move || {
         let g = gvthread::spawn(move |_| {
@@ -399,8 +410,15 @@ fn compacted_and_woken_a_thousand_times() {
             pattern(9, &mut local);
             let mut sum = 0u64;
             for round in 0..rounds {
-                sleep_until(&f, round + 1);
-                let v = round;
+                let v = if round % 2 == 0 {
+                    from_main.recv().unwrap()
+                } else {
+                    while f.load(Ordering::Acquire) <= round {
+                        gvthread::sleep(Duration::from_millis(10));
+                    }
+                    round
+                };
+                assert_eq!(v, round);
                 let mut check = [0u64; 64];
                 pattern(9 + round, &mut check);
                 let mut want = [0u64; 64];
@@ -410,7 +428,7 @@ fn compacted_and_woken_a_thousand_times() {
                 pattern(9, &mut orig);
                 assert_eq!(local, orig, "round {round}");
                 sum = sum.wrapping_add(v);
-                b.store(round + 1, Ordering::Release);
+                back.send(round).unwrap();
             }
             sum
         });
@@ -418,9 +436,13 @@ fn compacted_and_woken_a_thousand_times() {
         let mut expected = 0u64;
         for round in 0..rounds {
             wait_for(&hd, "the next compaction", |m| m.compacted_gvthreads >= 1);
-            flag.store(round + 1, Ordering::Release);
+            if round % 2 == 0 {
+                to.send(round).unwrap();
+            } else {
+                flag.store(round + 1, Ordering::Release);
+            }
             expected = expected.wrapping_add(round);
-            sleep_until(&back, round + 1);
+            assert_eq!(from_child.recv().unwrap(), round);
         }
         assert_eq!(g.join().unwrap(), expected);
     });

@@ -39,7 +39,8 @@
 //!
 //! * runtime code that uses the worker role (run queues, the pending action
 //!   of a switch): machines count *runtime sections* and the handler returns
-//!   at once inside one (the monitor retries a time slice later);
+//!   at once inside one, asking again shortly (the thread's retry timer, as
+//!   at an unsafe point below);
 //! * code inside [`no_preempt`];
 //! * anything when no spare thread is available (the thread cap,
 //!   [`SchedulerConfig::max_os_threads`](crate::SchedulerConfig::max_os_threads),

@@ -63,8 +63,8 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
 }
 
 /// First delay of a retry after a preemption declined at an unsafe point
-/// (the C library, an allocator): such code is usually left within
-/// microseconds.
+/// (the C library, an allocator) or in a runtime section: such code is
+/// usually left within microseconds.
 const RETRY_FIRST: Duration = Duration::from_micros(20);
 
 /// Retries after an unsafe point, doubling from [`RETRY_FIRST`] (20 us to
@@ -72,10 +72,11 @@ const RETRY_FIRST: Duration = Duration::from_micros(20);
 /// ticks take over.
 const MAX_RETRIES: u32 = 6;
 
-/// A request declined at an unsafe point is put back and this thread's
-/// retry timer re-sends it shortly (`util::thread_timer`): the kernel
-/// interrupts the thread on its own CPU, so the retry does not wait for the
-/// timer thread to get a CPU, which on a loaded machine took milliseconds.
+/// A request declined at an unsafe point or in a runtime section is put
+/// back and this thread's retry timer re-sends it shortly
+/// (`util::thread_timer`): the kernel interrupts the thread on its own CPU,
+/// so the retry does not wait for the timer thread to get a CPU, which on a
+/// loaded machine took milliseconds.
 /// Async-signal-safe (`timer_settime` is).
 fn retry_soon(m: &Machine, request: u8) {
     let Some(timer) = &m.retry_timer else { return };
@@ -96,8 +97,8 @@ fn retry_soon(m: &Machine, request: u8) {
 /// frame), queues it on its role's `frozen` queue, hands the role to another
 /// thread of the same role, and waits until a scheduler picks the GVThread and
 /// hands the role back; then returns, resuming the GVThread on its own OS
-/// thread. Declines (returns at once; the monitor retries) where freezing is
-/// not safe or not possible.
+/// thread. Declines (returns at once; retried shortly or at the monitor's
+/// next request) where freezing is not safe or not possible.
 ///
 /// The role goes to, in order of preference:
 /// * for a GVThread blocked in a system call (`PREEMPT_BLOCKED`, or a hog
@@ -110,21 +111,33 @@ fn retry_soon(m: &Machine, request: u8) {
 /// # Safety
 /// Called only from the signal handler on `m`'s own thread.
 unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
-    if m.in_handler.get() || m.in_runtime() > 0 {
-        return; // inside the runtime: the monitor retries at its next tick
+    if m.in_handler.get() {
+        return;
     }
     let slot = m.current_slot();
-    if slot == NO_GVTHREAD || m.worker_ptr().is_null() {
+    let w = m.worker_ptr();
+    if slot == NO_GVTHREAD || w.is_null() {
+        return;
+    }
+    // SAFETY: a non-null role pointer targets an element of the runtime's
+    // worker array.
+    if unsafe { &*w }.activity.load(Ordering::Relaxed) != m.preempt_activity.load(Ordering::Relaxed) {
+        return; // the role switched since the request: not the GVThread it was about
+    }
+    if m.in_runtime() > 0 {
+        // Inside the runtime, which is left within microseconds: ask again
+        // shortly, as at an unsafe point. (Left to the monitor's next
+        // request, a time slice later, loops that spend most of their time
+        // in runtime calls dodged most signals.) Nothing of the GVThread is
+        // read before this point: a section may be half-way through a
+        // switch, its `current` naming a stack not yet ready.
+        m.shared.metrics.unsafe_point_retries.fetch_add(1, Ordering::Relaxed);
+        retry_soon(m, request);
         return;
     }
     let sh = &*m.shared;
     if sh.no_preempt_depth(slot) > 0 {
         return;
-    }
-    // SAFETY: a non-null role pointer targets an element of the runtime's
-    // worker array.
-    if unsafe { &*m.worker_ptr() }.activity.load(Ordering::Relaxed) != m.preempt_activity.load(Ordering::Relaxed) {
-        return; // the role switched since the request: not the GVThread it was about
     }
     if request == PREEMPT_BLOCKED && !at.in_syscall {
         return; // running, not waiting: not a lock waiter
@@ -203,4 +216,53 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
     // scheduler stack; it must watch this GVThread again.
     sh.wake_monitor();
     m.in_handler.set(false);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use crate::preempt::spares::{request_spare, spare_count};
+    use crate::sched::machine::{self, PREEMPT_HOG};
+    use crate::{Runtime, SchedulerConfig};
+
+    /// A preemption signal that lands inside a runtime section is declined
+    /// there and sent again shortly (`retry_soon`): the GVThread is frozen
+    /// once it runs outside, not at the monitor's next request.
+    #[test]
+    fn a_request_declined_in_a_runtime_section_is_retried_soon() {
+        // A long slice: the monitor sends nothing of its own meanwhile.
+        let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1).time_slice(Duration::from_secs(30)));
+        let (inside, after) = rt.block_on(|| {
+            let m = machine::current().expect("inside a GVThread");
+            request_spare(&m.shared, m.worker(), false);
+            for _ in 0..10_000 {
+                if spare_count(machine::current().expect("inside a GVThread").worker()) > 0 {
+                    break;
+                }
+                crate::sleep(Duration::from_millis(1));
+            }
+            let m = machine::current().expect("inside a GVThread");
+            assert!(spare_count(m.worker()) > 0, "no spare thread started");
+            let forced = || m.shared.metrics.forced_preemptions.load(Ordering::Relaxed);
+            let before = forced();
+            let inside = machine::in_section(|| {
+                // A signal to this thread is delivered before the send
+                // returns: inside the section, so it is declined.
+                m.request_preemption(PREEMPT_HOG, m.worker().activity.load(Ordering::Relaxed));
+                forced() - before
+            });
+            // Outside now: compute (bounded) until the retry freezes us. The
+            // GVThread resumes on the thread that froze it, so `m` is still
+            // this thread's machine.
+            let t = std::time::Instant::now();
+            while forced() == before && t.elapsed() < Duration::from_secs(10) {
+                std::hint::spin_loop();
+            }
+            (inside, forced() - before)
+        });
+        assert_eq!(inside, 0, "frozen inside a runtime section");
+        assert_eq!(after, 1, "the request declined inside the section was not retried");
+    }
 }

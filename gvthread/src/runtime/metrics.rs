@@ -57,7 +57,8 @@ pub struct RuntimeMetrics {
     /// Forced preemptions declined because the GVThread was running inside
     /// the C library, the dynamic loader, the unwinder or a
     /// [`NonPreemptibleAlloc`](crate::NonPreemptibleAlloc) call, whose locks
-    /// other threads need (retried shortly).
+    /// other threads need, or inside gvthread's own runtime code (retried
+    /// shortly).
     pub unsafe_point_retries: u64,
     /// Freezes not asked for although the running GVThread had run its
     /// wake-up granularity or time slice by wall-clock time, because its OS

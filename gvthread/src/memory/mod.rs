@@ -65,6 +65,7 @@
 pub(crate) mod blocks;
 mod class;
 mod compact;
+mod depot;
 mod guard;
 mod os;
 mod scavenge;
@@ -73,6 +74,7 @@ mod stack;
 
 pub(crate) use class::{DEFAULT_STACK, MAX_SLOT, StackClass};
 pub(crate) use compact::{LATENCY_BUCKETS, StackAt, StackExposed};
+pub(crate) use depot::SlotDepot;
 pub(crate) use guard::ensure_altstack;
 pub(crate) use os::{GuardScheme, current_map_count, max_map_count, probe_guard_scheme};
 pub(crate) use slots::{AllocError, SlotAt, SlotCache, SlotPool};

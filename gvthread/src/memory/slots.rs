@@ -42,6 +42,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use super::class::{NUM_CLASSES, StackClass};
+use super::depot::SlotDepot;
 use super::guard;
 use super::os::{self, GuardScheme};
 use super::stack::IdStack;
@@ -131,6 +132,47 @@ impl SlotCache {
         } else {
             false
         }
+    }
+
+    /// Moves the oldest [`SlotDepot::BATCH`] cached slots out: those for
+    /// which `to_depot` holds into `depot` while it has room, every other
+    /// one to `release` (back to the pool).
+    ///
+    /// # Safety
+    /// As for [`pop`](Self::pop).
+    pub(crate) unsafe fn spill(&self, depot: &SlotDepot, to_depot: impl Fn(u32) -> bool, mut release: impl FnMut(u32)) {
+        // SAFETY: exclusive access by the caller's contract.
+        let v = unsafe { &mut *self.0.get() };
+        let n = SlotDepot::BATCH.min(v.len());
+        let mut batch = [0u32; SlotDepot::BATCH];
+        let mut kept = 0;
+        for &s in &v[..n] {
+            if to_depot(s) {
+                batch[kept] = s;
+                kept += 1;
+            } else {
+                release(s);
+            }
+        }
+        let put = depot.put(&batch[..kept]);
+        for &s in &batch[put..kept] {
+            release(s);
+        }
+        v.drain(..n);
+    }
+
+    /// Takes up to [`SlotDepot::BATCH`] slots from `depot` into an empty
+    /// cache; false if the depot had none.
+    ///
+    /// # Safety
+    /// As for [`pop`](Self::pop).
+    pub(crate) unsafe fn refill(&self, depot: &SlotDepot) -> bool {
+        // SAFETY: exclusive access by the caller's contract.
+        let v = unsafe { &mut *self.0.get() };
+        let mut batch = [0u32; SlotDepot::BATCH];
+        let n = depot.take(&mut batch);
+        v.extend_from_slice(&batch[..n]);
+        n > 0
     }
 }
 
@@ -362,6 +404,8 @@ pub(crate) struct SlotPool {
     stacks_released: AtomicBool,
     /// Stack compaction of long-parked GVThreads (`memory::compact`).
     pub(super) compact: super::compact::CompactStats,
+    /// Free slots passed between roles in batches (`memory::depot`).
+    pub(crate) depot: SlotDepot,
     /// Test hook: guard installations to fail on purpose.
     #[cfg(test)]
     pub(super) fail_guards: AtomicUsize,
@@ -421,6 +465,7 @@ impl SlotPool {
             leak: AtomicBool::new(false),
             stacks_released: AtomicBool::new(false),
             compact: super::compact::CompactStats::new(),
+            depot: SlotDepot::new(),
             #[cfg(test)]
             fail_guards: AtomicUsize::new(0),
         };

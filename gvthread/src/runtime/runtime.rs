@@ -85,9 +85,11 @@ impl Runtime {
         if guard == GuardScheme::Mprotect {
             check_map_budget()?;
         }
-        // Room for the slots the worker roles may hold in their private caches.
+        // Room for the slots the worker roles may hold in their private caches
+        // and pass between them (the depot).
         let roles = config.resolved_workers() + config.num_low_priority_workers;
-        let capacity = config.max_gvthreads + roles * crate::memory::SlotCache::CAPACITY;
+        let capacity =
+            config.max_gvthreads + roles * crate::memory::SlotCache::CAPACITY + crate::memory::SlotDepot::CAPACITY;
         let slots = SlotPool::new(capacity, guard, config.stack_class()).map_err(RuntimeError::AddressSpace)?;
         slots.set_compact_after(config.compact_idle_after);
         let shared = Arc::new(Shared::new(config, slots));

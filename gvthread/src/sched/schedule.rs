@@ -618,6 +618,8 @@ impl Shared {
         while let Some(slot) = unsafe { w.slot_cache.pop() } {
             wake |= self.slots.release(slot);
         }
+        // The depot too: with every role asleep, nothing would take them.
+        self.slots.depot.drain(|slot| wake |= self.slots.release(slot));
         if wake {
             self.timers.parker.unpark();
         }
@@ -643,7 +645,21 @@ impl Shared {
         if unsafe { w.slot_cache.push(slot) } {
             return;
         }
-        if self.slots.release(slot) {
+        // Full: the older half goes to the depot, for a role that spawns
+        // (`memory::depot`), or back to the pool.
+        let default = self.config.stack_class();
+        let mut wake = false;
+        // SAFETY: as above.
+        unsafe {
+            w.slot_cache.spill(
+                &self.slots.depot,
+                |s| self.slots.class_of(s) == default,
+                |s| wake |= self.slots.release(s),
+            );
+            // Room now.
+            w.slot_cache.push(slot);
+        }
+        if wake {
             // Enough free slots pile up: let the timer thread give pages back.
             self.timers.parker.unpark();
         }

@@ -90,7 +90,12 @@ fn take_slot(shared: &Shared, class: StackClass, role: Option<&Worker>) -> Resul
     let cached = match role {
         // SAFETY: `spawn_with` runs this inside a runtime section, on the
         // machine holding `role`, whose cache this is.
-        Some(w) if class == shared.config.stack_class() => unsafe { w.slot_cache.pop() },
+        Some(w) if class == shared.config.stack_class() => unsafe {
+            // Empty: a batch from the depot (slots freed by other roles).
+            w.slot_cache
+                .pop()
+                .or_else(|| if w.slot_cache.refill(&shared.slots.depot) { w.slot_cache.pop() } else { None })
+        },
         _ => None,
     };
     if let Some(s) = cached {

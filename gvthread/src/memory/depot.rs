@@ -1,0 +1,140 @@
+//! The slot depot: free slots passed between worker roles in batches.
+//!
+//! When one role spawns and another runs (and ends) what it spawns, every
+//! slot travels from the runner's side to the spawner's. Through the pool's
+//! free stack that costs, per GVThread, a push and a pop on one shared head
+//! plus the slot's link and pool-state words, each a cache line the other
+//! core wrote last: a profile of a 1M burst on 2 workers put a third of the
+//! spawner's time on those misses. Go batches the same traffic (`gfput`
+//! moves half of a P's free list to the global one, `gfget` takes a batch
+//! back). Here a role whose [`SlotCache`] is full moves its older half into
+//! the depot, and a role whose cache is empty takes a batch from it: one
+//! short lock and a line or two of ids per [`SlotDepot::BATCH`] GVThreads.
+//!
+//! Slots in the depot stay `IN_USE` in the pool, as in a role's cache (no
+//! pool-state change, no free-stack traffic). The pool reserves
+//! [`SlotDepot::CAPACITY`] extra ids for them, as it does for the caches,
+//! and a role about to sleep empties the depot with its cache
+//! (`Shared::return_cached_slots`), so an idle runtime's chunks can still be
+//! given back whole. Only slots of the runtime's default stack class enter.
+//!
+//! The lock is taken only inside runtime sections (exit's post-switch
+//! action, spawn, a role going to sleep), where forced preemption never
+//! freezes its holder (design-notes §2b), and nothing under it allocates:
+//! the vector's room is reserved up front.
+
+use std::sync::Mutex;
+
+use super::slots::SlotCache;
+
+/// Free slots of the default class held for the next role that runs out
+/// (see the module docs).
+pub(crate) struct SlotDepot {
+    slots: Mutex<Vec<u32>>,
+}
+
+impl SlotDepot {
+    /// Most slots the depot holds; beyond, they go back to the pool.
+    pub(crate) const CAPACITY: usize = 4 * SlotCache::CAPACITY;
+    /// Slots moved at a time: half a cache.
+    pub(crate) const BATCH: usize = SlotCache::CAPACITY / 2;
+
+    pub(crate) fn new() -> SlotDepot {
+        SlotDepot { slots: Mutex::new(Vec::with_capacity(Self::CAPACITY)) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u32>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes in as many of `slots` as there is room for; returns how many
+    /// (the first ones). Call inside a runtime section.
+    pub(crate) fn put(&self, slots: &[u32]) -> usize {
+        let mut d = self.lock();
+        let n = slots.len().min(Self::CAPACITY - d.len());
+        d.extend_from_slice(&slots[..n]);
+        n
+    }
+
+    /// Moves up to `out.len()` slots into `out`; returns how many. Call
+    /// inside a runtime section.
+    pub(crate) fn take(&self, out: &mut [u32]) -> usize {
+        let mut d = self.lock();
+        let n = out.len().min(d.len());
+        let from = d.len() - n;
+        out[..n].copy_from_slice(&d[from..]);
+        d.truncate(from);
+        n
+    }
+
+    /// Empties the depot into `release` (a role about to sleep), which runs
+    /// after the lock is dropped.
+    pub(crate) fn drain(&self, mut release: impl FnMut(u32)) {
+        let mut buf = [0u32; Self::CAPACITY];
+        let n = self.take(&mut buf);
+        for &s in &buf[..n] {
+            release(s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_takes_what_fits_and_take_returns_the_newest() {
+        let d = SlotDepot::new();
+        let many: Vec<u32> = (0..SlotDepot::CAPACITY as u32 + 5).collect();
+        assert_eq!(d.put(&many), SlotDepot::CAPACITY, "the rest goes back to the pool");
+        let mut out = [0u32; 3];
+        assert_eq!(d.take(&mut out), 3);
+        let top = SlotDepot::CAPACITY as u32;
+        assert_eq!(out, [top - 3, top - 2, top - 1]);
+        let mut released = Vec::new();
+        d.drain(|s| released.push(s));
+        assert_eq!(released.len(), SlotDepot::CAPACITY - 3);
+        assert_eq!(d.take(&mut out), 0, "drained");
+        assert_eq!(d.put(&[7]), 1);
+    }
+
+    /// A full cache spills its oldest half: slots the depot accepts go there
+    /// while it has room, the rest back to the pool; an empty cache refills
+    /// from the depot.
+    #[test]
+    fn a_full_cache_spills_its_oldest_half_and_an_empty_one_refills() {
+        let d = SlotDepot::new();
+        // Room for 5 only.
+        let filler: Vec<u32> = (1000..1000 + SlotDepot::CAPACITY as u32 - 5).collect();
+        assert_eq!(d.put(&filler), filler.len());
+        let c = SlotCache::new();
+        for s in 0..SlotCache::CAPACITY as u32 {
+            // SAFETY: this test is the cache's only user.
+            assert!(unsafe { c.push(s) });
+        }
+        // SAFETY: as above.
+        assert!(!unsafe { c.push(99) }, "full");
+        let mut released = Vec::new();
+        // Multiples of 4 stand for slots of another stack class.
+        // SAFETY: as above.
+        unsafe { c.spill(&d, |s| s % 4 != 0, |s| released.push(s)) };
+        // Of the oldest 16: 0, 4, 8, 12 are of another class; 1, 2, 3, 5, 6
+        // fit in the depot; 7, 9, 10, 11, 13, 14, 15 do not.
+        assert_eq!(released, [0, 4, 8, 12, 7, 9, 10, 11, 13, 14, 15]);
+        let mut left = Vec::new();
+        // SAFETY: as above.
+        while let Some(s) = unsafe { c.pop() } {
+            left.push(s);
+        }
+        assert_eq!(left, (SlotDepot::BATCH as u32..SlotCache::CAPACITY as u32).rev().collect::<Vec<_>>());
+        // SAFETY: as above.
+        assert!(unsafe { c.refill(&d) });
+        let mut got = Vec::new();
+        // SAFETY: as above.
+        while let Some(s) = unsafe { c.pop() } {
+            got.push(s);
+        }
+        assert_eq!(got.len(), SlotDepot::BATCH, "one batch");
+        assert_eq!(&got[..5], [6, 5, 3, 2, 1], "the newest first");
+    }
+}

@@ -618,7 +618,8 @@ impl Shared {
         while let Some(slot) = unsafe { w.slot_cache.pop() } {
             wake |= self.slots.release(slot);
         }
-        // The depot too: with every role asleep, nothing would take them.
+        // The depot too: an idle runtime must not keep slots there (a role
+        // still awake fills it again as its own cache overflows).
         self.slots.depot.drain(|slot| wake |= self.slots.release(slot));
         if wake {
             self.timers.parker.unpark();

@@ -657,8 +657,8 @@ impl Shared {
                 |s| self.slots.class_of(s) == default,
                 |s| wake |= self.slots.release(s),
             );
-            // Room now.
-            w.slot_cache.push(slot);
+            let pushed = w.slot_cache.push(slot);
+            debug_assert!(pushed, "a spilled cache has room");
         }
         if wake {
             // Enough free slots pile up: let the timer thread give pages back.

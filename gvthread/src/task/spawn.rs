@@ -92,9 +92,10 @@ fn take_slot(shared: &Shared, class: StackClass, role: Option<&Worker>) -> Resul
         // machine holding `role`, whose cache this is.
         Some(w) if class == shared.config.stack_class() => unsafe {
             // Empty: a batch from the depot (slots freed by other roles).
-            w.slot_cache
-                .pop()
-                .or_else(|| if w.slot_cache.refill(&shared.slots.depot) { w.slot_cache.pop() } else { None })
+            w.slot_cache.pop().or_else(|| {
+                w.slot_cache.refill(&shared.slots.depot);
+                w.slot_cache.pop()
+            })
         },
         _ => None,
     };

@@ -36,7 +36,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gvthread::{Runtime, SchedulerConfig};
 
@@ -145,8 +145,18 @@ impl Drop for Entered {
 /// Guards left on another thread than the one they entered on.
 static MOVED_GUARDS: AtomicU64 = AtomicU64::new(0);
 
-/// Runs `body` on 4 GVThreads on 2 workers beside a CPU hog that forces
-/// hand-offs (it is frozen, and a spare takes its role, throughout).
+/// Forced preemptions `beside_a_hog` waits for before its GVThreads stop.
+const HANDOFFS_WANTED: u64 = 4;
+
+/// Runs `body` on 4 GVThreads on 2 workers beside CPU hogs that force
+/// hand-offs (they are frozen, and a spare takes their role, throughout).
+///
+/// Each GVThread runs `body` in rounds of 20,000 until the hogs were frozen
+/// [`HANDOFFS_WANTED`] times: one round takes about 3 ms in release, which is
+/// about one time slice, and a hog that waits in the queue of the worker
+/// running the other hog starts only when that one's slice ends. Bounded by
+/// a deadline (then the callers' assertions say the test proved nothing)
+/// and by the watchdog.
 fn beside_a_hog(body: fn(u64)) -> gvthread::RuntimeMetrics {
     let _w = common::watchdog("thread-bound state beside a hog", Duration::from_secs(480));
     let mut rt = Runtime::new(SchedulerConfig::default().num_workers(2).time_slice(Duration::from_millis(2)));
@@ -163,7 +173,20 @@ fn beside_a_hog(body: fn(u64)) -> gvthread::RuntimeMetrics {
         })
         .collect();
     rt.block_on(move || {
-        let hs: Vec<_> = (0..4).map(|_| gvthread::spawn(move |_| body(20_000))).collect();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                gvthread::spawn(move |_| {
+                    let rt = gvthread::Handle::current();
+                    loop {
+                        body(20_000);
+                        if rt.metrics().forced_preemptions >= HANDOFFS_WANTED || Instant::now() > deadline {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
         for h in hs {
             h.join().unwrap();
         }

@@ -13,17 +13,33 @@
 //!
 //! Slots in the depot stay `IN_USE` in the pool, as in a role's cache (no
 //! pool-state change, no free-stack traffic). The pool reserves
-//! [`SlotDepot::CAPACITY`] extra ids for them, as it does for the caches,
-//! and a role about to sleep empties the depot with its cache
+//! [`SlotDepot::CAPACITY`] extra ids for them, as it does for the caches.
+//! A role about to sleep empties the depot with its cache
 //! (`Shared::return_cached_slots`), so an idle runtime's chunks can still be
-//! given back whole. Only slots of the runtime's default stack class enter.
+//! given back whole; and the scavenger empties a depot nobody touched for
+//! [`IDLE_BEFORE_SCAVENGE`] (`SlotPool::housekeep`), so a busy runtime that
+//! stopped spawning does not keep its memory either. Only slots of the
+//! runtime's default stack class enter.
 //!
+//! The depot holds up to 1,024 slots (32 role caches): a batch of 1,000
+//! GVThreads spawned and joined by one role then cycles through its cache
+//! and the depot without touching the free stack (four atomic
+//! read-modify-writes per slot there: pop, pool state, push, scavenger
+//! arming). At most about 8 MiB of warm stacks and page tables stay out of
+//! the scavenger's reach for [`IDLE_BEFORE_SCAVENGE`].
+//!
+//! Taking from an empty depot, or putting into a full one, reads one atomic
+//! and takes no lock: a role spawning a burst finds it empty at every spawn.
 //! The lock is taken only inside runtime sections (exit's post-switch
-//! action, spawn, a role going to sleep), where forced preemption never
-//! freezes its holder (design-notes §2b), and nothing under it allocates:
-//! the vector's room is reserved up front.
+//! action, spawn, a role going to sleep) and by the timer thread, where
+//! forced preemption never freezes its holder (design-notes §2b), and
+//! nothing under it allocates or takes another lock: the vector's room is
+//! reserved up front.
+//!
+//! [`IDLE_BEFORE_SCAVENGE`]: super::scavenge::IDLE_BEFORE_SCAVENGE
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::slots::SlotCache;
 
@@ -31,50 +47,86 @@ use super::slots::SlotCache;
 /// (see the module docs).
 pub(crate) struct SlotDepot {
     slots: Mutex<Vec<u32>>,
+    /// How many slots `slots` holds: written under the lock, read without
+    /// it as a hint (a stale read only skips or wastes one lock).
+    len: AtomicUsize,
+    /// Set by every put and take; cleared by the scavenger's look
+    /// ([`untouched_since_last_look`](Self::untouched_since_last_look)).
+    touched: AtomicBool,
 }
 
 impl SlotDepot {
     /// Most slots the depot holds; beyond, they go back to the pool.
-    pub(crate) const CAPACITY: usize = 4 * SlotCache::CAPACITY;
+    pub(crate) const CAPACITY: usize = 32 * SlotCache::CAPACITY;
     /// Slots moved at a time: half a cache.
     pub(crate) const BATCH: usize = SlotCache::CAPACITY / 2;
 
     pub(crate) fn new() -> SlotDepot {
-        SlotDepot { slots: Mutex::new(Vec::with_capacity(Self::CAPACITY)) }
+        SlotDepot {
+            slots: Mutex::new(Vec::with_capacity(Self::CAPACITY)),
+            len: AtomicUsize::new(0),
+            touched: AtomicBool::new(false),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u32>> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Slots held now (a hint: others may change it at once).
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
     /// Takes in as many of `slots` as there is room for; returns how many
     /// (the first ones). Call inside a runtime section.
     pub(crate) fn put(&self, slots: &[u32]) -> usize {
+        if self.len() >= Self::CAPACITY {
+            return 0;
+        }
         let mut d = self.lock();
         let n = slots.len().min(Self::CAPACITY - d.len());
         d.extend_from_slice(&slots[..n]);
+        self.len.store(d.len(), Ordering::Relaxed);
+        self.touched.store(true, Ordering::Relaxed);
         n
     }
 
-    /// Moves up to `out.len()` slots into `out`; returns how many. Call
-    /// inside a runtime section.
+    /// Moves up to `out.len()` slots into `out`, the newest first taken;
+    /// returns how many. Call inside a runtime section.
     pub(crate) fn take(&self, out: &mut [u32]) -> usize {
+        if self.len() == 0 {
+            return 0;
+        }
         let mut d = self.lock();
         let n = out.len().min(d.len());
         let from = d.len() - n;
         out[..n].copy_from_slice(&d[from..]);
         d.truncate(from);
+        self.len.store(from, Ordering::Relaxed);
+        self.touched.store(true, Ordering::Relaxed);
         n
     }
 
-    /// Empties the depot into `release` (a role about to sleep), which runs
-    /// after the lock is dropped.
+    /// Empties the depot into `release` (a role about to sleep, or the
+    /// scavenger), a batch at a time; `release` runs with the lock dropped.
     pub(crate) fn drain(&self, mut release: impl FnMut(u32)) {
-        let mut buf = [0u32; Self::CAPACITY];
-        let n = self.take(&mut buf);
-        for &s in &buf[..n] {
-            release(s);
+        let mut buf = [0u32; Self::BATCH];
+        loop {
+            let n = self.take(&mut buf);
+            for &s in &buf[..n] {
+                release(s);
+            }
+            if n < buf.len() {
+                return;
+            }
         }
+    }
+
+    /// Whether no put or take happened since the previous call (the
+    /// scavenger's look, which empties a depot that stays untouched).
+    pub(crate) fn untouched_since_last_look(&self) -> bool {
+        !self.touched.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -96,6 +148,40 @@ mod tests {
         assert_eq!(released.len(), SlotDepot::CAPACITY - 3);
         assert_eq!(d.take(&mut out), 0, "drained");
         assert_eq!(d.put(&[7]), 1);
+    }
+
+    /// The scavenger's look reports a depot nobody put into or took from
+    /// since its previous look; the length hint follows every change.
+    #[test]
+    fn the_scavengers_look_sees_whether_the_depot_was_used() {
+        let d = SlotDepot::new();
+        assert!(d.untouched_since_last_look());
+        assert_eq!(d.put(&[1, 2, 3]), 3);
+        assert_eq!(d.len(), 3);
+        assert!(!d.untouched_since_last_look(), "a put is a use");
+        assert!(d.untouched_since_last_look(), "the look forgets it");
+        let mut out = [0u32; 2];
+        assert_eq!(d.take(&mut out), 2);
+        assert_eq!(d.len(), 1);
+        assert!(!d.untouched_since_last_look(), "a take is a use");
+        let mut released = Vec::new();
+        d.drain(|s| released.push(s));
+        assert_eq!((released, d.len()), (vec![1], 0));
+        assert_eq!(d.take(&mut out), 0, "empty");
+    }
+
+    /// A full depot refuses more without losing any, and drains in batches.
+    #[test]
+    fn a_full_depot_refuses_and_drains_whole() {
+        let d = SlotDepot::new();
+        let all: Vec<u32> = (0..SlotDepot::CAPACITY as u32).collect();
+        assert_eq!(d.put(&all), SlotDepot::CAPACITY);
+        assert_eq!(d.put(&[9_999]), 0, "full");
+        let mut released = Vec::new();
+        d.drain(|s| released.push(s));
+        released.sort_unstable();
+        assert_eq!(released, all);
+        assert_eq!(d.len(), 0);
     }
 
     /// A full cache spills its oldest half: slots the depot accepts go there

@@ -55,7 +55,9 @@
 //! PASS_INTERVAL × (chunks / PASS_SYSCALLS + 1)`: with the defaults, 12 s
 //! plus 50 ms per 16,384 free slots of whole free chunks (a million slots:
 //! about 15 s), as long as the timer thread gets CPU. Slots cached by worker
-//! roles (32 each) stay warm.
+//! roles (32 each) stay warm; those in the depot (`memory::depot`, up to
+//! 1,024) come back when every role sleeps, or 2 × `IDLE_BEFORE_SCAVENGE`
+//! after the depot's last use, and then follow the same bound.
 //!
 //! Everything here runs under the pool's maintenance lock and neither
 //! allocates nor takes another lock (a spawner may wait for that lock inside
@@ -173,6 +175,23 @@ impl SlotPool {
             if carved > 0 {
                 let in_use = carved.saturating_sub(cp.free.len() + cp.unprepared.len());
                 mt.peaks[i].0 = mt.peaks[i].0.max(in_use);
+            }
+        }
+        // A depot nobody used for `IDLE_BEFORE_SCAVENGE` goes back to the
+        // free stacks, where the pass below finds its slots (see
+        // `memory::depot`): drained two to four seconds after its last use.
+        if self.depot.len() > 0 {
+            let since = now.duration_since(mt.depot_look);
+            if since >= IDLE_BEFORE_SCAVENGE {
+                mt.depot_look = now;
+                if self.depot.untouched_since_last_look() {
+                    self.depot.drain(|s| {
+                        self.release(s);
+                    });
+                }
+                soon(IDLE_BEFORE_SCAVENGE);
+            } else {
+                soon(IDLE_BEFORE_SCAVENGE - since);
             }
         }
         if self.armed.load(Ordering::Acquire) {
@@ -620,6 +639,30 @@ mod tests {
         let warm = guarded_free(&p, class);
         assert!((250..total).contains(&warm), "kept {warm} of {total}");
         assert_eq!(retained_free(200, 240), 10, "less what is in use");
+    }
+
+    /// A depot nobody put into or took from for a whole
+    /// `IDLE_BEFORE_SCAVENGE` goes back to the free stack; one in use stays.
+    #[test]
+    fn housekeeping_empties_a_depot_nobody_uses() {
+        let p = pool();
+        let slots: Vec<u32> = (0..20).map(|_| take(&p, StackClass::DEFAULT)).collect();
+        assert_eq!(p.depot.put(&slots), 20);
+        // Moves the last look a whole period back, as if that much time passed.
+        let period_later = |p: &SlotPool| {
+            let back = IDLE_BEFORE_SCAVENGE + Duration::from_millis(1);
+            p.maint.lock().unwrap().depot_look = Instant::now().checked_sub(back).expect("uptime");
+        };
+        period_later(&p);
+        let again = p.housekeep();
+        assert_eq!(p.depot.len(), 20, "used since the last look: kept");
+        assert!(again.is_some_and(|d| d <= IDLE_BEFORE_SCAVENGE), "housekeeping comes back for it");
+        period_later(&p);
+        p.housekeep();
+        assert_eq!(p.depot.len(), 0, "untouched for a whole period: drained");
+        for &s in &slots {
+            assert_eq!(p.meta(s).load(Ordering::Relaxed) & KIND, FREE, "slot {s} is back in the pool");
+        }
     }
 
     #[test]

@@ -350,6 +350,8 @@ pub(super) struct Maint {
     pub(super) peaks: [(usize, usize); NUM_CLASSES],
     /// Start of the current retention window.
     pub(super) window_start: Instant,
+    /// When the scavenger last looked whether the depot was used.
+    pub(super) depot_look: Instant,
 }
 
 /// A slot's state word and header ([`SlotPool::locate`]). Both addresses
@@ -457,6 +459,7 @@ impl SlotPool {
                 next_pass: Instant::now(),
                 peaks: [(0, 0); NUM_CLASSES],
                 window_start: Instant::now(),
+                depot_look: Instant::now(),
             }),
             guard,
             start: Instant::now(),

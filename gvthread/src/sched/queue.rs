@@ -16,9 +16,12 @@ use std::sync::atomic::Ordering;
 
 use crate::loom::AtomicU32;
 
-/// Ring capacity (a power of two).
+/// Ring capacity (a power of two). Go's and tokio's rings hold 256; this
+/// one 1,024 (4 KiB per role), so a burst of a thousand spawns stays in the
+/// ring instead of spilling most of itself into the global queue, one
+/// entry at a time there (Go moves its spill under one lock).
 #[cfg(not(loom))]
-pub(crate) const CAPACITY: u32 = 256;
+pub(crate) const CAPACITY: u32 = 1024;
 /// Ring capacity under loom: tiny, so models reach the overflow path.
 #[cfg(loom)]
 pub(crate) const CAPACITY: u32 = 4;
@@ -54,15 +57,14 @@ impl LocalQueue {
                 self.tail.store(tail.wrapping_add(1), Ordering::Release);
                 return;
             }
-            // Full: take half from the head and spill it with `slot`.
+            // Full: take half from the head and spill it with `slot`. Once
+            // the CAS made those entries ours, nobody else reads them and
+            // only we (the owner) ever write the ring: they are read after
+            // it, with no copy on the (possibly small) GVThread stack.
             let n = CAPACITY / 2;
-            let mut batch = [0u32; (CAPACITY / 2) as usize];
-            for (i, b) in batch.iter_mut().enumerate() {
-                *b = self.buf[(head.wrapping_add(i as u32) & MASK) as usize].load(Ordering::Relaxed);
-            }
             if self.head.compare_exchange(head, head.wrapping_add(n), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                for b in batch {
-                    overflow(b);
+                for i in 0..n {
+                    overflow(self.buf[(head.wrapping_add(i) & MASK) as usize].load(Ordering::Relaxed));
                 }
                 overflow(slot);
                 return;

@@ -12,8 +12,9 @@
 //! slots from the class's `unprepared` stack, then carves never-used slots
 //! out of the class's current chunk (reserving a new chunk when it is used
 //! up), installs their guard pages in bulk (one `process_madvise` per 512
-//! guard markers where the kernel has it) and pushes them on the free stack
-//! in one compare-and-swap. A spawner that finds nothing prepared doubles
+//! guard markers where the kernel has it), faults in the page each spawn
+//! writes first (while fewer than [`PREFAULT_AHEAD`] slots are free) and
+//! pushes them on the free stack in one compare-and-swap. A spawner that finds nothing prepared doubles
 //! `want`; each scavenger pass without such a miss halves it again.
 //!
 //! # Scavenger
@@ -93,6 +94,9 @@ pub(crate) const RETAIN_MARGIN_PERCENT: usize = 25;
 const PREPARE_PER_ROUND: usize = 2048;
 /// Largest batch prepared at once (one `process_madvise`).
 const BATCH: usize = 512;
+/// Free slots of a class below which the preparer also faults in each
+/// prepared slot's first page (at most 16 MiB of such pages per class).
+const PREFAULT_AHEAD: usize = 4096;
 /// Mappings left to the rest of the process under the `mprotect` fallback.
 const MAP_MARGIN: usize = 1024;
 
@@ -267,6 +271,23 @@ impl SlotPool {
         for &s in &ids[done..count] {
             self.meta(s).store(UNPREPARED, Ordering::Relaxed);
             cp.unprepared.push(s, self.next_link(s));
+        }
+        // The first page a spawn writes (header, payload, first frame) is
+        // faulted in here, off the spawn path: on this kind of machine a
+        // first touch costs microseconds, which the timer thread pays on
+        // its own core while the spawner goes on (a spawner that prepares
+        // for itself pays it either way). Only while the class has fewer
+        // than `PREFAULT_AHEAD` free slots: that bounds the memory of
+        // faulted pages nobody uses yet (a small class may keep many more
+        // slots prepared, see `want_cap`).
+        let prefault = if cp.free.len() < PREFAULT_AHEAD { done } else { 0 };
+        for &s in &ids[..prefault] {
+            // SAFETY: `s` is ours until it is pushed below (nobody else can
+            // reach a slot being prepared); its top page lies in its
+            // reservation above the guard, readable and writable. It was
+            // never used since it was carved or remapped, so the page is
+            // unmapped or zero and writing a zero changes no content.
+            unsafe { std::ptr::write_volatile(self.top(s).cast::<u64>().sub(1), 0) };
         }
         if done > 0 {
             let stamp = self.epoch.load(Ordering::Relaxed);
@@ -639,6 +660,24 @@ mod tests {
         let warm = guarded_free(&p, class);
         assert!((250..total).contains(&warm), "kept {warm} of {total}");
         assert_eq!(retained_free(200, 240), 10, "less what is in use");
+    }
+
+    /// A prepared slot's first page (where the spawn writes the header and
+    /// the first frame) is already resident: the spawn does not fault.
+    #[test]
+    fn prepared_slots_come_with_their_first_page_resident() {
+        let p = pool();
+        for _ in 0..4 {
+            let s = take(&p, StackClass::DEFAULT);
+            let page = (p.top(s) as usize - 1) & !(crate::memory::PAGE_SIZE - 1);
+            let mut resident = [0u8; 1];
+            // SAFETY: `page` is the top page of slot `s`'s reservation (mapped);
+            // mincore only reads the page tables and writes `resident`.
+            let r =
+                unsafe { libc::mincore(page as *mut libc::c_void, crate::memory::PAGE_SIZE, resident.as_mut_ptr()) };
+            assert_eq!(r, 0, "mincore: {}", io::Error::last_os_error());
+            assert_eq!(resident[0] & 1, 1, "slot {s}: its first page is not resident");
+        }
     }
 
     /// A depot nobody put into or took from for a whole

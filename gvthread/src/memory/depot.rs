@@ -26,13 +26,15 @@
 //! and the depot without touching the free stack (four atomic
 //! read-modify-writes per slot there: pop, pool state, push, scavenger
 //! arming). At most about 8 MiB of warm stacks and page tables stay out of
-//! the scavenger's reach for [`IDLE_BEFORE_SCAVENGE`].
+//! the scavenger's reach, for two to four seconds after the depot's last
+//! use.
 //!
 //! Taking from an empty depot, or putting into a full one, reads one atomic
 //! and takes no lock: a role spawning a burst finds it empty at every spawn.
 //! The lock is taken only inside runtime sections (exit's post-switch
-//! action, spawn, a role going to sleep) and by the timer thread, where
-//! forced preemption never freezes its holder (design-notes §2b), and
+//! action, spawn, a role going to sleep), where forced preemption never
+//! freezes its holder (design-notes §2b); the timer thread only tries it
+//! (`drain_if_unused`), so it never waits for a role's thread; and
 //! nothing under it allocates or takes another lock: the vector's room is
 //! reserved up front.
 //!
@@ -51,7 +53,7 @@ pub(crate) struct SlotDepot {
     /// it as a hint (a stale read only skips or wastes one lock).
     len: AtomicUsize,
     /// Set by every put and take; cleared by the scavenger's look
-    /// ([`untouched_since_last_look`](Self::untouched_since_last_look)).
+    /// ([`drain_if_unused`](Self::drain_if_unused)).
     touched: AtomicBool,
 }
 
@@ -98,18 +100,21 @@ impl SlotDepot {
         if self.len() == 0 {
             return 0;
         }
-        let mut d = self.lock();
+        Self::take_locked(&mut self.lock(), &self.len, &self.touched, out)
+    }
+
+    fn take_locked(d: &mut Vec<u32>, len: &AtomicUsize, touched: &AtomicBool, out: &mut [u32]) -> usize {
         let n = out.len().min(d.len());
         let from = d.len() - n;
         out[..n].copy_from_slice(&d[from..]);
         d.truncate(from);
-        self.len.store(from, Ordering::Relaxed);
-        self.touched.store(true, Ordering::Relaxed);
+        len.store(from, Ordering::Relaxed);
+        touched.store(true, Ordering::Relaxed);
         n
     }
 
-    /// Empties the depot into `release` (a role about to sleep, or the
-    /// scavenger), a batch at a time; `release` runs with the lock dropped.
+    /// Empties the depot into `release` (a role about to sleep), a batch at
+    /// a time; `release` runs with the lock dropped.
     pub(crate) fn drain(&self, mut release: impl FnMut(u32)) {
         let mut buf = [0u32; Self::BATCH];
         loop {
@@ -123,10 +128,32 @@ impl SlotDepot {
         }
     }
 
-    /// Whether no put or take happened since the previous call (the
-    /// scavenger's look, which empties a depot that stays untouched).
-    pub(crate) fn untouched_since_last_look(&self) -> bool {
-        !self.touched.swap(false, Ordering::Relaxed)
+    /// The scavenger's look: if nobody put into or took from the depot
+    /// since the previous look, empties it into `release` as
+    /// [`drain`](Self::drain) does, but without ever waiting for the lock
+    /// (a role holding it is using the depot: the next look will do).
+    pub(crate) fn drain_if_unused(&self, mut release: impl FnMut(u32)) {
+        if self.touched.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let mut buf = [0u32; Self::BATCH];
+        loop {
+            let n = match self.slots.try_lock() {
+                Ok(mut d) => Self::take_locked(&mut d, &self.len, &self.touched, &mut buf),
+                Err(std::sync::TryLockError::Poisoned(e)) => {
+                    Self::take_locked(&mut e.into_inner(), &self.len, &self.touched, &mut buf)
+                }
+                Err(std::sync::TryLockError::WouldBlock) => return,
+            };
+            for &s in &buf[..n] {
+                release(s);
+            }
+            if n < buf.len() {
+                // Our own takes marked it used: the next look starts afresh.
+                self.touched.store(false, Ordering::Relaxed);
+                return;
+            }
+        }
     }
 }
 
@@ -150,24 +177,33 @@ mod tests {
         assert_eq!(d.put(&[7]), 1);
     }
 
-    /// The scavenger's look reports a depot nobody put into or took from
-    /// since its previous look; the length hint follows every change.
+    /// The scavenger's look empties a depot nobody put into or took from
+    /// since its previous look, and keeps one in use; the length hint
+    /// follows every change.
     #[test]
-    fn the_scavengers_look_sees_whether_the_depot_was_used() {
+    fn the_scavengers_look_empties_only_an_unused_depot() {
         let d = SlotDepot::new();
-        assert!(d.untouched_since_last_look());
+        let mut released = Vec::new();
         assert_eq!(d.put(&[1, 2, 3]), 3);
         assert_eq!(d.len(), 3);
-        assert!(!d.untouched_since_last_look(), "a put is a use");
-        assert!(d.untouched_since_last_look(), "the look forgets it");
-        let mut out = [0u32; 2];
-        assert_eq!(d.take(&mut out), 2);
-        assert_eq!(d.len(), 1);
-        assert!(!d.untouched_since_last_look(), "a take is a use");
-        let mut released = Vec::new();
-        d.drain(|s| released.push(s));
-        assert_eq!((released, d.len()), (vec![1], 0));
-        assert_eq!(d.take(&mut out), 0, "empty");
+        d.drain_if_unused(|s| released.push(s));
+        assert!(released.is_empty(), "a put is a use");
+        let mut out = [0u32; 1];
+        assert_eq!(d.take(&mut out), 1);
+        assert_eq!(d.len(), 2);
+        d.drain_if_unused(|s| released.push(s));
+        assert!(released.is_empty(), "a take is a use");
+        d.drain_if_unused(|s| released.push(s));
+        released.sort_unstable();
+        assert_eq!((released, d.len()), (vec![1, 2], 0), "unused since the last look: emptied");
+        assert_eq!(d.put(&[7]), 1);
+        let mut again = Vec::new();
+        d.drain_if_unused(|s| again.push(s));
+        assert!(again.is_empty(), "the emptying look does not count as a use, the put does");
+        let held = d.slots.lock().unwrap();
+        d.drain_if_unused(|s| again.push(s));
+        drop(held);
+        assert!(again.is_empty() && d.len() == 1, "a held lock is not waited for");
     }
 
     /// A full depot refuses more without losing any, and drains in batches.

@@ -188,11 +188,9 @@ impl SlotPool {
             let since = now.duration_since(mt.depot_look);
             if since >= IDLE_BEFORE_SCAVENGE {
                 mt.depot_look = now;
-                if self.depot.untouched_since_last_look() {
-                    self.depot.drain(|s| {
-                        self.release(s);
-                    });
-                }
+                self.depot.drain_if_unused(|s| {
+                    self.release(s);
+                });
                 soon(IDLE_BEFORE_SCAVENGE);
             } else {
                 soon(IDLE_BEFORE_SCAVENGE - since);

@@ -14,8 +14,9 @@
 //! up), installs their guard pages in bulk (one `process_madvise` per 512
 //! guard markers where the kernel has it), faults in the page each spawn
 //! writes first (while fewer than [`PREFAULT_AHEAD`] slots are free) and
-//! pushes them on the free stack in one compare-and-swap. A spawner that finds nothing prepared doubles
-//! `want`; each scavenger pass without such a miss halves it again.
+//! pushes them on the free stack in one compare-and-swap. A spawner that
+//! finds nothing prepared doubles `want`; each scavenger pass without such a
+//! miss halves it again.
 //!
 //! # Scavenger
 //!

@@ -64,7 +64,12 @@
 //! Everything here runs under the pool's maintenance lock and neither
 //! allocates nor takes another lock (a spawner may wait for that lock inside
 //! its runtime section, see `memory::slots`), except that the `mprotect`
-//! fallback reads `/proc/self/maps` to check the mapping budget.
+//! fallback reads `/proc/self/maps` to check the mapping budget. The one
+//! part that runs without the lock is the slow part of preparing
+//! (`ready_picked`: guards, first pages, the push), on slots marked
+//! `IN_USE` under the lock when they were picked: the scavenger leaves
+//! their chunks alone, and the timer thread and spawners that outran it
+//! prepare side by side, each on its own core.
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -140,6 +145,7 @@ impl SlotPool {
         let now_ms = self.refresh_epoch();
         let mut again: Option<Duration> = None;
         let mut soon = |d: Duration| again = Some(again.map_or(d, |a: Duration| a.min(d)));
+        let mut ids = [0u32; BATCH];
         for i in 0..NUM_CLASSES {
             let cp = &self.classes[i];
             if !cp.refill.swap(false, Ordering::AcqRel) {
@@ -154,7 +160,22 @@ impl SlotPool {
                     break;
                 }
                 let n = want.saturating_sub(have).max(1).min(budget).min(BATCH);
-                match self.prepare(&mut mt, class, n) {
+                let prepared = if self.guard == GuardScheme::Mprotect {
+                    self.prepare::<BATCH>(&mut mt, class, n)
+                } else {
+                    match self.pick(&mut mt, class, n, &mut ids) {
+                        Err(e) => Err(e),
+                        Ok((count, err)) => {
+                            // The slow part without the lock: a spawner that
+                            // outran us prepares beside it, on its own core.
+                            drop(mt);
+                            let r = self.ready_picked(class, &ids[..count], err);
+                            mt = self.maint.lock().unwrap_or_else(|e| e.into_inner());
+                            r
+                        }
+                    }
+                };
+                match prepared {
                     Ok(done) if done > 0 => budget -= done.min(budget),
                     // Out of memory or map budget: the spawner that needs a
                     // slot will see the error itself.
@@ -226,14 +247,38 @@ impl SlotPool {
     }
 
     /// Makes up to `n` slots of `class` ready and pushes them on its free
-    /// stack; returns how many. The caller holds the maintenance lock. A
-    /// slot whose guard could not be installed goes (back) on the
-    /// `unprepared` stack, never lost.
-    pub(super) fn prepare(&self, mt: &mut Maint, class: StackClass, n: usize) -> Result<usize, AllocError> {
+    /// stack; returns how many. The caller holds the maintenance lock
+    /// throughout (see [`pick`](Self::pick) and
+    /// [`ready_picked`](Self::ready_picked) for the split that lets the
+    /// slow part run without it). A slot whose guard could not be installed
+    /// goes (back) on the `unprepared` stack, never lost. `N` bounds the
+    /// batch and sizes the arrays on the caller's stack.
+    pub(super) fn prepare<const N: usize>(
+        &self,
+        mt: &mut Maint,
+        class: StackClass,
+        n: usize,
+    ) -> Result<usize, AllocError> {
+        let mut ids = [0u32; N];
+        let (count, err) = self.pick(mt, class, n, &mut ids)?;
+        self.ready_picked(class, &ids[..count], err)
+    }
+
+    /// The part of preparing that needs the maintenance lock (held by the
+    /// caller): up to `n` slots of `class` (at most `ids.len()`), from the
+    /// `unprepared` stack first, then carved. Each is marked `IN_USE` until
+    /// [`ready_picked`](Self::ready_picked) publishes it, so the scavenger
+    /// leaves its chunk alone meanwhile. Returns how many, and the error
+    /// that stopped carving early, if one did.
+    pub(super) fn pick(
+        &self,
+        mt: &mut Maint,
+        class: StackClass,
+        n: usize,
+        ids: &mut [u32],
+    ) -> Result<(usize, Option<AllocError>), AllocError> {
         let cp = &self.classes[class.index()];
-        let mut ids = [0u32; BATCH];
-        let mut pages = [std::ptr::null_mut::<u8>(); BATCH];
-        let mut n = n.min(BATCH);
+        let mut n = n.min(ids.len());
         if self.guard == GuardScheme::Mprotect {
             n = n.min(self.map_room()?);
         }
@@ -256,16 +301,46 @@ impl SlotPool {
                 }
             }
         }
-        for i in 0..count {
-            pages[i] = self.base(ids[i]);
+        for &s in &ids[..count] {
+            self.meta(s).store(IN_USE, Ordering::Relaxed);
         }
-        let done = match self.install_guards(&pages[..count]) {
-            Ok(()) => count,
-            Err((done, e)) => {
-                carve_err = Some(AllocError::Os(e));
-                done
+        Ok((count, carve_err))
+    }
+
+    /// The slow part of preparing, which needs no lock: installs the guards
+    /// of slots [`pick`](Self::pick) chose (each page-table page allocated
+    /// there), faults in their first pages and pushes them on the free
+    /// stack; returns how many, or `err` (carving's) if none. Preparers on
+    /// several threads (the timer thread, spawners that outran it) do this
+    /// part side by side. The `mprotect` fallback runs it under the lock,
+    /// since its mapping budget counts only mappings already made.
+    pub(super) fn ready_picked(
+        &self,
+        class: StackClass,
+        ids: &[u32],
+        err: Option<AllocError>,
+    ) -> Result<usize, AllocError> {
+        let cp = &self.classes[class.index()];
+        let count = ids.len();
+        let mut carve_err = err;
+        let mut done = 0;
+        // Guards in batches of 64 (one system call each where the kernel
+        // has `process_madvise`), so the page array stays small on a
+        // spawner's stack.
+        for group in ids.chunks(64) {
+            let mut pages = [std::ptr::null_mut::<u8>(); 64];
+            for (p, &s) in pages.iter_mut().zip(group) {
+                *p = self.base(s);
             }
-        };
+            match self.install_guards(&pages[..group.len()]) {
+                Ok(()) => done += group.len(),
+                Err((ok, e)) => {
+                    carve_err = Some(AllocError::Os(e));
+                    done += ok;
+                    break;
+                }
+            }
+        }
         // The ones without a guard wait on the unprepared stack.
         for &s in &ids[done..count] {
             self.meta(s).store(UNPREPARED, Ordering::Relaxed);
@@ -281,8 +356,8 @@ impl SlotPool {
         // slots prepared, see `want_cap`).
         let prefault = if cp.free.len() < PREFAULT_AHEAD { done } else { 0 };
         for &s in &ids[..prefault] {
-            // SAFETY: `s` is ours until it is pushed below (nobody else can
-            // reach a slot being prepared); its top page lies in its
+            // SAFETY: `s` is ours until it is pushed below (picked, not on
+            // any stack: nobody else can reach it); its top page lies in its
             // reservation above the guard, readable and writable. It was
             // never used since it was carved or remapped, so the page is
             // unmapped or zero and writing a zero changes no content.
@@ -606,7 +681,7 @@ mod tests {
         p.fail_guards.store(1, Ordering::Relaxed);
         {
             let mut mt = p.maint.lock().unwrap();
-            assert!(p.prepare(&mut mt, class, 8).is_err(), "the injected failure is reported");
+            assert!(p.prepare::<8>(&mut mt, class, 8).is_err(), "the injected failure is reported");
         }
         assert_eq!(cp.unprepared.len(), 8, "slots without guards wait on the unprepared stack");
         let mut seen = std::collections::HashSet::new();
@@ -676,6 +751,42 @@ mod tests {
                 unsafe { libc::mincore(page as *mut libc::c_void, crate::memory::PAGE_SIZE, resident.as_mut_ptr()) };
             assert_eq!(r, 0, "mincore: {}", io::Error::last_os_error());
             assert_eq!(resident[0] & 1, 1, "slot {s}: its first page is not resident");
+        }
+    }
+
+    /// Slots a preparer picked (under the lock) and is still guarding and
+    /// faulting in (without it) keep their chunk from being remapped, which
+    /// would take their fresh guards away; published, they are free.
+    #[test]
+    fn slots_being_prepared_keep_their_chunk_from_being_remapped() {
+        let p = pool();
+        let class = StackClass::for_size(16 << 10).unwrap();
+        let slots: Vec<u32> = (0..100).map(|_| take(&p, class)).collect();
+        for &s in &slots {
+            p.release(s);
+        }
+        let mut ids = [0u32; 8];
+        let (n, err) = {
+            let mut mt = p.maint.lock().unwrap();
+            p.pick(&mut mt, class, 8, &mut ids).expect("picked")
+        };
+        assert!(n == 8 && err.is_none());
+        let chunk = ids[0] as usize / SLOTS_PER_CHUNK;
+        assert!(slots.iter().any(|&s| s as usize / SLOTS_PER_CHUNK == chunk), "picked in the chunk of the freed slots");
+        // Everything free in the chunk is idle: without the picked slots it
+        // would be remapped whole.
+        let long_ago = p.age().as_millis() as u32 + IDLE_BEFORE_SCAVENGE.as_millis() as u32 + 10;
+        p.scavenge_pass(long_ago, [0; NUM_CLASSES]);
+        for &s in slots.iter().filter(|&&s| s as usize / SLOTS_PER_CHUNK == chunk) {
+            assert_ne!(
+                p.meta(s).load(Ordering::Relaxed),
+                UNGUARDED,
+                "slot {s}: its chunk was remapped under a preparer"
+            );
+        }
+        assert_eq!(p.ready_picked(class, &ids[..n], None).expect("ready"), 8);
+        for &s in &ids {
+            assert_eq!(p.meta(s).load(Ordering::Relaxed), FREE, "slot {s} is published free");
         }
     }
 

@@ -14,7 +14,7 @@
 //! | meta | where the slot is | guard page |
 //! |---|---|---|
 //! | `UNPREPARED` | never used, or on its class's `unprepared` stack | none |
-//! | `IN_USE` | handed out (running, or in a worker's private cache) | yes |
+//! | `IN_USE` | handed out (running, or in a worker's cache or the depot), or being prepared | yes (being prepared: soon) |
 //! | `FREE` (+`DISCARDED`) | on its class's `free` stack (pages given back) | yes |
 //! | `CLAIMED` (+`ORPHAN`) | held by the scavenger (popped meanwhile) | yes |
 //! | `UNGUARDED` | on the `free` stack, its chunk remapped | none |
@@ -27,9 +27,10 @@
 //! spawn path makes no system call and takes no lock while prepared slots
 //! remain, which the preparer makes sure of ahead of demand
 //! ([`super::scavenge`]). Only when a burst outruns it does a spawner prepare
-//! a batch itself, under the maintenance lock (inside the spawn's runtime
-//! section, and nothing under that lock allocates or blocks on anything a
-//! frozen GVThread can hold).
+//! a batch itself: it picks the slots under the maintenance lock (inside the
+//! spawn's runtime section, and nothing under that lock allocates or blocks
+//! on anything a frozen GVThread can hold) and installs their guards without
+//! it.
 
 use std::fmt;
 use std::io;
@@ -474,7 +475,8 @@ impl SlotPool {
         };
         {
             let mut mt = pool.maint.lock().unwrap_or_else(|e| e.into_inner());
-            pool.prepare(&mut mt, default_class, Self::WANT_MIN).map_err(|AllocError::Os(e)| e)?;
+            pool.prepare::<{ Self::WANT_MIN }>(&mut mt, default_class, Self::WANT_MIN)
+                .map_err(|AllocError::Os(e)| e)?;
         }
         Ok(pool)
     }
@@ -585,8 +587,19 @@ impl SlotPool {
             if self.stacks_gone() {
                 return Err(AllocError::Os(io::Error::other("gvthread: the runtime has shut down")));
             }
-            self.prepare(&mut mt, class, Self::WANT_MIN)?;
-            drop(mt);
+            let mut ids = [0u32; Self::WANT_MIN];
+            let (count, err) = self.pick(&mut mt, class, Self::WANT_MIN, &mut ids)?;
+            if self.guard != GuardScheme::Mprotect {
+                // The slow part (guards, first pages) without the lock, so
+                // the timer thread's preparation goes on beside it. Shutdown
+                // cannot unmap the stacks meanwhile: this spawn is counted
+                // live (`runtime::live`).
+                drop(mt);
+                self.ready_picked(class, &ids[..count], err)?;
+            } else {
+                self.ready_picked(class, &ids[..count], err)?;
+                drop(mt);
+            }
             cp.refill.store(true, Ordering::Release);
         }
     }

@@ -100,16 +100,17 @@ impl SlotDepot {
         if self.len() == 0 {
             return 0;
         }
-        Self::take_locked(&mut self.lock(), &self.len, &self.touched, out)
+        self.take_locked(&mut self.lock(), out)
     }
 
-    fn take_locked(d: &mut Vec<u32>, len: &AtomicUsize, touched: &AtomicBool, out: &mut [u32]) -> usize {
+    /// [`take`](Self::take) from the locked vector `d`.
+    fn take_locked(&self, d: &mut Vec<u32>, out: &mut [u32]) -> usize {
         let n = out.len().min(d.len());
         let from = d.len() - n;
         out[..n].copy_from_slice(&d[from..]);
         d.truncate(from);
-        len.store(from, Ordering::Relaxed);
-        touched.store(true, Ordering::Relaxed);
+        self.len.store(from, Ordering::Relaxed);
+        self.touched.store(true, Ordering::Relaxed);
         n
     }
 
@@ -139,10 +140,8 @@ impl SlotDepot {
         let mut buf = [0u32; Self::BATCH];
         loop {
             let n = match self.slots.try_lock() {
-                Ok(mut d) => Self::take_locked(&mut d, &self.len, &self.touched, &mut buf),
-                Err(std::sync::TryLockError::Poisoned(e)) => {
-                    Self::take_locked(&mut e.into_inner(), &self.len, &self.touched, &mut buf)
-                }
+                Ok(mut d) => self.take_locked(&mut d, &mut buf),
+                Err(std::sync::TryLockError::Poisoned(e)) => self.take_locked(&mut e.into_inner(), &mut buf),
                 Err(std::sync::TryLockError::WouldBlock) => return,
             };
             for &s in &buf[..n] {

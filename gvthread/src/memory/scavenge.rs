@@ -11,8 +11,8 @@
 //! refill (one wake of the timer thread per refill). The preparer takes
 //! slots from the class's `unprepared` stack, then carves never-used slots
 //! out of the class's current chunk (reserving a new chunk when it is used
-//! up), installs their guard pages in bulk (one `process_madvise` per 512
-//! guard markers where the kernel has it), faults in the page each spawn
+//! up), installs their guard pages in bulk (one `process_madvise` per
+//! [`GUARDS_PER_CALL`] guard markers where the kernel has it), faults in the page each spawn
 //! writes first (while fewer than [`PREFAULT_AHEAD`] slots are free) and
 //! pushes them on the free stack in one compare-and-swap. A spawner that
 //! finds nothing prepared doubles `want`; each scavenger pass without such a
@@ -72,6 +72,7 @@
 //! prepare side by side, each on its own core.
 
 use std::io;
+use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -98,8 +99,12 @@ pub(crate) const RETAIN_WINDOW: Duration = Duration::from_secs(5);
 pub(crate) const RETAIN_MARGIN_PERCENT: usize = 25;
 /// Slots prepared per housekeeping round.
 const PREPARE_PER_ROUND: usize = 2048;
-/// Largest batch prepared at once (one `process_madvise`).
+/// Largest batch the timer thread prepares at once.
 const BATCH: usize = 512;
+/// Guard markers installed per system call (`process_madvise` where the
+/// kernel has it): the page array lives on the preparer's stack, which may
+/// be a spawner's small GVThread stack.
+const GUARDS_PER_CALL: usize = 64;
 /// Free slots of a class below which the preparer also faults in each
 /// prepared slot's first page (at most 16 MiB of such pages per class).
 const PREFAULT_AHEAD: usize = 4096;
@@ -160,21 +165,8 @@ impl SlotPool {
                     break;
                 }
                 let n = want.saturating_sub(have).max(1).min(budget).min(BATCH);
-                let prepared = if self.guard == GuardScheme::Mprotect {
-                    self.prepare::<BATCH>(&mut mt, class, n)
-                } else {
-                    match self.pick(&mut mt, class, n, &mut ids) {
-                        Err(e) => Err(e),
-                        Ok((count, err)) => {
-                            // The slow part without the lock: a spawner that
-                            // outran us prepares beside it, on its own core.
-                            drop(mt);
-                            let r = self.ready_picked(class, &ids[..count], err);
-                            mt = self.maint.lock().unwrap_or_else(|e| e.into_inner());
-                            r
-                        }
-                    }
-                };
+                let (prepared, relocked) = self.prepare_split(mt, class, n, &mut ids);
+                mt = relocked;
                 match prepared {
                     Ok(done) if done > 0 => budget -= done.min(budget),
                     // Out of memory or map budget: the spawner that needs a
@@ -264,6 +256,33 @@ impl SlotPool {
         self.ready_picked(class, &ids[..count], err)
     }
 
+    /// Prepares up to `n` slots of `class` (at most `ids.len()`), holding the
+    /// maintenance lock `mt` only to [`pick`](Self::pick) them: the slow
+    /// part ([`ready_picked`](Self::ready_picked)) runs without it, so the
+    /// timer thread and a spawner that outran it prepare side by side,
+    /// except under the `mprotect` fallback. Returns the result and the
+    /// lock, held again. Shutdown cannot unmap the stacks meanwhile: it
+    /// does so only once the timer thread is joined and no spawn is counted
+    /// live (`runtime::live`), and a spawner that prepares is one.
+    pub(super) fn prepare_split<'a>(
+        &'a self,
+        mut mt: MutexGuard<'a, Maint>,
+        class: StackClass,
+        n: usize,
+        ids: &mut [u32],
+    ) -> (Result<usize, AllocError>, MutexGuard<'a, Maint>) {
+        let (count, err) = match self.pick(&mut mt, class, n, ids) {
+            Ok(picked) => picked,
+            Err(e) => return (Err(e), mt),
+        };
+        if self.guard == GuardScheme::Mprotect {
+            return (self.ready_picked(class, &ids[..count], err), mt);
+        }
+        drop(mt);
+        let prepared = self.ready_picked(class, &ids[..count], err);
+        (prepared, self.maint.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// The part of preparing that needs the maintenance lock (held by the
     /// caller): up to `n` slots of `class` (at most `ids.len()`), from the
     /// `unprepared` stack first, then carved. Each is marked `IN_USE` until
@@ -324,11 +343,8 @@ impl SlotPool {
         let count = ids.len();
         let mut carve_err = err;
         let mut done = 0;
-        // Guards in batches of 64 (one system call each where the kernel
-        // has `process_madvise`), so the page array stays small on a
-        // spawner's stack.
-        for group in ids.chunks(64) {
-            let mut pages = [std::ptr::null_mut::<u8>(); 64];
+        for group in ids.chunks(GUARDS_PER_CALL) {
+            let mut pages = [std::ptr::null_mut::<u8>(); GUARDS_PER_CALL];
             for (p, &s) in pages.iter_mut().zip(group) {
                 *p = self.base(s);
             }
@@ -743,12 +759,11 @@ mod tests {
         let p = pool();
         for _ in 0..4 {
             let s = take(&p, StackClass::DEFAULT);
-            let page = (p.top(s) as usize - 1) & !(crate::memory::PAGE_SIZE - 1);
+            let page = ((p.top(s) as usize - 1) & !(crate::memory::PAGE_SIZE - 1)) as *mut libc::c_void;
             let mut resident = [0u8; 1];
             // SAFETY: `page` is the top page of slot `s`'s reservation (mapped);
             // mincore only reads the page tables and writes `resident`.
-            let r =
-                unsafe { libc::mincore(page as *mut libc::c_void, crate::memory::PAGE_SIZE, resident.as_mut_ptr()) };
+            let r = unsafe { libc::mincore(page, crate::memory::PAGE_SIZE, resident.as_mut_ptr()) };
             assert_eq!(r, 0, "mincore: {}", io::Error::last_os_error());
             assert_eq!(resident[0] & 1, 1, "slot {s}: its first page is not resident");
         }

@@ -583,23 +583,14 @@ impl SlotPool {
             cp.missed.store(true, Ordering::Relaxed);
             let want = cp.want.load(Ordering::Relaxed);
             cp.want.store((want * 2).min(Self::want_cap(cp, class)), Ordering::Relaxed);
-            let mut mt = self.maint.lock().unwrap_or_else(|e| e.into_inner());
+            let mt = self.maint.lock().unwrap_or_else(|e| e.into_inner());
             if self.stacks_gone() {
                 return Err(AllocError::Os(io::Error::other("gvthread: the runtime has shut down")));
             }
             let mut ids = [0u32; Self::WANT_MIN];
-            let (count, err) = self.pick(&mut mt, class, Self::WANT_MIN, &mut ids)?;
-            if self.guard != GuardScheme::Mprotect {
-                // The slow part (guards, first pages) without the lock, so
-                // the timer thread's preparation goes on beside it. Shutdown
-                // cannot unmap the stacks meanwhile: this spawn is counted
-                // live (`runtime::live`).
-                drop(mt);
-                self.ready_picked(class, &ids[..count], err)?;
-            } else {
-                self.ready_picked(class, &ids[..count], err)?;
-                drop(mt);
-            }
+            let (prepared, mt) = self.prepare_split(mt, class, Self::WANT_MIN, &mut ids);
+            drop(mt);
+            prepared?;
             cp.refill.store(true, Ordering::Release);
         }
     }

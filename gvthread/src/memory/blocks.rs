@@ -20,10 +20,11 @@ use std::alloc::Layout;
 use std::cell::UnsafeCell;
 use std::ptr::NonNull;
 
-/// The layout of a recycled block: 256 bytes, aligned as `malloc` aligns
+/// The layout of a recycled block: 128 bytes (a join state whose result
+/// takes up to 24 bytes, `task::join`), aligned as `malloc` aligns
 /// anyway (a stricter alignment takes glibc's slower `memalign` path, and
 /// leaves fragments around each block).
-pub(crate) const BLOCK: Layout = match Layout::from_size_align(256, 16) {
+pub(crate) const BLOCK: Layout = match Layout::from_size_align(128, 16) {
     Ok(l) => l,
     Err(_) => panic!("invalid block layout"),
 };
@@ -78,7 +79,7 @@ unsafe impl Sync for BlockCache {}
 unsafe impl Send for BlockCache {}
 
 impl BlockCache {
-    /// Blocks a role keeps at most (256 KiB): enough for a batch of a
+    /// Blocks a role keeps at most (128 KiB): enough for a batch of a
     /// thousand spawns joined together.
     pub(crate) const CAPACITY: usize = 1024;
 

@@ -7,14 +7,15 @@
 //!
 //! Each class keeps `want` free slots ready (between
 //! [`SlotPool::WANT_MIN`] and [`SlotPool::want_cap`]: half the slots the
-//! class ever used, and about 16 MiB of page tables). A spawner whose pop leaves fewer than `want / 2` asks for a
-//! refill (one wake of the timer thread per refill). The preparer takes
-//! slots from the class's `unprepared` stack, then carves never-used slots
-//! out of the class's current chunk (reserving a new chunk when it is used
-//! up), installs their guard pages in bulk (one `process_madvise` per
-//! [`GUARDS_PER_CALL`] guard markers where the kernel has it), faults in the page each spawn
-//! writes first (while fewer than [`PREFAULT_AHEAD`] slots are free) and
-//! pushes them on the free stack in one compare-and-swap. A spawner that
+//! class ever used, and about 16 MiB of page tables). A spawner whose pop
+//! leaves fewer than `want / 2` asks for a refill (one wake of the timer
+//! thread per refill). The preparer takes slots from the class's
+//! `unprepared` stack, then carves never-used slots out of the class's
+//! current chunk (reserving a new chunk when it is used up), faults in the
+//! page each spawn writes first (while fewer than [`PREFAULT_AHEAD`] slots
+//! are free), installs their guard pages in bulk (one `process_madvise` per
+//! [`GUARDS_PER_CALL`] guard markers where the kernel has it) and pushes
+//! them on the free stack in one compare-and-swap. A spawner that
 //! finds nothing prepared doubles `want`; each scavenger pass without such a
 //! miss halves it again.
 //!
@@ -266,21 +267,33 @@ impl SlotPool {
     /// live (`runtime::live`), and a spawner that prepares is one.
     pub(super) fn prepare_split<'a>(
         &'a self,
-        mut mt: MutexGuard<'a, Maint>,
+        mt: MutexGuard<'a, Maint>,
         class: StackClass,
         n: usize,
         ids: &mut [u32],
     ) -> (Result<usize, AllocError>, MutexGuard<'a, Maint>) {
-        let (count, err) = match self.pick(&mut mt, class, n, ids) {
-            Ok(picked) => picked,
-            Err(e) => return (Err(e), mt),
-        };
-        if self.guard == GuardScheme::Mprotect {
-            return (self.ready_picked(class, &ids[..count], err), mt);
-        }
-        drop(mt);
-        let prepared = self.ready_picked(class, &ids[..count], err);
+        let prepared = self.prepare_then_unlock(mt, class, n, ids);
         (prepared, self.maint.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// As [`prepare_split`](Self::prepare_split), for a caller that does not
+    /// need the lock again: it is released once the slots are picked (under
+    /// the `mprotect` fallback, once they are ready).
+    pub(super) fn prepare_then_unlock(
+        &self,
+        mut mt: MutexGuard<'_, Maint>,
+        class: StackClass,
+        n: usize,
+        ids: &mut [u32],
+    ) -> Result<usize, AllocError> {
+        let (count, err) = self.pick(&mut mt, class, n, ids)?;
+        let _held = if self.guard == GuardScheme::Mprotect {
+            Some(mt)
+        } else {
+            drop(mt);
+            None
+        };
+        self.ready_picked(class, &ids[..count], err)
     }
 
     /// The part of preparing that needs the maintenance lock (held by the
@@ -342,8 +355,36 @@ impl SlotPool {
         let cp = &self.classes[class.index()];
         let count = ids.len();
         let mut carve_err = err;
+        // The first page a spawn writes (header, payload, first frame) is
+        // faulted in here, off the spawn path: on this kind of machine a
+        // first touch costs microseconds, which the preparer pays on its
+        // own core while the spawner goes on (a spawner that prepares for
+        // itself pays it either way). Only while the class has fewer than
+        // `PREFAULT_AHEAD` free slots: that bounds the memory of faulted
+        // pages nobody uses yet (a small class may keep many more slots
+        // prepared, see `want_cap`).
+        let prefault = cp.free.len() < PREFAULT_AHEAD;
         let mut done = 0;
         for group in ids.chunks(GUARDS_PER_CALL) {
+            // Each group's first pages before its guards: the top page of a
+            // large slot shares its page-table page with the next slot's
+            // guard (`memory`), so the fault, which holds only the mapping's
+            // own lock, allocates that page-table page, and the guard call,
+            // which holds the process's mapping lock for all its guards,
+            // finds it there. A spawner growing its heap (`mprotect` needs
+            // that lock exclusively) then waits for a short call, not for
+            // dozens of page-table pages to be zeroed.
+            if prefault {
+                for &s in group {
+                    // SAFETY: `s` is ours until it is pushed below (picked,
+                    // not on any stack: nobody else can reach it); its top
+                    // page lies in its reservation above the guard, readable
+                    // and writable. It was never used since it was carved or
+                    // remapped, so the page is unmapped or zero and writing a
+                    // zero changes no content.
+                    unsafe { std::ptr::write_volatile(self.top(s).cast::<u64>().sub(1), 0) };
+                }
+            }
             let mut pages = [std::ptr::null_mut::<u8>(); GUARDS_PER_CALL];
             for (p, &s) in pages.iter_mut().zip(group) {
                 *p = self.base(s);
@@ -361,23 +402,6 @@ impl SlotPool {
         for &s in &ids[done..count] {
             self.meta(s).store(UNPREPARED, Ordering::Relaxed);
             cp.unprepared.push(s, self.next_link(s));
-        }
-        // The first page a spawn writes (header, payload, first frame) is
-        // faulted in here, off the spawn path: on this kind of machine a
-        // first touch costs microseconds, which the timer thread pays on
-        // its own core while the spawner goes on (a spawner that prepares
-        // for itself pays it either way). Only while the class has fewer
-        // than `PREFAULT_AHEAD` free slots: that bounds the memory of
-        // faulted pages nobody uses yet (a small class may keep many more
-        // slots prepared, see `want_cap`).
-        let prefault = if cp.free.len() < PREFAULT_AHEAD { done } else { 0 };
-        for &s in &ids[..prefault] {
-            // SAFETY: `s` is ours until it is pushed below (picked, not on
-            // any stack: nobody else can reach it); its top page lies in its
-            // reservation above the guard, readable and writable. It was
-            // never used since it was carved or remapped, so the page is
-            // unmapped or zero and writing a zero changes no content.
-            unsafe { std::ptr::write_volatile(self.top(s).cast::<u64>().sub(1), 0) };
         }
         if done > 0 {
             let stamp = self.epoch.load(Ordering::Relaxed);
@@ -469,8 +493,16 @@ impl SlotPool {
                 allowed[chunk.class.index()] += n;
             }
         }
+        let any_free = allowed.iter().any(|&a| a > 0);
         for (a, r) in allowed.iter_mut().zip(retain) {
             *a = a.saturating_sub(r);
+        }
+        if allowed.iter().all(|&a| a == 0) {
+            // All retained: nothing may go now, so skip the scan below (a
+            // million parked GVThreads beside their prepared slots would
+            // have it read every slot's state every pass). Look again while
+            // free slots are left, once the window moves on.
+            return any_free;
         }
         let mut calls = 0;
         let mut left = false;
@@ -742,7 +774,7 @@ mod tests {
         let mut retain = [0; NUM_CLASSES];
         retain[class.index()] = retained_free(peak, 0);
         assert!(retain[class.index()] >= total && peak < total);
-        p.scavenge_pass(long_ago, retain);
+        assert!(p.scavenge_pass(long_ago, retain), "retained free slots keep the scavenger looking");
         assert_eq!(guarded_free(&p, class), total, "nothing given back within the margin");
         // A peak of 200 keeps 250 warm (less what is in use): the rest goes.
         retain[class.index()] = retained_free(200, 0);

@@ -588,9 +588,7 @@ impl SlotPool {
                 return Err(AllocError::Os(io::Error::other("gvthread: the runtime has shut down")));
             }
             let mut ids = [0u32; Self::WANT_MIN];
-            let (prepared, mt) = self.prepare_split(mt, class, Self::WANT_MIN, &mut ids);
-            drop(mt);
-            prepared?;
+            self.prepare_then_unlock(mt, class, Self::WANT_MIN, &mut ids)?;
             cp.refill.store(true, Ordering::Release);
         }
     }

@@ -44,8 +44,21 @@ const PENDING: u8 = 0;
 const DONE: u8 = 1;
 const TAKEN: u8 = 2;
 
-/// The type-independent prefix of a `JoinState<T>`.
-#[repr(C)]
+// The join states of the common results (none, a word, a `String` or `Vec`)
+// fit one recycled block: one spawn, no trip to the C allocator
+// (`memory::blocks`).
+const _: () = {
+    use crate::memory::blocks::fits;
+    use std::alloc::Layout;
+    assert!(fits(Layout::new::<JoinState<()>>()));
+    assert!(fits(Layout::new::<JoinState<u64>>()));
+    assert!(fits(Layout::new::<JoinState<String>>()));
+    assert!(std::mem::size_of::<JoinError>() == std::mem::size_of::<usize>());
+};
+
+/// The type-independent prefix of a `JoinState<T>` (`repr(Rust)`: the
+/// compiler packs the flags together, which keeps the state of a small `T`
+/// within one 128-byte block, see `memory::blocks`).
 pub(crate) struct JoinCore {
     /// References held (see `refs`).
     refs: AtomicUsize,
@@ -357,10 +370,20 @@ pub struct JoinError {
 }
 
 enum Repr {
-    /// The GVThread panicked; the payload is kept for `into_panic`.
-    Panic { message: Option<String>, name: Option<String>, payload: Mutex<Box<dyn Any + Send + 'static>> },
+    /// The GVThread panicked. Boxed: a join state holds a
+    /// `Result<T, JoinError>`, and a pointer-sized error keeps the state of
+    /// a small `T` in one 128-byte block (`memory::blocks`).
+    Panic(Box<Panicked>),
     /// The runtime shut down before the GVThread finished.
     Cancelled,
+}
+
+/// What a panic left: its message, the GVThread's name, and the payload,
+/// kept for `into_panic`.
+struct Panicked {
+    message: Option<String>,
+    name: Option<String>,
+    payload: Mutex<Box<dyn Any + Send + 'static>>,
 }
 
 impl JoinError {
@@ -370,13 +393,13 @@ impl JoinError {
             .downcast_ref::<&'static str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned());
-        JoinError { repr: Repr::Panic { message, name, payload: Mutex::new(payload) } }
+        JoinError { repr: Repr::Panic(Box::new(Panicked { message, name, payload: Mutex::new(payload) })) }
     }
 
     /// The name of the GVThread that panicked, if it had one.
     pub fn name(&self) -> Option<&str> {
         match &self.repr {
-            Repr::Panic { name, .. } => name.as_deref(),
+            Repr::Panic(p) => p.name.as_deref(),
             Repr::Cancelled => None,
         }
     }
@@ -387,7 +410,7 @@ impl JoinError {
 
     /// Whether the GVThread panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self.repr, Repr::Panic { .. })
+        matches!(self.repr, Repr::Panic(_))
     }
 
     /// Whether the GVThread was ended by its runtime's shutdown: unwound out
@@ -410,7 +433,7 @@ impl JoinError {
     /// The panic payload, or the error itself if it is not a panic.
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
-            Repr::Panic { payload, .. } => Ok(payload.into_inner().unwrap_or_else(|e| e.into_inner())),
+            Repr::Panic(p) => Ok(p.payload.into_inner().unwrap_or_else(|e| e.into_inner())),
             repr => Err(JoinError { repr }),
         }
     }
@@ -419,10 +442,10 @@ impl JoinError {
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Panic { message, name: None, .. } => f.debug_tuple("JoinError::Panic").field(message).finish(),
-            Repr::Panic { message, name: Some(n), .. } => {
-                f.debug_tuple("JoinError::Panic").field(message).field(n).finish()
-            }
+            Repr::Panic(p) => match &p.name {
+                None => f.debug_tuple("JoinError::Panic").field(&p.message).finish(),
+                Some(n) => f.debug_tuple("JoinError::Panic").field(&p.message).field(n).finish(),
+            },
             Repr::Cancelled => f.write_str("JoinError::Cancelled"),
         }
     }
@@ -431,12 +454,12 @@ impl fmt::Debug for JoinError {
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Panic { message, name, .. } => {
+            Repr::Panic(p) => {
                 f.write_str("GVThread ")?;
-                if let Some(n) = name {
+                if let Some(n) = &p.name {
                     write!(f, "'{n}' ")?;
                 }
-                match message {
+                match &p.message {
                     Some(m) => write!(f, "panicked: {m}"),
                     None => f.write_str("panicked"),
                 }

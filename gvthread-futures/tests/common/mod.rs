@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+#[path = "../../../gvthread/tests/common/hang.rs"]
+mod hang;
+
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -13,7 +16,10 @@ impl Watchdog {
         let (tx, rx) = mpsc::channel::<()>();
         std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
-                eprintln!("watchdog: test `{name}` still running after {secs} s; aborting");
+                hang::report_hang(
+                    std::process::id(),
+                    &format!("watchdog: test `{name}` still running after {secs} s; aborting"),
+                );
                 std::process::abort();
             }
         });

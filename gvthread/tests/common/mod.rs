@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+mod hang;
+
 use std::time::Duration;
 
 /// Aborts the whole test process if the returned guard is not dropped within
@@ -11,7 +13,10 @@ pub fn watchdog(name: &'static str, limit: Duration) -> Watchdog {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
         if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            eprintln!("watchdog: test `{name}` still running after {limit:?}; aborting");
+            hang::report_hang(
+                std::process::id(),
+                &format!("watchdog: test `{name}` still running after {limit:?}; aborting"),
+            );
             std::process::abort();
         }
     });
@@ -56,6 +61,7 @@ pub fn isolated(name: &str, limit: Duration) -> bool {
             break s;
         }
         if start.elapsed() > limit {
+            hang::report_hang(child.id(), &format!("isolated test `{name}` hung for {limit:?}; killing it"));
             let _ = child.kill();
             let _ = child.wait();
             panic!("isolated test `{name}` hung for {limit:?}\nstderr:\n{}", err.join().unwrap_or_default());
@@ -141,6 +147,7 @@ pub fn crashing_child(name: &str, limit: Duration) -> Option<String> {
             break s;
         }
         if start.elapsed() > limit {
+            hang::report_hang(child.id(), &format!("isolated test `{name}` hung for {limit:?}; killing it"));
             let _ = child.kill();
             let _ = child.wait();
             panic!("crash test `{name}` hung for {limit:?}");

@@ -166,8 +166,8 @@ impl SlotPool {
                     break;
                 }
                 let n = want.saturating_sub(have).max(1).min(budget).min(BATCH);
-                let (prepared, relocked) = self.prepare_split(mt, class, n, &mut ids);
-                mt = relocked;
+                let prepared = self.prepare_then_unlock(mt, class, n, &mut ids);
+                mt = self.maint.lock().unwrap_or_else(|e| e.into_inner());
                 match prepared {
                     Ok(done) if done > 0 => budget -= done.min(budget),
                     // Out of memory or map budget: the spawner that needs a
@@ -258,27 +258,13 @@ impl SlotPool {
     }
 
     /// Prepares up to `n` slots of `class` (at most `ids.len()`), holding the
-    /// maintenance lock `mt` only to [`pick`](Self::pick) them: the slow
-    /// part ([`ready_picked`](Self::ready_picked)) runs without it, so the
-    /// timer thread and a spawner that outran it prepare side by side,
-    /// except under the `mprotect` fallback. Returns the result and the
-    /// lock, held again. Shutdown cannot unmap the stacks meanwhile: it
-    /// does so only once the timer thread is joined and no spawn is counted
-    /// live (`runtime::live`), and a spawner that prepares is one.
-    pub(super) fn prepare_split<'a>(
-        &'a self,
-        mt: MutexGuard<'a, Maint>,
-        class: StackClass,
-        n: usize,
-        ids: &mut [u32],
-    ) -> (Result<usize, AllocError>, MutexGuard<'a, Maint>) {
-        let prepared = self.prepare_then_unlock(mt, class, n, ids);
-        (prepared, self.maint.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// As [`prepare_split`](Self::prepare_split), for a caller that does not
-    /// need the lock again: it is released once the slots are picked (under
-    /// the `mprotect` fallback, once they are ready).
+    /// maintenance lock `mt` only to [`pick`](Self::pick) them and releasing
+    /// it for the slow part ([`ready_picked`](Self::ready_picked)), so the
+    /// timer thread and a spawner that outran it prepare side by side; the
+    /// `mprotect` fallback keeps it to the end. Shutdown cannot unmap the
+    /// stacks meanwhile: it does so only once the timer thread is joined and
+    /// no spawn is counted live (`runtime::live`), and a spawner that
+    /// prepares is one.
     pub(super) fn prepare_then_unlock(
         &self,
         mut mt: MutexGuard<'_, Maint>,
@@ -339,10 +325,10 @@ impl SlotPool {
         Ok((count, carve_err))
     }
 
-    /// The slow part of preparing, which needs no lock: installs the guards
-    /// of slots [`pick`](Self::pick) chose (each page-table page allocated
-    /// there), faults in their first pages and pushes them on the free
-    /// stack; returns how many, or `err` (carving's) if none. Preparers on
+    /// The slow part of preparing, which needs no lock: faults in the first
+    /// pages of slots [`pick`](Self::pick) chose, installs their guards and
+    /// pushes them on the free stack; returns how many, or `err`
+    /// (carving's) if none. Preparers on
     /// several threads (the timer thread, spawners that outran it) do this
     /// part side by side. The `mprotect` fallback runs it under the lock,
     /// since its mapping budget counts only mappings already made.
@@ -375,13 +361,11 @@ impl SlotPool {
             // that lock exclusively) then waits for a short call, not for
             // dozens of page-table pages to be zeroed.
             if prefault {
+                // A slot picked and not pushed yet is ours alone; it was never
+                // used since it was carved or remapped, so its top page (in
+                // its reservation, above the guard) is unmapped or zero.
                 for &s in group {
-                    // SAFETY: `s` is ours until it is pushed below (picked,
-                    // not on any stack: nobody else can reach it); its top
-                    // page lies in its reservation above the guard, readable
-                    // and writable. It was never used since it was carved or
-                    // remapped, so the page is unmapped or zero and writing a
-                    // zero changes no content.
+                    // SAFETY: see above: writable, and a zero changes nothing.
                     unsafe { std::ptr::write_volatile(self.top(s).cast::<u64>().sub(1), 0) };
                 }
             }

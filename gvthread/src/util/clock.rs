@@ -62,12 +62,18 @@ mod tests {
         // SAFETY: gettid has no preconditions.
         let own = unsafe { libc::gettid() };
         let before = thread_cpu_nanos(own).expect("own CPU clock");
+        // Spin until the clock shows 5 ms of CPU (on a loaded machine that
+        // takes longer than 5 ms of wall time; a clock that does not count
+        // CPU time never gets there).
         let t = Instant::now();
-        while t.elapsed() < Duration::from_millis(20) {
-            std::hint::spin_loop();
+        let mut spun = 0;
+        while spun < 5_000_000 && t.elapsed() < Duration::from_secs(60) {
+            for _ in 0..10_000 {
+                std::hint::spin_loop();
+            }
+            spun = thread_cpu_nanos(own).unwrap() - before;
         }
-        let spun = thread_cpu_nanos(own).unwrap() - before;
-        assert!(spun >= 5_000_000, "20 ms of spinning counted {spun} ns of CPU");
+        assert!(spun >= 5_000_000, "60 s of spinning counted {spun} ns of CPU");
 
         let tid = Arc::new(AtomicI32::new(0));
         let stop = Arc::new(AtomicBool::new(false));

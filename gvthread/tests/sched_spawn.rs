@@ -147,3 +147,86 @@ fn a_share_taken_from_the_global_queue_is_still_stolen() {
         g.join().unwrap();
     }
 }
+
+#[test]
+fn a_spawn_loop_keeps_few_gvthreads_alive() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let _w = common::watchdog("a_spawn_loop_keeps_few_gvthreads_alive", Duration::from_secs(120));
+    const N: u64 = 200_000;
+    // One worker: the spawned GVThreads run only when the spawner lets them.
+    // Once the worker's local queue overflows, each spawn that spills it
+    // yields behind what it queued, so those run while their stacks are
+    // warm instead of all N piling up until the spawner parks.
+    let mut rt = common::rt(1);
+    let (alive, peak) = (Arc::new(AtomicI64::new(0)), Arc::new(AtomicI64::new(0)));
+    let (a, p) = (alive.clone(), peak.clone());
+    let sum = rt.block_on(move || {
+        let hs: Vec<_> = (0..N)
+            .map(|i| {
+                let now = a.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(now, Ordering::SeqCst);
+                let a = a.clone();
+                gvthread::spawn(move |_| {
+                    a.fetch_sub(1, Ordering::SeqCst);
+                    i
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+    });
+    assert_eq!(sum, N * (N - 1) / 2);
+    assert_eq!(alive.load(Ordering::SeqCst), 0);
+    // About two local queues' worth (a few thousand) are alive at most; a
+    // spawner that never yielded before its time slice ends keeps tens of
+    // thousands alive, and before the change it kept all N.
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(peak <= (N / 8) as i64, "{peak} of {N} GVThreads were alive at once");
+}
+
+#[test]
+fn a_spawner_behind_spinning_gvthreads_is_not_held_for_a_slice_each() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::Instant;
+    let _w =
+        common::watchdog("a_spawner_behind_spinning_gvthreads_is_not_held_for_a_slice_each", Duration::from_secs(180));
+    const N: u64 = 3_000;
+    const LIMIT: Duration = Duration::from_secs(120);
+    // One worker, forced preemption on (the default): each spawned GVThread
+    // spins until the spawner, done spawning, lets them go. The first spawn
+    // that spills the local queue yields, but a GVThread that uses up its
+    // time slice ends the spawner's wait behind the queue, and beside such
+    // a hog later spills do not yield: the spawner gets back after a slice
+    // or two, not after a slice for each of them. (A long time slice, so
+    // that the spawner's own slice does not end mid-loop in a debug build:
+    // then everything it queued would run first, and with every thread of
+    // the role holding a frozen spinner it would wait for their time limit.)
+    let mut rt = gvthread::Runtime::new(
+        gvthread::SchedulerConfig::default().num_workers(1).time_slice(Duration::from_millis(200)),
+    );
+    let (release, started) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let (r, s) = (release.clone(), started.clone());
+    let (ran_before_release, sum) = rt.block_on(move || {
+        let hs: Vec<_> = (0..N)
+            .map(|i| {
+                let (r, s) = (r.clone(), s.clone());
+                gvthread::spawn(move |_| {
+                    s.fetch_add(1, Ordering::SeqCst);
+                    let t = Instant::now();
+                    while !r.load(Ordering::SeqCst) && t.elapsed() < LIMIT {
+                        std::hint::spin_loop();
+                    }
+                    i
+                })
+            })
+            .collect();
+        let ran = s.load(Ordering::SeqCst);
+        r.store(true, Ordering::SeqCst);
+        (ran, hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>())
+    });
+    assert_eq!(sum, N * (N - 1) / 2);
+    assert!(release.load(Ordering::SeqCst));
+    // Waiting for every queued spinner to have its slice would let about
+    // two thousand start (two spills of a 1,024-entry queue); here one or
+    // two do.
+    assert!(ran_before_release < 200, "{ran_before_release} of {N} started before the spawner finished");
+}

@@ -266,7 +266,11 @@ fn current_shared() -> Result<Arc<Shared>, SpawnError> {
 /// The new GVThread waits for a free worker, or for the caller to give its
 /// worker away: a spawn does not preempt the caller, but it is a safepoint
 /// (like [`safepoint!`](crate::safepoint)), where a caller that has used up
-/// its time slice yields.
+/// its time slice yields. A caller that spawns faster than its GVThreads
+/// run also yields when its worker's local run queue (1,024 entries) fills
+/// up: it resumes once the GVThreads queued before it had their turn (or
+/// one of them used up a time slice), so a spawn loop keeps about two
+/// queues' worth of GVThreads waiting rather than piling up all it spawns.
 ///
 /// # Panics
 /// Outside a GVThread (use [`Runtime::block_on`](crate::Runtime::block_on) or

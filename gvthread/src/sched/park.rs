@@ -420,6 +420,53 @@ pub fn yield_now() {
     }
 }
 
+/// After a spawn: if it spilled the worker's local queue into the global
+/// queue (the queue was full: the spawner outpaces the workers running its
+/// GVThreads), the spawning GVThread yields behind the GVThreads still in the
+/// queue, so that they run (here and on workers stealing them) while their
+/// stacks are warm, instead of piling up until its time slice ends. Bounds
+/// what a spawn loop keeps alive and cold on a worker to about two queues'
+/// worth; a spawner that spills nothing never yields here, and neither does
+/// one beside GVThreads that had their time slice (hogs).
+#[inline(never)]
+pub(crate) fn help_after_spill() {
+    // Inlined thread-local read: never inlined itself, and `m` is not used
+    // after the yield, which may resume on another thread.
+    // SAFETY: a non-null machine pointer of this thread is valid (see
+    // `machine::current`).
+    let Some(m) = (unsafe { machine::current_ptr_inlined().as_ref() }) else { return };
+    let w = m.worker_ptr();
+    if w.is_null() {
+        return;
+    }
+    // SAFETY: a non-null role pointer targets an element of the runtime's
+    // worker array, which the machine's `shared` keeps alive.
+    let w = unsafe { &*w };
+    if !w.spilled.load(Ordering::Relaxed) {
+        return;
+    }
+    w.spilled.store(false, Ordering::Relaxed);
+    let slot = m.current_slot();
+    if slot == machine::NO_GVTHREAD || m.in_runtime() != 0 || std::thread::panicking() {
+        return;
+    }
+    // Not while GVThreads of the role use up whole time slices: what it
+    // spawns then runs long anyway (warm slots gain nothing), and once
+    // every thread of the role holds a frozen hog, nothing else of the role
+    // runs until one ends (see docs/preemption.md, "Where the role goes").
+    if !w.frozen.is_empty() || !w.preempted.is_empty() {
+        return;
+    }
+    // The ring's entries and the half of it that went to the global queue.
+    w.drain_local.store(w.local.len() + crate::sched::queue::CAPACITY / 2 + 1, Ordering::Relaxed);
+    // At most a time slice: GVThreads that run long do not keep it waiting
+    // for a slice each.
+    let sh = &m.shared;
+    let slice = sh.config.time_slice.as_nanos().min(u64::MAX as u128) as u64;
+    w.drain_until_ns.store(sh.coarse_now().saturating_add(slice), Ordering::Relaxed);
+    machine::yield_gvthread(m, slot);
+}
+
 /// Sleeps for at least `d`. Inside a GVThread only the GVThread sleeps (the
 /// timer thread wakes it); elsewhere the OS thread sleeps.
 ///

@@ -44,8 +44,8 @@ impl LocalQueue {
     }
 
     /// Pushes `slot`; when the ring is full, moves half of it plus `slot` into
-    /// `overflow` (the global queue). Owner only.
-    pub(crate) fn push(&self, slot: u32, mut overflow: impl FnMut(u32)) {
+    /// `overflow` (the global queue) and returns `true`. Owner only.
+    pub(crate) fn push(&self, slot: u32, mut overflow: impl FnMut(u32)) -> bool {
         loop {
             // Acquire: pairs with thieves' CAS on head, so we do not overwrite
             // entries they are still copying.
@@ -55,7 +55,7 @@ impl LocalQueue {
                 self.buf[(tail & MASK) as usize].store(slot, Ordering::Relaxed);
                 // Release: publishes the entry to thieves and to our own pops.
                 self.tail.store(tail.wrapping_add(1), Ordering::Release);
-                return;
+                return false;
             }
             // Full: take half from the head and spill it with `slot`. Once
             // the CAS made those entries ours, nobody else reads them and
@@ -67,7 +67,7 @@ impl LocalQueue {
                     overflow(self.buf[(head.wrapping_add(i) & MASK) as usize].load(Ordering::Relaxed));
                 }
                 overflow(slot);
-                return;
+                return true;
             }
             // A thief made room meanwhile; retry the fast path.
         }
@@ -205,9 +205,10 @@ mod tests {
     fn overflow_spills_half_plus_one() {
         let q = LocalQueue::new();
         let mut spilled = Vec::new();
-        for i in 0..CAPACITY + 1 {
-            q.push(i, |s| spilled.push(s));
+        for i in 0..CAPACITY {
+            assert!(!q.push(i, |s| spilled.push(s)), "push {i} into a ring with room spilled");
         }
+        assert!(q.push(CAPACITY, |s| spilled.push(s)), "the push into a full ring says it spilled");
         assert_eq!(spilled.len() as u32, CAPACITY / 2 + 1);
         assert_eq!(q.len(), CAPACITY / 2);
         let mut all: Vec<u32> = spilled;

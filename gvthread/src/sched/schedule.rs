@@ -149,7 +149,12 @@ impl Shared {
         }
         // Bound (woken, yielded) and fresh GVThreads take turns first.
         let home = w.home_queue(Priority::Normal);
-        let local = if tick & 1 == 0 {
+        let local = if self.draining(w) {
+            // A spawner yielded to let its spilled queue run
+            // (`park::help_after_spill`): fresh GVThreads first, the
+            // spilled ones included.
+            w.local.pop().or_else(|| self.take_global_normal(w)).or_else(|| home.pop(links))
+        } else if tick & 1 == 0 {
             home.pop(links).or_else(|| w.local.pop())
         } else {
             w.local.pop().or_else(|| home.pop(links))
@@ -174,6 +179,22 @@ impl Shared {
             return self.global.pop(Priority::Low);
         }
         None
+    }
+
+    /// Whether this decision of `w` still takes fresh GVThreads before the
+    /// home queue after a spill (counts it; see `Worker::drain_local`).
+    #[inline]
+    fn draining(&self, w: &Worker) -> bool {
+        let left = w.drain_local.load(Ordering::Relaxed);
+        if left == 0 {
+            return false;
+        }
+        if self.coarse_now() >= w.drain_until_ns.load(Ordering::Relaxed) {
+            w.drain_local.store(0, Ordering::Relaxed);
+            return false;
+        }
+        w.drain_local.store(left - 1, Ordering::Relaxed);
+        true
     }
 
     /// Takes the oldest Normal GVThread of the global queue to run on `w`,
@@ -465,7 +486,9 @@ impl Shared {
         if state::home(word).is_some() {
             w.push_home(&self.links, Priority::Normal, displaced);
         } else {
-            w.local.push(displaced, |s| self.global.push(Priority::Normal, s));
+            if w.local.push(displaced, |s| self.global.push(Priority::Normal, s)) {
+                w.spilled.store(true, Ordering::Relaxed);
+            }
             // Only stealable work is worth waking another worker for; with
             // a group of one there is nobody else to wake.
             if self.num_normal_workers > 1 {

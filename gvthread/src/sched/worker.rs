@@ -111,6 +111,22 @@ pub(crate) struct Worker {
     /// OS threads) and is not stealable; the preemption monitor moves it to
     /// the global queue if it waits there for more than a monitor tick.
     pub(crate) runnext: RunNext,
+    /// A push by this role's holder spilled the local queue into the global
+    /// queue (it was full): the spawn that did it lets the queue run before
+    /// it goes on (see [`help_after_spill`](super::park::help_after_spill)).
+    /// Holder only.
+    pub(crate) spilled: AtomicBool,
+    /// Scheduling decisions left that take fresh GVThreads (the local, then
+    /// the global queue) before the home queue: set by `help_after_spill`,
+    /// so a spawner that yielded resumes behind the fresh GVThreads it
+    /// queued, not in turns with them. Counted down by the holder; cleared
+    /// when a GVThread of this role uses up its time slice (`note_hog`) or
+    /// at `drain_until_ns`, so the spawner waits at most about one slice.
+    pub(crate) drain_local: AtomicU32,
+    /// Until when (coarse clock, ns) `drain_local` holds: fresh GVThreads
+    /// that run long (hogs) do not keep the spawner waiting for a slice
+    /// each. Holder only.
+    pub(crate) drain_until_ns: AtomicU64,
     /// Which queues that go ahead of `runnext` may hold work (urgent work,
     /// GVThreads that had their slice): the common decision reads this one
     /// word. Push to those queues through [`push_home`](Self::push_home),
@@ -155,6 +171,9 @@ impl Worker {
             fair: FairShare::new(),
             holder: AtomicPtr::new(std::ptr::null_mut()),
             runnext: RunNext::new(),
+            spilled: AtomicBool::new(false),
+            drain_local: AtomicU32::new(0),
+            drain_until_ns: AtomicU64::new(0),
             attention: Attention::new(),
             slot_cache: SlotCache::new(),
             join_blocks: BlockCache::new(),
@@ -190,6 +209,9 @@ impl Worker {
     /// before it is due again (see `sched::fair_share`).
     pub(crate) fn note_hog(&self, now: u64, slice: u64) {
         self.fair.note_hog(now, self.since_ns.load(Ordering::Relaxed), slice);
+        // A fresh GVThread that runs a whole slice ends a spawner's wait
+        // behind them (see `drain_local`).
+        self.drain_local.store(0, Ordering::Relaxed);
     }
 
     /// The home queue for bound GVThreads of priority `p`.

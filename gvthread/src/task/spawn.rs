@@ -80,6 +80,7 @@ where
     // where the preemption signal declines to freeze it: a safepoint here
     // yields instead, once the monitor asked (its time slice is used up).
     crate::preempt::safepoint_check();
+    crate::sched::park::help_after_spill();
     spawned
 }
 

@@ -267,9 +267,9 @@ fn current_shared() -> Result<Arc<Shared>, SpawnError> {
 /// worker away: a spawn does not preempt the caller, but it is a safepoint
 /// (like [`safepoint!`](crate::safepoint)), where a caller that has used up
 /// its time slice yields. A caller that spawns faster than its GVThreads
-/// run also yields when its worker's local run queue (1,024 entries) fills
-/// up: it resumes once the GVThreads queued before it had their turn (or
-/// one of them used up a time slice), so a spawn loop keeps about two
+/// run may also yield when its worker's local run queue (1,024 entries)
+/// fills up: it resumes once the GVThreads queued before it had their turn
+/// (or one of them used up a time slice), so a spawn loop keeps about two
 /// queues' worth of GVThreads waiting rather than piling up all it spawns.
 ///
 /// # Panics

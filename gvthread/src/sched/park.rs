@@ -427,7 +427,8 @@ pub fn yield_now() {
 /// stacks are warm, instead of piling up until its time slice ends. Bounds
 /// what a spawn loop keeps alive and cold on a worker to about two queues'
 /// worth; a spawner that spills nothing never yields here, and neither does
-/// one beside GVThreads that had their time slice (hogs).
+/// one beside GVThreads that had their time slice (hogs) or woken ones
+/// waiting in the role's home queue.
 #[inline(never)]
 pub(crate) fn help_after_spill() {
     // Inlined thread-local read: never inlined itself, and `m` is not used
@@ -455,6 +456,13 @@ pub(crate) fn help_after_spill() {
     // every thread of the role holds a frozen hog, nothing else of the role
     // runs until one ends (see docs/preemption.md, "Where the role goes").
     if !w.frozen.is_empty() || !w.preempted.is_empty() {
+        return;
+    }
+    // Nor while woken GVThreads wait in the role's home queue, where the
+    // spawner would queue behind them all (a spawner among a hundred
+    // thousand sleepers that wake every millisecond would wait there at
+    // every spill); they keep the worker busy anyway.
+    if !w.home_queue(crate::Priority::Normal).is_empty() {
         return;
     }
     // The ring's entries and the half of it that went to the global queue.

@@ -128,12 +128,19 @@ fn allocating_hogs_freed_by_other_threads_do_not_deadlock() {
     }
 }
 
+/// Thread places a role has beyond its share of `max_os_threads`, for when
+/// all its threads hold frozen hogs while other GVThreads of the role wait
+/// (docs/preemption.md, "The thread cap").
+const EXTRA_THREADS_PER_ROLE: usize = 64;
+
 /// `hogs` fresh GVThreads spinning `spin_ms` each on 2 workers, beside a
 /// GVThread sleeping 1 ms in a loop. Returns the sleeper's turns while the
-/// hogs ran and the most OS threads seen.
+/// hogs ran and the most OS threads seen. The hogs that wait to start keep
+/// asking for threads beyond the cap (they wait behind frozen hogs), so the
+/// count grows, but never past the roles' places.
 fn many_hogs(hogs: usize, spin_ms: u64) -> (u64, usize, gvthread::RuntimeMetrics) {
     let mut rt = Runtime::new(SchedulerConfig::default().num_workers(2));
-    let cap = 2 * gvthread::DEFAULT_THREADS_PER_WORKER;
+    let cap = 2 * (gvthread::DEFAULT_THREADS_PER_WORKER + EXTRA_THREADS_PER_ROLE);
     let done = Arc::new(AtomicBool::new(false));
     let turns = Arc::new(AtomicU64::new(0));
     let (d, t) = (done.clone(), turns.clone());
@@ -174,7 +181,7 @@ fn many_hogs(hogs: usize, spin_ms: u64) -> (u64, usize, gvthread::RuntimeMetrics
     let m = rt.metrics();
     let most = max_threads.load(Ordering::SeqCst).max(m.os_threads);
     eprintln!("{hogs} hogs: sleeper turns {during}, most OS threads {most}, {m:?}");
-    assert!(most <= cap, "{most} OS threads for the runtime's roles, above the cap of {cap}: {m:?}");
+    assert!(most <= cap, "{most} OS threads for the runtime's roles, above their {cap} places: {m:?}");
     (during, most, m)
 }
 
@@ -238,4 +245,87 @@ fn a_frozen_std_mutex_holder_is_resumed_for_its_waiters() {
     assert_eq!(total, 5 * (0..8).sum::<u64>());
     let m = rt.metrics();
     assert!(m.os_threads <= gvthread::DEFAULT_THREADS_PER_WORKER, "{m:?}");
+}
+
+/// `SPINNERS` GVThreads on one worker spin until `flag` is set (giving up
+/// after `SPIN_LIMIT`); `setter` is what sets it. More spinners than the
+/// role's threads (4): without a thread beyond the cap, every thread holds
+/// a frozen spinner, frozen spinners are resumed in turn, and nothing else
+/// of the role runs until a spinner gives up. Returns how many gave up.
+fn spinners_beside(spawn_setter_from_last_spinner: bool, setter: fn(Arc<AtomicBool>)) -> usize {
+    const SPINNERS: usize = 8;
+    const SPIN_LIMIT: Duration = Duration::from_secs(60);
+    let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1));
+    let flag = Arc::new(AtomicBool::new(false));
+    let gave_up = rt.block_on(move || {
+        let early = (!spawn_setter_from_last_spinner).then(|| {
+            let f = flag.clone();
+            gvthread::spawn(move |_| setter(f))
+        });
+        let spinners: Vec<_> = (0..SPINNERS)
+            .map(|i| {
+                let f = flag.clone();
+                gvthread::spawn(move |_| {
+                    // The last spinner starts only once the others are
+                    // frozen on every thread of the role; what it spawns
+                    // then waits behind them too.
+                    let late = (spawn_setter_from_last_spinner && i == SPINNERS - 1).then(|| {
+                        let f = f.clone();
+                        gvthread::spawn(move |_| setter(f))
+                    });
+                    let t = Instant::now();
+                    while !f.load(Ordering::Acquire) {
+                        if t.elapsed() > SPIN_LIMIT {
+                            return (true, late);
+                        }
+                        std::hint::spin_loop();
+                    }
+                    (false, late)
+                })
+            })
+            .collect();
+        let mut gave_up = 0;
+        for s in spinners {
+            let (g, late) = s.join().unwrap();
+            gave_up += usize::from(g);
+            if let Some(l) = late {
+                l.join().unwrap();
+            }
+        }
+        if let Some(e) = early {
+            e.join().unwrap();
+        }
+        gave_up
+    });
+    let m = rt.metrics();
+    eprintln!("{m:?}");
+    assert!(m.os_threads <= gvthread::DEFAULT_THREADS_PER_WORKER + EXTRA_THREADS_PER_ROLE, "{m:?}");
+    gave_up
+}
+
+#[test]
+fn spinners_waiting_for_a_sleeping_gvthread_of_their_role_are_not_left_spinning() {
+    if !common::isolated("spinners_waiting_for_a_sleeping_gvthread_of_their_role_are_not_left_spinning", LIMIT) {
+        return;
+    }
+    let _w = common::watchdog("spinners beside a sleeper", LIMIT);
+    // The setter sleeps in steps while the spinners take every thread of
+    // the role, then has to run again to set the flag.
+    let gave_up = spinners_beside(false, |f| {
+        for _ in 0..20 {
+            gvthread::sleep(Duration::from_millis(5));
+        }
+        f.store(true, Ordering::Release);
+    });
+    assert_eq!(gave_up, 0, "spinners gave up waiting for a GVThread of their role");
+}
+
+#[test]
+fn spinners_waiting_for_a_gvthread_not_yet_started_are_not_left_spinning() {
+    if !common::isolated("spinners_waiting_for_a_gvthread_not_yet_started_are_not_left_spinning", LIMIT) {
+        return;
+    }
+    let _w = common::watchdog("spinners beside a fresh GVThread", LIMIT);
+    let gave_up = spinners_beside(true, |f| f.store(true, Ordering::Release));
+    assert_eq!(gave_up, 0, "spinners gave up waiting for a GVThread spawned behind them");
 }

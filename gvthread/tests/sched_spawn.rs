@@ -198,8 +198,8 @@ fn a_spawner_behind_spinning_gvthreads_is_not_held_for_a_slice_each() {
     // a hog later spills do not yield: the spawner gets back after a slice
     // or two, not after a slice for each of them. (A long time slice, so
     // that the spawner's own slice does not end mid-loop in a debug build:
-    // then everything it queued would run first, and with every thread of
-    // the role holding a frozen spinner it would wait for their time limit.)
+    // then what it queued would run before it, the spinners frozen in turn
+    // on threads started for them.)
     let mut rt = gvthread::Runtime::new(
         gvthread::SchedulerConfig::default().num_workers(1).time_slice(Duration::from_millis(200)),
     );

@@ -106,7 +106,11 @@ fn retry_soon(m: &Machine, request: u8) {
 ///   GVThread of the role, which may hold the lock it waits for;
 /// * otherwise a spare thread of the role, which runs everything else;
 /// * failing a spare (the role's threads are all taken): the oldest frozen
-///   GVThread's thread, so frozen GVThreads are resumed in turn.
+///   GVThread's thread, so frozen GVThreads are resumed in turn; and if
+///   GVThreads of the role that are not frozen wait to run, a spare is
+///   asked for beyond the role's cap (unless a frozen GVThread of the role
+///   is blocked in a system call), so that they do not wait for a hog to
+///   end.
 ///
 /// # Safety
 /// Called only from the signal handler on `m`'s own thread.
@@ -156,8 +160,15 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
         // Every entry of `frozen` is bound to the machine that froze it.
         (!holder.is_null()).then_some(holder)
     };
-    let next =
-        if at.in_syscall { to_frozen(sh).or_else(|| take_spare(w)) } else { take_spare(w).or_else(|| to_frozen(sh)) };
+    // `rotating`: no spare, so the role goes to a frozen GVThread.
+    let (next, rotating) = if at.in_syscall {
+        (to_frozen(sh).or_else(|| take_spare(w)), false)
+    } else {
+        match take_spare(w) {
+            Some(spare) => (Some(spare), false),
+            None => (to_frozen(sh), true),
+        }
+    };
     let Some(next) = next else {
         sh.metrics.no_spare.fetch_add(1, Ordering::Relaxed);
         // A GVThread blocked while unwinding cannot leave this thread: the
@@ -169,6 +180,15 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
     m.in_handler.set(true);
     sh.metrics.forced_preemptions.fetch_add(1, Ordering::Relaxed);
     sh.note_hog(w);
+    if at.in_syscall {
+        w.blocked_holds.fetch_add(1, Ordering::Relaxed);
+    }
+    // Rotating, every thread of the role holds a frozen GVThread. If others
+    // of the role wait to run, it needs one more thread (beyond its cap if
+    // need be), or they would wait until a hog ends. Not while a frozen
+    // one was blocked in a system call: that is a lock waiter, and more
+    // threads would block on the same lock (see `Worker::thread_cap`).
+    let relief = rotating && w.blocked_holds.load(Ordering::Relaxed) == 0 && sh.has_unfrozen_work(w);
     let role = m.drop_role();
     if let Some(call) = at.syscall().and_then(syscall::resumable) {
         // Blocked in the kernel: the role goes on without us while the call
@@ -195,7 +215,7 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
         w.push_frozen(&sh.links, slot);
         // SAFETY: machines stay alive (registry) while the runtime runs.
         unsafe { (*next).give_role(role) };
-        request_spare(sh, w, false);
+        request_spare(sh, w, relief);
     }
     match m.wait_for_role() {
         Some(r) => m.take_role(r),
@@ -207,6 +227,9 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
         },
     }
     let w = m.worker();
+    if at.in_syscall {
+        w.blocked_holds.fetch_sub(1, Ordering::Relaxed);
+    }
     w.note_switch(sh.coarse_now());
     // A known hog resumes: its evidence of running counts from here (see
     // `cpu_time`), not from the monitor's next tick.

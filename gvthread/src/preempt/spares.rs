@@ -2,7 +2,9 @@
 //!
 //! Each role has a fixed number of thread places (`Worker::machines`: its
 //! first worker thread plus up to `threads_per_role - 1` spares, from
-//! [`SchedulerConfig::max_os_threads`](crate::SchedulerConfig::max_os_threads)).
+//! [`SchedulerConfig::max_os_threads`](crate::SchedulerConfig::max_os_threads)),
+//! and a few places beyond them for roles that would otherwise stall (see
+//! `Worker::thread_cap`).
 //! A spare takes the role when the preemption handler freezes a GVThread on
 //! the thread that held it. A spare serves its role only, for life: the
 //! role's GVThreads may keep the addresses of thread-locals of every thread
@@ -53,8 +55,9 @@ pub(crate) fn spare_count(w: &Worker) -> usize {
 }
 
 /// Asks the spare starter for one more spare of role `w`, if the role has
-/// room for one and none waits (`beyond_cap`: room counting the places for
-/// threads blocked while unwinding). Async-signal-safe (atomics and a futex).
+/// room for one and none waits (`beyond_cap`: room counting the places
+/// beyond the role's cap, see `Worker::thread_cap`). Async-signal-safe
+/// (atomics and a futex).
 pub(crate) fn request_spare(shared: &Shared, w: &Worker, beyond_cap: bool) {
     if spare_count(w) > 0 {
         return;

@@ -201,15 +201,24 @@ impl SchedulerConfig {
         self
     }
 
-    /// Most OS threads the runtime runs GVThreads on (default
-    /// [`DEFAULT_THREADS_PER_WORKER`] × the number of worker roles). Each
-    /// role gets an equal share (at least one): its worker thread plus spare
-    /// threads that take the role over while its previous thread holds a
-    /// GVThread frozen by forced preemption. A role whose threads all hold
-    /// frozen GVThreads resumes them in turn instead of starting more
-    /// threads, so the count never exceeds this cap. The runtime also runs a
-    /// timer thread and, with forced preemption on, a thread that starts
-    /// spares; those two are not counted here.
+    /// OS threads the runtime runs GVThreads on in the ordinary course
+    /// (default [`DEFAULT_THREADS_PER_WORKER`] × the number of worker
+    /// roles). Each role gets an equal share (at least one): its worker
+    /// thread plus spare threads that take the role over while its previous
+    /// thread holds a GVThread frozen by forced preemption. A role whose
+    /// threads all hold frozen GVThreads resumes them in turn.
+    ///
+    /// Beyond its share, a role with at least two threads starts up to 64
+    /// more only where it would otherwise stall: while all its threads hold
+    /// frozen CPU hogs and other GVThreads of the role wait to run (a hog
+    /// spinning until another GVThread of its role acts would otherwise
+    /// spin for ever), or while they all hold GVThreads blocked during
+    /// unwinding. Such threads stay as spares until the runtime is dropped.
+    /// See `docs/preemption.md`, "The thread cap". With a share of one
+    /// thread per role, forced preemption has nowhere to hand the role and
+    /// does not freeze. The runtime also runs a timer thread and, with
+    /// forced preemption on, a thread that starts spares; those two are not
+    /// counted here.
     pub fn max_os_threads(mut self, n: usize) -> Self {
         self.max_os_threads = Some(n);
         self

@@ -452,9 +452,9 @@ pub(crate) fn help_after_spill() {
         return;
     }
     // Not while GVThreads of the role use up whole time slices: what it
-    // spawns then runs long anyway (warm slots gain nothing), and once
-    // every thread of the role holds a frozen hog, nothing else of the role
-    // runs until one ends (see docs/preemption.md, "Where the role goes").
+    // spawns then runs long anyway (warm slots gain nothing), and the
+    // spawner would wait behind them for a slice each (see
+    // docs/preemption.md, "Where the role goes").
     if !w.frozen.is_empty() || !w.preempted.is_empty() {
         return;
     }

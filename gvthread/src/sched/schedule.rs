@@ -271,7 +271,15 @@ impl Shared {
     /// Whether `next_quick` would find something (racy hint).
     #[inline]
     pub(crate) fn has_quick_work(&self, w: &Worker) -> bool {
-        let own = !w.frozen.is_empty() || !w.preempted.is_empty() || !w.home_queue(Priority::Low).is_empty();
+        !w.frozen.is_empty() || self.has_unfrozen_work(w)
+    }
+
+    /// Whether `next_quick` would find something besides `w`'s frozen
+    /// GVThreads (racy hint): work any thread of the role can run.
+    /// Async-signal-safe (atomic loads only).
+    #[inline]
+    pub(crate) fn has_unfrozen_work(&self, w: &Worker) -> bool {
+        let own = !w.preempted.is_empty() || !w.home_queue(Priority::Low).is_empty();
         if w.low_priority {
             return own || !self.global.is_empty(Priority::Low);
         }

@@ -21,8 +21,11 @@ use crate::memory::blocks::BlockCache;
 use crate::preempt::CpuWatch;
 use crate::util::futex::Parker;
 
-/// Extra thread places per role for threads blocked while unwinding.
-const UNWIND_EXTRA_THREADS: usize = 64;
+/// Thread places per role beyond its share of `max_os_threads`, for the
+/// two cases where a role would otherwise stall for want of a thread: its
+/// threads all hold GVThreads blocked while unwinding, or all hold frozen
+/// hogs while other GVThreads of the role wait to run (see `thread_cap`).
+pub(crate) const EXTRA_THREADS: usize = 64;
 
 /// One worker role.
 ///
@@ -58,17 +61,30 @@ pub(crate) struct Worker {
     /// `machines.len()`.
     pub(crate) threads_reserved: AtomicUsize,
     /// Threads this role may have (`SchedulerConfig::max_os_threads` /
-    /// roles). The places beyond it are only for threads whose GVThread is
-    /// blocked while unwinding (see `sched::park`): such a GVThread cannot
-    /// leave its OS thread, so without them a role whose threads all hold
-    /// one could deadlock.
+    /// roles). The [`EXTRA_THREADS`] places beyond it are only for roles
+    /// that would stall without another thread:
+    /// * its threads all hold GVThreads blocked while unwinding (see
+    ///   `sched::park`): such a GVThread cannot leave its OS thread, so the
+    ///   role could deadlock;
+    /// * its threads all hold frozen hogs while other GVThreads of the role
+    ///   wait to run (`preempt::signal`): frozen hogs are resumed in turn,
+    ///   but without another thread nothing else of the role would run
+    ///   until a hog ended, and one spinning until another GVThread of the
+    ///   role acts would spin for ever.
     pub(crate) thread_cap: usize,
     /// The preemption handler or monitor wants another spare thread for
     /// this role (the spare starter makes it).
     pub(crate) want_spare: AtomicBool,
-    /// The spare wanted is for a thread blocked while unwinding: it may go
-    /// beyond `thread_cap`.
+    /// The spare wanted may go beyond `thread_cap` (one of the cases
+    /// named there).
     pub(crate) want_spare_beyond_cap: AtomicBool,
+    /// Machines of this role that hold a GVThread frozen while it was
+    /// blocked in a system call (waiting in the handler, or carrying the
+    /// call out). Such a GVThread probably waits for a lock another frozen
+    /// one holds, so a role with any does not start threads beyond its cap
+    /// for hogs: more threads would only block on the same lock, and
+    /// resuming the frozen in turn lets the holder release it.
+    pub(crate) blocked_holds: AtomicUsize,
     /// Where the holding machine sleeps when idle.
     pub(crate) parker: Parker,
     /// Scheduling decisions made; every 61st looks at the global queue first.
@@ -151,12 +167,11 @@ impl Worker {
             home: Default::default(),
             preempted: HomeQueue::new(),
             frozen: HomeQueue::new(),
-            machines: (0..threads.max(1) + UNWIND_EXTRA_THREADS)
-                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-                .collect(),
+            machines: (0..threads.max(1) + EXTRA_THREADS).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
             thread_cap: threads.max(1),
             want_spare: AtomicBool::new(false),
             want_spare_beyond_cap: AtomicBool::new(false),
+            blocked_holds: AtomicUsize::new(0),
             threads_reserved: AtomicUsize::new(0),
             parker: Parker::new(),
             ticks: AtomicU32::new(0),
@@ -245,7 +260,7 @@ impl Worker {
     }
 
     /// Whether the role has as many threads as it may (`beyond_cap`: counting
-    /// the places for threads blocked while unwinding).
+    /// the [`EXTRA_THREADS`] places).
     pub(crate) fn is_full(&self, beyond_cap: bool) -> bool {
         self.threads_reserved.load(Ordering::Acquire) >= self.limit(beyond_cap)
     }

@@ -2,8 +2,8 @@
 //! timers until all are napping, with two busy loops beside the process and
 //! CPU hogs inside it. Forced preemption freezes GVThreads that may hold
 //! tokio's timer-driver lock; the runtime must keep going (the frozen lock
-//! holders are resumed first) with its OS threads within the cap, run after
-//! run. `GVTHREAD_TOKIO_RUNS` sets the number of runs (default 20 in release
+//! holders are resumed first) with its OS threads bounded, run after run.
+//! `GVTHREAD_TOKIO_RUNS` sets the number of runs (default 20 in release
 //! builds; 5 in debug builds, where a run takes about ten times longer: CI
 //! runs both).
 
@@ -16,6 +16,9 @@ use std::time::Duration;
 use gvthread_futures::block_on;
 
 const GVTHREADS: usize = 10_000;
+
+/// Thread places a role has beyond its share of `max_os_threads`.
+const EXTRA_THREADS_PER_ROLE: usize = 64;
 
 /// Two OS threads spinning until dropped: a busy machine.
 struct BusyLoops(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>);
@@ -110,9 +113,14 @@ fn tokio_timer_nappers_beside_busy_loops_and_hogs_finish_run_after_run() {
     let _dog = common::Watchdog::new("tokio_timer_nappers_beside_busy_loops_and_hogs", 60 * runs as u64 + 60);
     let _busy = BusyLoops::start();
     let tokio = common::tokio_rt(1);
-    let cap = 2 * gvthread::DEFAULT_THREADS_PER_WORKER;
+    // The cap, plus the places a role may add while all its threads hold
+    // frozen GVThreads and others of the role wait (docs/preemption.md,
+    // "The thread cap"): GVThreads frozen mid-nap take threads too. What
+    // this guards against is a runaway (once: 1,400 threads and a stall).
+    let places = 2 * (gvthread::DEFAULT_THREADS_PER_WORKER + EXTRA_THREADS_PER_ROLE);
     for run in 0..runs {
         let most = one_run(&tokio);
-        assert!(most <= cap, "run {run}: {most} OS threads, above the cap of {cap}");
+        eprintln!("run {run}: at most {most} OS threads");
+        assert!(most <= places, "run {run}: {most} OS threads, above the roles' {places} places");
     }
 }

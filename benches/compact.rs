@@ -15,6 +15,10 @@
 //!   compacted: p50 and p99, plus the runtime's own restore-latency
 //!   histogram (power-of-two buckets, so an upper bound).
 //!
+//! Both with the default 16 MiB stacks and with a 256 KiB class, whose
+//! compacted GVThreads keep their share of a page-table page and their guard
+//! marker (a cheaper restore for a little more memory).
+//!
 //! Run with `cargo bench -p benches --bench compact` (`GVTHREAD_COMPACT_MAX`
 //! caps the count, default 1,000,000). Results are in `docs/benchmarks.md`.
 
@@ -25,6 +29,9 @@ use std::time::{Duration, Instant};
 use gvthread::{Runtime, SchedMutex, SchedulerConfig};
 
 const CHILD_VAR: &str = "GVTHREAD_COMPACT_CHILD";
+/// The small stack class of the extra rows: eight slots per page-table
+/// page, which compaction keeps (the default class gives its own back).
+const SMALL: usize = 256 * 1024;
 
 fn status_bytes(key: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
@@ -35,8 +42,12 @@ fn status_bytes(key: &str) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn config(n: usize, compact: bool) -> SchedulerConfig {
-    let config = SchedulerConfig::default().num_workers(2).max_gvthreads(n + 16);
+/// `stack`: the runtime's stack size in bytes (0: the default, 16 MiB).
+fn config(n: usize, compact: bool, stack: usize) -> SchedulerConfig {
+    let mut config = SchedulerConfig::default().num_workers(2).max_gvthreads(n + 16);
+    if stack != 0 {
+        config = config.stack_size(stack);
+    }
     // SAFETY: the bench's GVThreads park on locks and channels; no other
     // thread touches their stacks.
     unsafe { config.compact_idle_after(compact.then_some(Duration::from_millis(50))) }
@@ -44,8 +55,8 @@ fn config(n: usize, compact: bool) -> SchedulerConfig {
 
 /// Child: `n` parked GVThreads; prints `RESULT rss_per pte_per settle_s`.
 /// `recv`: park in a channel receive instead of on a lock.
-fn gv_child(n: usize, compact: bool, recv: bool) {
-    let rt = Runtime::new(config(n, compact));
+fn gv_child(n: usize, compact: bool, recv: bool, stack: usize) {
+    let rt = Runtime::new(config(n, compact, stack));
     let h = rt.handle();
     let lock = Arc::new(SchedMutex::new(()));
     let guard = lock.lock();
@@ -130,9 +141,9 @@ fn tokio_child(n: usize) {
 /// runs next on the same worker (no OS-thread wake-up in the figure): the
 /// time from the unlock to `i` holding the lock is the wake and switch,
 /// plus the restore when `i` was compacted.
-fn wake_child(compact: bool) {
+fn wake_child(compact: bool, stack: usize) {
     const N: usize = 1000;
-    let mut cfg = config(N, compact).num_workers(1);
+    let mut cfg = config(N, compact, stack).num_workers(1);
     cfg = cfg.enable_forced_preempt(false);
     let mut rt = Runtime::new(cfg);
     let h = rt.handle();
@@ -210,9 +221,9 @@ fn main() {
     if let Ok(spec) = std::env::var(CHILD_VAR) {
         let parts: Vec<&str> = spec.split(':').collect();
         match parts[0] {
-            "gv" => gv_child(parts[1].parse().unwrap(), parts[2] == "1", parts.get(3) == Some(&"recv")),
+            "gv" => gv_child(parts[1].parse().unwrap(), parts[2] == "1", parts[3] == "recv", parts[4].parse().unwrap()),
             "tokio" => tokio_child(parts[1].parse().unwrap()),
-            "wake" => wake_child(parts[1] == "1"),
+            "wake" => wake_child(parts[1] == "1", parts[2].parse().unwrap()),
             other => panic!("unknown child {other}"),
         }
         return;
@@ -228,10 +239,12 @@ fn main() {
     );
     for n in [100_000usize, 1_000_000].into_iter().filter(|&n| n <= max) {
         let rows: Vec<(&str, Option<Vec<f64>>)> = vec![
-            ("gvthread, not compacted", run_child(&format!("gv:{n}:0"))),
-            ("gvthread, compacted", run_child(&format!("gv:{n}:1"))),
-            ("gvthread, in recv", run_child(&format!("gv:{n}:0:recv"))),
-            ("gvthread, in recv, compacted", run_child(&format!("gv:{n}:1:recv"))),
+            ("gvthread, not compacted", run_child(&format!("gv:{n}:0:lock:0"))),
+            ("gvthread, compacted", run_child(&format!("gv:{n}:1:lock:0"))),
+            ("gvthread, in recv", run_child(&format!("gv:{n}:0:recv:0"))),
+            ("gvthread, in recv, compacted", run_child(&format!("gv:{n}:1:recv:0"))),
+            ("256 KiB, in recv", run_child(&format!("gv:{n}:0:recv:{SMALL}"))),
+            ("256 KiB, in recv, compacted", run_child(&format!("gv:{n}:1:recv:{SMALL}"))),
             ("go (blocked on a channel)", go_child(n)),
             ("tokio (oneshot)", run_child(&format!("tokio:{n}"))),
         ];
@@ -253,16 +266,22 @@ fn main() {
     }
     println!();
     println!("wake latency, 1,000 GVThreads woken one at a time on one worker (unlock -> lock held)");
-    for (kind, c) in [("not compacted", "0"), ("compacted", "1")] {
-        match run_child(&format!("wake:{c}")) {
+    let rows = [
+        ("not compacted", "0", 0),
+        ("compacted", "1", 0),
+        ("256 KiB, not compacted", "0", SMALL),
+        ("256 KiB, compacted", "1", SMALL),
+    ];
+    for (kind, c, stack) in rows {
+        match run_child(&format!("wake:{c}:{stack}")) {
             Some(v) => println!(
-                "{kind:<14} p50 {:>7.1} µs  p99 {:>7.1} µs  (restore alone: p50 < {} µs, p99 < {} µs)",
+                "{kind:<24} p50 {:>7.1} µs  p99 {:>7.1} µs  (restore alone: p50 < {} µs, p99 < {} µs)",
                 v[0] / 1e3,
                 v[1] / 1e3,
                 v[2],
                 v[3]
             ),
-            None => println!("{kind:<14} failed"),
+            None => println!("{kind:<24} failed"),
         }
     }
 }

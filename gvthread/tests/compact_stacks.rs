@@ -62,32 +62,46 @@ fn pattern(seed: u64, buf: &mut [u64]) {
     }
 }
 
+/// With the default class (guard marker and page tables given back) and a
+/// 256 KiB class (both kept): see `memory/compact.rs`.
 #[test]
 fn locals_and_pointers_into_the_stack_survive() {
-    let _w = common::watchdog("locals_and_pointers_into_the_stack_survive", Duration::from_secs(60));
+    let _w = common::watchdog("locals_and_pointers_into_the_stack_survive", Duration::from_secs(120));
+    locals_survive(None);
+    locals_survive(Some(256 * 1024));
+}
+
+fn locals_survive(stack: Option<usize>) {
     let mut rt = rt(2);
     let h = rt.handle();
     let flag = Arc::new(AtomicU64::new(0));
     let f = flag.clone();
     rt.block_on(move || {
-        let g = gvthread::spawn(move |_| {
-            let mut local = [0u64; 96];
-            pattern(42, &mut local);
-            let expected = local;
-            // A reference into the stack, and a struct pointing to itself.
-            let r: &[u64; 96] = &local;
-            struct SelfRef {
-                data: [u32; 8],
-                ptr: *const u32,
-            }
-            let mut s = SelfRef { data: [1, 2, 3, 4, 5, 6, 7, 8], ptr: std::ptr::null() };
-            s.ptr = &s.data[3];
-            let s = std::hint::black_box(&mut s);
-            sleep_until(&f, 1);
-            // SAFETY: `s.ptr` points into `s`, which has not moved.
-            let through_ptr = unsafe { *s.ptr };
-            *r == expected && through_ptr == 4
-        });
+        let b = gvthread::Builder::new();
+        let b = match stack {
+            Some(bytes) => b.stack_size(bytes),
+            None => b,
+        };
+        let g = b
+            .spawn(move |_| {
+                let mut local = [0u64; 96];
+                pattern(42, &mut local);
+                let expected = local;
+                // A reference into the stack, and a struct pointing to itself.
+                let r: &[u64; 96] = &local;
+                struct SelfRef {
+                    data: [u32; 8],
+                    ptr: *const u32,
+                }
+                let mut s = SelfRef { data: [1, 2, 3, 4, 5, 6, 7, 8], ptr: std::ptr::null() };
+                s.ptr = &s.data[3];
+                let s = std::hint::black_box(&mut s);
+                sleep_until(&f, 1);
+                // SAFETY: `s.ptr` points into `s`, which has not moved.
+                let through_ptr = unsafe { *s.ptr };
+                *r == expected && through_ptr == 4
+            })
+            .unwrap();
         wait_for(&Handle::current(), "a compaction", |m| m.compacted_gvthreads >= 1);
         flag.store(1, Ordering::Release);
         assert!(g.join().unwrap());

@@ -35,17 +35,20 @@
 //!   Still holding `COMPACTING`, it tries to empty the 2 MiB ranges the slot
 //!   shares with its neighbours ([`SlotPool::zap_shared`]): only when every
 //!   neighbour in the range is compacted too, and held with its own
-//!   `COMPACTING` bit meanwhile. Then it clears `COMPACTING` (Release). If
-//!   the GVThread was woken while being copied, the compactor gives up
-//!   instead: it clears `COMPACTING` and discards nothing.
+//!   `COMPACTING` bit meanwhile. Slots of [`KEEP_TABLES_MAX`] or less keep
+//!   their guard marker (and so their share of a page-table page): only the
+//!   pages above the guard are discarded. Then it clears `COMPACTING`
+//!   (Release). If the GVThread was woken while being copied, the compactor
+//!   gives up instead: it clears `COMPACTING` and discards nothing.
 //! * **Restorer** (whoever takes a GVThread off a run queue to resume it:
 //!   the two resume points in `sched::machine`). A plain load of the word: if
 //!   either bit is set, wait while `COMPACTING` is held (the holder is a
 //!   copy and a few system calls away from clearing it, and takes no lock
 //!   meanwhile), then take `COMPACTED | COMPACTING` with a CAS, reinstall the
-//!   guard, copy the bytes back, hand the buffer to the compactor for
-//!   freeing (a lock-free push: the restorer allocates and frees nothing),
-//!   and clear both bits (Release: the next compactor sees the stack).
+//!   guard if it was removed, copy the bytes back, hand the buffer to the
+//!   compactor for freeing (a lock-free push: the restorer allocates and
+//!   frees nothing), and clear both bits (Release: the next compactor sees
+//!   the stack).
 //!
 //! # Why it is correct
 //!
@@ -89,6 +92,13 @@ use crate::task::state::{self, COMPACTED, COMPACTING, PARKED};
 
 /// The span mapped by one page-table page.
 const PT_SPAN: usize = 2 * 1024 * 1024;
+/// Slots this size or smaller keep their guard marker and page-table pages
+/// when compacted: eight or more of them share a page-table page, so keeping
+/// it costs at most 512 B per GVThread, and their restore then makes no
+/// system call and allocates nothing but the data page its copy faults in
+/// (larger slots give both back: a 16 MiB slot's top page has a page-table
+/// page of its own, 4 KiB).
+const KEEP_TABLES_MAX: usize = PT_SPAN / 8;
 /// GVThreads using more stack than this are not compacted (the copy would
 /// make their wake slow, and the saving is small beside their stack).
 pub(crate) const MAX_COMPACT: usize = 64 * 1024;
@@ -451,7 +461,8 @@ impl SlotPool {
             self.unlock(slot);
             return Attempt::Skipped;
         }
-        let guard_removed = self.guard == GuardScheme::Marker
+        let guard_removed = chunk.slot_size > KEEP_TABLES_MAX
+            && self.guard == GuardScheme::Marker
             // SAFETY: the guard page of a slot whose GVThread does not run
             // until a restorer puts the guard back.
             && unsafe { os::remove_guard(base as *mut u8, GUARD_SIZE) }.is_ok();
@@ -460,8 +471,9 @@ impl SlotPool {
         unsafe {
             (*buf).len = len;
             (*buf).guard_removed = guard_removed;
-            // Without its marker removed, the guard page is left out (under
-            // the `mprotect` scheme it is a mapping of its own).
+            // Without its marker removed (a small slot, or the `mprotect`
+            // scheme, where it is a mapping of its own), the guard page is
+            // left out, and the marker keeps the page-table page alive.
             let from = if guard_removed { base } else { base + GUARD_SIZE };
             os::discard(from as *mut u8, top - from);
         }
@@ -754,6 +766,52 @@ mod tests {
         st.fetch_and(!COMPACTING, Ordering::Release);
         g.join().unwrap();
         assert!(ran.load(Ordering::SeqCst));
+    }
+
+    /// A compacted GVThread of a small class keeps its guard marker (and so
+    /// its page-table page); one of the default class gives it back when
+    /// guards are markers.
+    #[test]
+    fn small_classes_keep_their_guard_when_compacted() {
+        // SAFETY: the GVThreads only park in `recv`; nobody else touches
+        // their stacks.
+        let rt = Runtime::new(unsafe {
+            SchedulerConfig::default().num_workers(1).compact_idle_after(Some(Duration::from_millis(1)))
+        });
+        let h = rt.handle();
+        let (tx, rx) = crate::channel::<()>(0);
+        let spawn = |stack: Option<usize>| {
+            let rx = rx.clone();
+            let b = crate::Builder::new();
+            let b = match stack {
+                Some(bytes) => b.stack_size(bytes),
+                None => b,
+            };
+            b.spawn_on(&h, move |_| rx.recv().is_err()).unwrap()
+        };
+        let small = spawn(Some(super::KEEP_TABLES_MAX));
+        let default = spawn(None);
+        let limit = Instant::now() + Duration::from_secs(20);
+        while h.metrics().compacted_gvthreads < 2 {
+            assert!(Instant::now() < limit, "never compacted: {:?}", h.metrics());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let slots = &h.shared.slots;
+        let guard_removed = |slot: u32| {
+            let word = slots.hold(slot);
+            assert!(word & state::COMPACTED != 0, "slot {slot} not compacted");
+            let (chunk, k) = slots.chunk_and_index(slot);
+            let buf = chunk.compact[k].load(Ordering::Acquire).cast::<super::Buf>();
+            // SAFETY: published before COMPACTED, and not restored or freed
+            // while we hold the slot's bit.
+            let removed = unsafe { (*buf).guard_removed };
+            slots.unlock(slot);
+            removed
+        };
+        assert!(!guard_removed(small.id().slot()), "a 256 KiB slot gave its guard back");
+        assert_eq!(guard_removed(default.id().slot()), slots.guard == super::GuardScheme::Marker);
+        drop(tx);
+        assert!(small.join().unwrap() && default.join().unwrap());
     }
 }
 

@@ -279,8 +279,12 @@ impl SchedulerConfig {
     /// included where the neighbouring stacks are compacted too; the bytes go
     /// back to the same addresses before the GVThread runs again, so pointers
     /// into its stack stay valid. Measured: a million idle GVThreads cost
-    /// about 1.7 KB each instead of 8.7 KB, and waking a compacted one costs
-    /// about 5 µs more at the median (docs/benchmarks.md). `Some(Duration::from_secs(1))`
+    /// about 1.6 KB each instead of 8.6 KB, and waking a compacted one costs
+    /// about 5 µs more at the median (docs/benchmarks.md). Stacks of 256 KiB
+    /// or less ([`stack_size`](Self::stack_size)) keep their guard page and
+    /// their share of a page-table page when compacted (at most 512 B): about
+    /// 2 KB per idle GVThread, and a compacted wake about 2 µs slower at the
+    /// median, with a shorter tail. `Some(Duration::from_secs(1))`
     /// is the recommended setting where it applies.
     ///
     /// GVThreads parked in `sleep`, `SchedMutex::lock`, a join, a

@@ -116,6 +116,12 @@ impl Idle {
         self.num_searching.fetch_sub(1, Ordering::SeqCst) == 1
     }
 
+    /// True if some worker of the group other than the caller (who is
+    /// awake) has not announced itself as a sleeper.
+    pub(crate) fn others_awake(&self) -> bool {
+        self.num_sleeping.load(Ordering::Relaxed) + 1 < self.group_size
+    }
+
     /// Announces `idx` as a sleeper (leaving the searching state if `searching`).
     /// The caller must look for work once more before blocking.
     pub(crate) fn prepare_sleep(&self, idx: usize, searching: bool) {

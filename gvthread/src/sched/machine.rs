@@ -579,7 +579,7 @@ const GRACE_PROBE: u32 = 16;
 /// Why the grace: a worker that goes idle while its sibling is between two
 /// GVThreads used to sleep at once, and the sibling's next wake for it then
 /// paid a futex wake: producers on one worker and consumers on the other
-/// (4 and 4 on one channel) took 250-430 ns per message, 30-120 ns with it.
+/// (4 and 4 on one channel) took 250-530 ns per message, 30-120 ns with it.
 /// Where the siblings are idle for good (GVThreads woken by timers, one at a
 /// time), the grace is CPU spent for nothing; `misses` (the machine's
 /// count of graces in a row that ended with nothing) turns it down to one

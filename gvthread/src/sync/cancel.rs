@@ -106,6 +106,33 @@ impl Node {
 /// parent.cancel();
 /// assert!(child.is_cancelled() && grandchild.is_cancelled());
 /// ```
+///
+/// # Waiting until cancelled
+///
+/// Blocking calls that return early on cancellation take the token:
+/// [`sleep_or_cancelled`](crate::sleep_or_cancelled),
+/// [`Receiver::recv_or_cancelled`](crate::Receiver::recv_or_cancelled),
+/// [`Sender::send_or_cancelled`](crate::Sender::send_or_cancelled), and the
+/// `cancelled(token)` arm of [`select!`](crate::select!) for anything else.
+/// [`JoinHandle::cancel`](crate::JoinHandle::cancel) cancels the token a
+/// spawned GVThread was given.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut rt = gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(1));
+/// rt.block_on(|| {
+///     let (_tx, rx) = gvthread::channel::<u32>(1);
+///     let waiter = gvthread::spawn(move |token| {
+///         gvthread::select! {
+///             recv(rx) -> msg => msg.ok(),
+///             cancelled(token) => None,
+///         }
+///     });
+///     gvthread::sleep(Duration::from_millis(1));
+///     waiter.cancel();
+///     assert_eq!(waiter.join().unwrap(), None);
+/// });
+/// ```
 #[derive(Clone)]
 pub struct CancellationToken {
     repr: Repr,

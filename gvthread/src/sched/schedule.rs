@@ -697,3 +697,62 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::attention;
+    use crate::{Runtime, SchedulerConfig};
+
+    /// Waits (bounded: fails after `limit`) until `cond` holds.
+    fn wait_until(what: &str, limit: Duration, cond: impl Fn() -> bool) {
+        let give_up = Instant::now() + limit;
+        while !cond() {
+            assert!(Instant::now() < give_up, "gave up waiting for {what}");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// A role's `HOGS` attention bit goes up while a GVThread that used up
+    /// its slice waits, and comes down once no such GVThread is left: the
+    /// scheduler's fast path (which needs every bit down) works again after
+    /// the hog ends.
+    #[test]
+    fn the_hogs_bit_comes_down_when_the_hog_ends() {
+        let rt = Runtime::new(SchedulerConfig::default().num_workers(1).time_slice(Duration::from_millis(2)));
+        let h = rt.handle();
+        let stop_hog = Arc::new(AtomicBool::new(false));
+        let stop_sleeper = Arc::new(AtomicBool::new(false));
+        let naps = Arc::new(AtomicU64::new(0));
+        let s = stop_hog.clone();
+        let hog = h.spawn(move |_| {
+            let limit = Instant::now() + Duration::from_secs(60);
+            while !s.load(Ordering::Relaxed) && Instant::now() < limit {
+                std::hint::spin_loop();
+            }
+        });
+        let (s, n) = (stop_sleeper.clone(), naps.clone());
+        let sleeper = h.spawn(move |_| {
+            while !s.load(Ordering::Relaxed) {
+                crate::sleep(Duration::from_millis(1));
+                n.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let w = &h.shared.workers[0];
+        wait_until("the hog to wait with the bit up", Duration::from_secs(30), || w.attention.has(attention::HOGS));
+        stop_hog.store(true, Ordering::Relaxed);
+        hog.join().unwrap();
+        // The sleeper's wakes make scheduling decisions on the role.
+        let before = naps.load(Ordering::Relaxed);
+        wait_until("the bit to come down", Duration::from_secs(30), || {
+            !w.attention.has(attention::HOGS) && naps.load(Ordering::Relaxed) > before + 2
+        });
+        stop_sleeper.store(true, Ordering::Relaxed);
+        sleeper.join().unwrap();
+        let m = h.metrics();
+        assert!(m.forced_preemptions + m.cooperative_preemptions > 0, "{m:?}");
+    }
+}

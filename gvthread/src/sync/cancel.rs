@@ -110,7 +110,7 @@ impl Node {
 /// # Waiting until cancelled
 ///
 /// Blocking calls that return early on cancellation take the token:
-/// [`sleep_or_cancelled`](crate::sleep_or_cancelled),
+/// [`sleep_or_cancelled`],
 /// [`Receiver::recv_or_cancelled`](crate::Receiver::recv_or_cancelled),
 /// [`Sender::send_or_cancelled`](crate::Sender::send_or_cancelled), and the
 /// `cancelled(token)` arm of [`select!`](crate::select!) for anything else.

@@ -487,9 +487,11 @@ fn print_row(name: &str, samples: &[Duration]) {
 
 fn print_metrics(m: &RuntimeMetrics) {
     println!(
-        "  forced preemptions {}, signals sent {}, hand-offs {}, preempt requests {}, wake-up preemptions {}, \
-         cooperative {}, no spare {}, not running {}, thread cap reached {}, OS threads {} (spare {})",
+        "  forced preemptions {} (at a deadline {}), signals sent {}, hand-offs {}, preempt requests {}, \
+         wake-up preemptions {}, cooperative {}, no spare {}, not running {}, thread cap reached {}, OS threads {} \
+         (spare {})",
         m.forced_preemptions,
+        m.deadline_preemptions,
         m.signals_sent,
         m.handoffs,
         m.preempt_requests,

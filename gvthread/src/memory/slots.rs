@@ -537,6 +537,13 @@ impl SlotPool {
         self.chunk(slot).state_at(slot as usize % SLOTS_PER_CHUNK)
     }
 
+    /// `slot`'s state word, if `slot` is below [`used`](Self::used) (for
+    /// slot ids read as hints, which may be stale or `u32::MAX`).
+    /// Async-signal-safe.
+    pub(crate) fn state_if_valid(&self, slot: u32) -> Option<&AtomicU64> {
+        (slot < self.used()).then(|| self.state(slot))
+    }
+
     /// The completion pointer of `slot`.
     pub(crate) fn completion(&self, slot: u32) -> &AtomicPtr<()> {
         self.chunk(slot).completion_at(slot as usize % SLOTS_PER_CHUNK)

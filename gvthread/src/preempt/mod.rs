@@ -61,6 +61,7 @@
 
 pub(crate) mod alloc;
 mod cpu_time;
+pub(crate) mod deadline;
 mod foreign;
 mod monitor;
 pub(crate) mod signal;
@@ -96,6 +97,11 @@ pub(crate) fn preempt_now(shared: &Shared, w: &Worker, own: bool) {
     }
 }
 
+/// A request still pending this long after its signal (ns) gets the signal
+/// again (see `Machine::resend_if_stale`): a handled signal takes the
+/// request within microseconds of landing.
+const RESEND_AFTER_NS: u64 = 100_000;
+
 /// Shortest wait before the timer thread looks again at a GVThread's CPU
 /// time after a look that could not tell (see `cpu_time`).
 const RECHECK_AFTER_FIRST_LOOK: Duration = Duration::from_micros(20);
@@ -121,6 +127,10 @@ pub(crate) fn preempt_for_wake(shared: &Shared, w: &Worker) {
     let Some(holder) = (unsafe { holder.as_ref() }) else { return };
     let pending = holder.preempt_request.load(Ordering::Acquire);
     if pending == PREEMPT_HOG {
+        // On its way, unless its signal was lost.
+        if holder.resend_if_stale(RESEND_AFTER_NS) {
+            shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
+        }
         return;
     }
     let activity = w.activity.load(Ordering::Relaxed);
@@ -146,6 +156,8 @@ pub(crate) fn preempt_for_wake(shared: &Shared, w: &Worker) {
     // system call).
     if pending != request {
         holder.request_preemption(request, activity);
+        shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
+    } else if holder.resend_if_stale(RESEND_AFTER_NS) {
         shared.metrics.signals_sent.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -7,11 +7,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::alloc;
+use super::deadline::{self, DEADLINE_TAG};
 use super::foreign;
 use super::spares::{request_spare, take_spare};
 use super::syscall;
 use crate::arch::Interrupted;
-use crate::sched::machine::{self, Machine, NO_GVTHREAD, PREEMPT_BLOCKED, PREEMPT_NONE};
+use crate::sched::machine::{self, Machine, NO_GVTHREAD, PREEMPT_BLOCKED, PREEMPT_DEADLINE, PREEMPT_NONE};
 use crate::task::state;
 use crate::util::signal::{self, ChainedHandler};
 
@@ -37,20 +38,14 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     // SAFETY: reading errno of this thread.
     let saved_errno = unsafe { *libc::__errno_location() };
     // SAFETY: `info` is the kernel's siginfo for this signal.
-    if unsafe { signal::tag_of(info) } == Some(PREEMPT_TAG) {
+    let tag = unsafe { signal::tag_of(info) };
+    if tag == Some(PREEMPT_TAG) || tag == Some(DEADLINE_TAG) {
         let m = machine::current_ptr();
-        // A tagged signal without a request (the monitor asks again while an
-        // earlier signal is still on its way) is simply dropped.
-        let request = if m.is_null() {
-            PREEMPT_NONE
-        } else {
+        if !m.is_null() {
             // SAFETY: a non-null machine pointer of this thread is valid (see
-            // `machine::current`).
-            unsafe { (*m).preempt_request.swap(PREEMPT_NONE, Ordering::AcqRel) }
-        };
-        if request != PREEMPT_NONE {
-            // SAFETY: as above; `ctx` is the kernel's ucontext for this signal.
-            unsafe { preempt_here(&*m, request, Interrupted::from_ucontext(ctx)) };
+            // `machine::current`); `ctx` is the kernel's ucontext for this
+            // signal.
+            unsafe { on_our_signal(&*m, ctx) };
         }
     } else {
         // SAFETY: forwarding the handler's own arguments. With no previous
@@ -60,6 +55,36 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     }
     // SAFETY: restoring errno of this thread.
     unsafe { *libc::__errno_location() = saved_errno };
+}
+
+/// Handles one of our signals on `m`'s thread. Both kinds are handled
+/// whichever arrived: SIGURG is not a real-time signal, so while one is
+/// pending another sent to the thread is lost (the monitor's request sent
+/// while a deadline timer's signal is pending, or the other way round).
+///
+/// # Safety
+/// Called only from the signal handler on `m`'s own thread, with the
+/// kernel's ucontext for the signal.
+unsafe fn on_our_signal(m: &Machine, ctx: *mut libc::c_void) {
+    // A request already taken by an earlier signal (the monitor asks again
+    // while one is on its way) leaves nothing here.
+    let request = m.preempt_request.swap(PREEMPT_NONE, Ordering::AcqRel);
+    let w = m.worker_ptr();
+    // SAFETY: a non-null role pointer targets an element of the runtime's
+    // worker array, which `m.shared` keeps alive.
+    let activity = (!w.is_null()).then(|| unsafe { &*w }.activity.load(Ordering::Relaxed));
+    if request != PREEMPT_NONE {
+        // SAFETY: the caller's contract.
+        unsafe { preempt_here(m, request, Interrupted::from_ucontext(ctx)) };
+    }
+    let w = m.worker_ptr();
+    // SAFETY: as above.
+    if w.is_null() || Some(unsafe { &*w }.activity.load(Ordering::Relaxed)) != activity {
+        return; // frozen and resumed since: the resume looked at the timers
+    }
+    // SAFETY: the caller's contract; read again, as nothing above changed
+    // the interrupted context (it changes only with a freeze).
+    unsafe { deadline::on_signal(m, Interrupted::from_ucontext(ctx)) };
 }
 
 /// First delay of a retry after a preemption declined at an unsafe point
@@ -114,7 +139,7 @@ fn retry_soon(m: &Machine, request: u8) {
 ///
 /// # Safety
 /// Called only from the signal handler on `m`'s own thread.
-unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
+pub(super) unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
     if m.in_handler.get() {
         return;
     }
@@ -161,7 +186,10 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
         (!holder.is_null()).then_some(holder)
     };
     // `rotating`: no spare, so the role goes to a frozen GVThread.
-    let (next, rotating) = if at.in_syscall {
+    let (next, rotating) = if request == PREEMPT_DEADLINE {
+        // Only a spare runs the scheduler loop that fires the due timers.
+        (take_spare(w), false)
+    } else if at.in_syscall {
         (to_frozen(sh).or_else(|| take_spare(w)), false)
     } else {
         match take_spare(w) {
@@ -171,6 +199,11 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
     };
     let Some(next) = next else {
         sh.metrics.no_spare.fetch_add(1, Ordering::Relaxed);
+        if request == PREEMPT_DEADLINE {
+            request_spare(sh, w, false);
+            deadline::no_spare(m);
+            return;
+        }
         // A GVThread blocked while unwinding cannot leave this thread: the
         // role may need a thread beyond its cap to go on (see `Worker`).
         let unwinding = state::kind(sh.slots.state(slot).load(Ordering::Relaxed)) == state::BLOCKED;
@@ -179,6 +212,12 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
     };
     m.in_handler.set(true);
     sh.metrics.forced_preemptions.fetch_add(1, Ordering::Relaxed);
+    if request == PREEMPT_DEADLINE {
+        sh.metrics.deadline_preemptions.fetch_add(1, Ordering::Relaxed);
+        // The spare taking the role fires the due timer (published to it by
+        // `give_role`).
+        w.due_timer.store(m.due_slot.get(), Ordering::Relaxed);
+    }
     sh.note_hog(w);
     if at.in_syscall {
         w.blocked_holds.fetch_add(1, Ordering::Relaxed);
@@ -235,6 +274,8 @@ unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
     // `cpu_time`), not from the monitor's next tick.
     w.cpu_watch.look(m, w.activity.load(Ordering::Relaxed));
     w.busy.store(true, Ordering::SeqCst);
+    // A sleeper of the role may be due before this hog's slice ends.
+    deadline::arm_for_role(m);
     // The monitor may have gone idle while the role sat on another thread's
     // scheduler stack; it must watch this GVThread again.
     sh.wake_monitor();

@@ -9,6 +9,7 @@ pub(crate) struct Counters {
     pub(crate) cooperative_preemptions: AtomicU64,
     pub(crate) preempt_requests: AtomicU64,
     pub(crate) wakeup_preemptions: AtomicU64,
+    pub(crate) deadline_preemptions: AtomicU64,
     pub(crate) signals_sent: AtomicU64,
     pub(crate) handoffs: AtomicU64,
     pub(crate) syscall_handoffs: AtomicU64,
@@ -43,6 +44,12 @@ pub struct RuntimeMetrics {
     /// Times the monitor asked a GVThread to yield early because another one
     /// was woken for its worker (wake-up preemption).
     pub wakeup_preemptions: u64,
+    /// Forced preemptions by the thread's own kernel timer when a timer of
+    /// its worker role fell due while a hog ran: the role's next thread
+    /// fired the timer itself, without waiting for the timer thread to get
+    /// a CPU (see docs/preemption.md, "Deadlines interrupt hogs directly").
+    /// Also counted in `forced_preemptions`.
+    pub deadline_preemptions: u64,
     /// SIGURG signals sent by the monitor.
     pub signals_sent: u64,
     /// Worker roles handed back to a machine holding a preempted GVThread.

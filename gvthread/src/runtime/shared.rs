@@ -206,6 +206,7 @@ impl Shared {
             cooperative_preemptions: Counters::load(&c.cooperative_preemptions),
             preempt_requests: Counters::load(&c.preempt_requests),
             wakeup_preemptions: Counters::load(&c.wakeup_preemptions),
+            deadline_preemptions: Counters::load(&c.deadline_preemptions),
             signals_sent: Counters::load(&c.signals_sent),
             handoffs: Counters::load(&c.handoffs),
             syscall_handoffs: Counters::load(&c.syscall_handoffs),

@@ -78,6 +78,9 @@ pub(crate) const PREEMPT_HOG: u8 = 1;
 /// Freeze the running GVThread only if it is blocked in a system call
 /// (frozen GVThreads of the role wait, and may hold the lock it waits for).
 pub(crate) const PREEMPT_BLOCKED: u8 = 2;
+/// Preempt the running GVThread for a timer of its role that fell due
+/// (`preempt::deadline`): only to a spare thread, which fires the timers.
+pub(crate) const PREEMPT_DEADLINE: u8 = 3;
 
 /// One OS thread running GVThreads for one worker role of a runtime.
 pub(crate) struct Machine {
@@ -114,6 +117,10 @@ pub(crate) struct Machine {
     /// freezes only the GVThread the request was about (one that has run
     /// without switching since), never one that started running since.
     pub(crate) preempt_activity: AtomicU64,
+    /// When the last request's signal was sent (coarse clock, ns): a
+    /// request still pending long after may have lost its signal (see
+    /// [`resend_if_stale`](Self::resend_if_stale)).
+    requested_ns: AtomicU64,
     /// Waiting for its role as a spare, and free to be taken
     /// (`preempt::spares::take_spare`).
     pub(crate) spare: AtomicBool,
@@ -129,6 +136,12 @@ pub(crate) struct Machine {
     pub(crate) retry_timer: Option<ThreadTimer>,
     /// Retries in a row by `retry_timer` (handler only).
     pub(crate) unsafe_retries: Cell<u32>,
+    /// Signals this thread when a timer of its role falls due while it runs
+    /// a hog (`preempt::deadline`); `None` as `retry_timer`.
+    pub(crate) deadline_timer: Option<ThreadTimer>,
+    /// The sleeper a deadline freeze on this thread is for (handler only,
+    /// see `preempt::deadline`).
+    pub(crate) due_slot: Cell<u32>,
 }
 
 // SAFETY: the `Cell` fields are only touched by the machine's own OS thread
@@ -200,6 +213,7 @@ pub(crate) fn run(shared: Arc<Shared>, role: usize, primary: bool) {
         tid: unsafe { libc::gettid() },
         preempt_request: AtomicU8::new(PREEMPT_NONE),
         preempt_activity: AtomicU64::new(0),
+        requested_ns: AtomicU64::new(0),
         spare: AtomicBool::new(false),
         in_handler: Cell::new(false),
         handoff: AtomicPtr::new(ptr::null_mut()),
@@ -211,6 +225,13 @@ pub(crate) fn run(shared: Arc<Shared>, role: usize, primary: bool) {
             None
         },
         unsafe_retries: Cell::new(0),
+        deadline_timer: if shared.config.enable_forced_preempt {
+            // SAFETY: gettid has no preconditions.
+            ThreadTimer::new(unsafe { libc::gettid() }, PREEMPT_SIGNAL, crate::preempt::deadline::DEADLINE_TAG)
+        } else {
+            None
+        },
+        due_slot: Cell::new(u32::MAX),
         shared,
     });
     if !m.shared.register_machine(&m) {
@@ -227,6 +248,8 @@ pub(crate) fn run(shared: Arc<Shared>, role: usize, primary: bool) {
             },
         };
         m.take_role(r);
+        // A sleeper of the role may fall due while this thread runs a hog.
+        crate::preempt::deadline::arm_for_role(&m);
         m.schedule_loop();
         if m.shared.is_stopped() {
             break;
@@ -326,6 +349,11 @@ impl Machine {
         }
         self.preempt_activity.store(activity, Ordering::Relaxed);
         self.preempt_request.store(request, Ordering::Release);
+        self.send_request_signal();
+    }
+
+    fn send_request_signal(&self) {
+        self.requested_ns.store(self.shared.coarse_now(), Ordering::Relaxed);
         // The thread of a registered machine lives until the runtime has
         // stopped its threads, so `tid` names it.
         crate::util::signal::send_tagged(
@@ -333,6 +361,24 @@ impl Machine {
             crate::preempt::signal::PREEMPT_SIGNAL,
             crate::preempt::signal::PREEMPT_TAG,
         );
+    }
+
+    /// Sends the signal of a request still pending `after_ns` after its
+    /// last signal, again; returns whether it did. A signal can be lost:
+    /// SIGURG is not queued, so one sent while the thread's deadline timer
+    /// has its own SIGURG pending is dropped, and that timer's signal is
+    /// then discarded if the timer is re-armed before the thread runs
+    /// (`preempt::deadline`). Async-signal-safe.
+    pub(crate) fn resend_if_stale(&self, after_ns: u64) -> bool {
+        let sent = self.requested_ns.load(Ordering::Relaxed);
+        if self.shared.coarse_now().saturating_sub(sent) < after_ns {
+            return false;
+        }
+        if self.preempt_request.load(Ordering::Acquire) == PREEMPT_NONE {
+            return false; // taken meanwhile
+        }
+        self.send_request_signal();
+        true
     }
 
     /// Wakes this machine from a wait for a role without giving it one
@@ -385,6 +431,12 @@ impl Machine {
             self.complete_pending();
             if sh.is_stopped() {
                 break;
+            }
+            // The role was handed here from a hog frozen because a timer of
+            // the role fell due (`preempt::deadline`): fire it.
+            let w = self.worker();
+            if w.due_timer.load(Ordering::Relaxed) != u32::MAX {
+                crate::preempt::deadline::fire_for_role(sh, w);
             }
             let deferred = self.deferred.replace(NO_GVTHREAD);
             if deferred != NO_GVTHREAD {

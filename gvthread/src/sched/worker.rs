@@ -121,6 +121,11 @@ pub(crate) struct Worker {
     pub(crate) fair: FairShare,
     /// The machine holding this role (for the monitor's signals).
     pub(crate) holder: AtomicPtr<Machine>,
+    /// The role was handed over by a hog frozen because a timer of the role
+    /// fell due (`preempt::deadline`): the slot of that timer's GVThread
+    /// (`u32::MAX`: none). The next scheduler loop fires due timers before
+    /// it picks a GVThread.
+    pub(crate) due_timer: AtomicU32,
     /// The GVThread this role runs next (Go's `runnext`): the last one woken
     /// or spawned by a GVThread on this role (`u32::MAX` if none). It keeps a
     /// waker and its wakee on one worker (a channel ping-pong never crosses
@@ -185,6 +190,7 @@ impl Worker {
             cpu_watch: CpuWatch::new(),
             fair: FairShare::new(),
             holder: AtomicPtr::new(std::ptr::null_mut()),
+            due_timer: AtomicU32::new(u32::MAX),
             runnext: RunNext::new(),
             spilled: AtomicBool::new(false),
             drain_local: AtomicU32::new(0),

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::policy::TimerPolicy;
 use crate::preempt::Monitor;
+use crate::preempt::deadline::DeadlineArms;
 use crate::runtime::shared::Shared;
 
 /// Consecutive monitor ticks without a busy worker before the monitor sleeps
@@ -29,6 +30,7 @@ pub(crate) fn run(shared: Arc<Shared>, started: std::sync::mpsc::Sender<()>) {
     let timers = &shared.timers;
     let mut due: Vec<(u32, u32)> = Vec::with_capacity(64);
     let mut monitor = Monitor::new(&shared);
+    let mut deadlines = DeadlineArms::new();
     let mut last_tick = Instant::now();
     let mut quiet_ticks = 0u32;
     // When to look again at roles whose woken GVThreads wait for the running
@@ -45,18 +47,7 @@ pub(crate) fn run(shared: Arc<Shared>, started: std::sync::mpsc::Sender<()>) {
         let now = Instant::now();
         policy.check(now);
         shared.set_coarse_now(now);
-        let next = {
-            let mut q = timers.queue.lock().unwrap_or_else(|e| e.into_inner());
-            while due.len() < due.capacity()
-                && let Some(entry) = q.first_entry()
-            {
-                if entry.key().0 > now {
-                    break;
-                }
-                due.push(entry.remove());
-            }
-            q.first_key_value().map(|(k, _)| k.0)
-        };
+        let next = timers.take_due_for_thread(now, &mut due);
         if !due.is_empty() {
             for (slot, generation) in due.drain(..) {
                 shared.wake(slot, generation);
@@ -112,8 +103,16 @@ pub(crate) fn run(shared: Arc<Shared>, started: std::sync::mpsc::Sender<()>) {
                 wait = Some(wait.map_or(until_tick, |w| w.min(until_tick)));
             }
         }
+        // A hog beside the earliest sleeper is interrupted at its deadline
+        // by its own thread's kernel timer, in case Linux keeps this thread
+        // waiting for a CPU then (`preempt::deadline`).
+        deadlines.before_sleep(&shared);
         timers.sleeping_until(now, wait);
         policy.before_sleep(wait);
+        let planned = wait.and_then(|w| Instant::now().checked_add(w));
         timers.parker.park(wait);
+        if let Some(planned) = planned {
+            timers.note_wake(planned, Instant::now());
+        }
     }
 }

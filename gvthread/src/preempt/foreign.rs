@@ -11,10 +11,20 @@
 //! retries at its next tick (a wake-up preemption sooner: see `monitor`), as
 //! Go retries at a non-safe point.
 //!
-//! The one exception is a thread blocked in a system call there: it holds no
-//! lock of the library that it would release by running on (it is waiting in
-//! the kernel), and freezing it is how a role escapes a thread blocked on a
-//! lock that a frozen GVThread holds.
+//! The exception is a thread blocked in a system call there: waiting in the
+//! kernel (on a lock, a sleep, I/O) it usually holds no lock of the library
+//! that it would release by running on, and freezing it is how a role
+//! escapes a thread blocked on a lock that a frozen GVThread holds. Except
+//! the memory-management calls ([`MEMORY_CALLS`]): `malloc` grows, shrinks
+//! and trims its arenas with them *holding the arena lock* (glibc grows a
+//! thread arena one `mprotect` at a time), and thread creation maps stacks
+//! under the stack cache lock. A GVThread frozen there kept an arena locked
+//! while the role's next thread, inside the scheduler (a runtime section,
+//! never frozen), freed a queue block into that arena and waited for the
+//! lock: the role stopped for good (`tokio_timers_beside_hogs`, once, in
+//! CI). Also, a signal that lands just before a `syscall` instruction looks
+//! like one in a call about to restart (`arch::Interrupted`), so "in a
+//! system call" includes "about to make one".
 //!
 //! The vDSO is not on the list: its clock reads take no lock (they retry on
 //! a sequence counter), so freezing a thread inside one stalls nobody, and a
@@ -28,6 +38,8 @@
 //! loader are always loaded at start-up).
 
 use std::ffi::CStr;
+
+use crate::arch::Interrupted;
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -52,9 +64,28 @@ pub(crate) fn init() {
     });
 }
 
+/// System calls the C library makes while holding one of its locks (see the
+/// module docs).
+const MEMORY_CALLS: [libc::c_long; 6] =
+    [libc::SYS_mmap, libc::SYS_munmap, libc::SYS_mprotect, libc::SYS_madvise, libc::SYS_brk, libc::SYS_mremap];
+
+/// Whether code interrupted at `at` may hold a lock of the objects above:
+/// it runs in their code, or is in (or about to make) a memory-management
+/// system call from there. Async-signal-safe.
+pub(crate) fn may_hold_lock(at: &Interrupted) -> bool {
+    if !contains(at.pc) {
+        return false;
+    }
+    if !at.in_syscall {
+        return true;
+    }
+    // A call whose number is unknown returned `EINTR`, which these never do.
+    at.syscall().is_some_and(|call| MEMORY_CALLS.contains(&call.nr))
+}
+
 /// Whether `pc` lies in the code of one of the objects above.
 /// Async-signal-safe.
-pub(crate) fn contains(pc: usize) -> bool {
+fn contains(pc: usize) -> bool {
     let n = COUNT.load(Ordering::Acquire);
     RANGES[..n].iter().any(|(s, e)| (s.load(Ordering::Relaxed)..e.load(Ordering::Relaxed)).contains(&pc))
 }
@@ -102,5 +133,42 @@ mod tests {
         assert!(super::contains(libc::malloc as *const () as usize), "malloc should lie in the C library's code");
         assert!(super::contains(libc::write as *const () as usize));
         assert!(!super::contains(libc_code_is_foreign_and_ours_is_not as *const () as usize));
+    }
+
+    /// The address of the first `syscall` instruction in the C library
+    /// function at `f` (glibc's wrappers are short).
+    #[cfg(target_arch = "x86_64")]
+    fn syscall_instruction_in(f: usize) -> usize {
+        (f..f + 256)
+            // SAFETY: reads bytes of mapped, readable code (a libc function
+            // and the bytes right after it, within its code segment).
+            .find(|&p| unsafe { (p as *const [u8; 2]).read_unaligned() } == [0x0f, 0x05])
+            .expect("no syscall instruction near the wrapper's start")
+    }
+
+    /// A thread stopped at a `syscall` instruction in the C library's
+    /// `mprotect` (in the call, or about to make it) may hold an arena lock;
+    /// one at the C library's generic `syscall` making a futex call holds
+    /// none of its locks (a lock waiter, which the hand-off may freeze).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn memory_calls_in_the_c_library_may_hold_its_locks() {
+        super::init();
+        let at = |pc: usize, nr: libc::c_long| {
+            // SAFETY: an all-zero ucontext is a valid value; only the two
+            // registers below are read.
+            let mut uc: libc::ucontext_t = unsafe { std::mem::zeroed() };
+            uc.uc_mcontext.gregs[libc::REG_RIP as usize] = pc as i64;
+            uc.uc_mcontext.gregs[libc::REG_RAX as usize] = nr;
+            // SAFETY: `uc` lives until the value is dropped below, and its
+            // `rip` points into mapped code.
+            let at = unsafe { crate::arch::Interrupted::from_ucontext((&mut uc as *mut libc::ucontext_t).cast()) };
+            assert!(at.in_syscall, "a pc at a syscall instruction reads as in a call");
+            super::may_hold_lock(&at)
+        };
+        let mprotect = syscall_instruction_in(libc::mprotect as *const () as usize);
+        assert!(at(mprotect, libc::SYS_mprotect), "mprotect in the C library");
+        let generic = syscall_instruction_in(libc::syscall as *const () as usize);
+        assert!(!at(generic, libc::SYS_futex), "a futex wait in the C library");
     }
 }

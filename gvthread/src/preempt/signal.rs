@@ -171,7 +171,7 @@ pub(super) unsafe fn preempt_here(m: &Machine, request: u8, at: Interrupted) {
     if request == PREEMPT_BLOCKED && !at.in_syscall {
         return; // running, not waiting: not a lock waiter
     }
-    if (!at.in_syscall && foreign::contains(at.pc)) || alloc::in_allocator() {
+    if foreign::may_hold_lock(&at) || alloc::in_allocator() {
         sh.metrics.unsafe_point_retries.fetch_add(1, Ordering::Relaxed);
         // May hold a C library or allocator lock: ask again shortly.
         retry_soon(m, request);

@@ -288,8 +288,39 @@ mod tests {
     use std::time::Duration;
 
     use crate::preempt::spares::{request_spare, spare_count};
-    use crate::sched::machine::{self, PREEMPT_HOG};
+    use crate::sched::machine::{self, PREEMPT_BLOCKED, PREEMPT_HOG, PREEMPT_NONE};
     use crate::{Runtime, SchedulerConfig};
+
+    /// A request whose signal was lost (SIGURG is not queued: see
+    /// `Machine::resend_if_stale`) gets its signal again once it has been
+    /// pending a while, and the handler takes it; a request sent just now
+    /// is left alone.
+    #[test]
+    fn a_request_whose_signal_was_lost_is_sent_again() {
+        let mut rt = Runtime::new(SchedulerConfig::default().num_workers(1));
+        let (fresh, stale, left) = rt.block_on(|| {
+            let m = machine::current().expect("inside a GVThread");
+            // A request about no GVThread that ever runs (the handler takes
+            // it and declines), stored as if its signal had been lost.
+            machine::in_section(|| {
+                m.preempt_activity.store(u64::MAX, Ordering::Relaxed);
+                m.preempt_request.store(PREEMPT_BLOCKED, Ordering::Release);
+            });
+            let fresh = m.resend_if_stale(u64::MAX);
+            let stale = m.resend_if_stale(0);
+            // A signal to the calling thread is delivered before the sending
+            // call returns (under an emulator, soon after): the handler
+            // takes the request then.
+            let give_up = std::time::Instant::now() + Duration::from_secs(10);
+            while m.preempt_request.load(Ordering::Acquire) != PREEMPT_NONE && std::time::Instant::now() < give_up {
+                std::hint::spin_loop();
+            }
+            (fresh, stale, m.preempt_request.load(Ordering::Acquire))
+        });
+        assert!(!fresh, "a request pending for less than the wait was sent again");
+        assert!(stale, "a stale request was not sent again");
+        assert_eq!(left, PREEMPT_NONE, "the handler did not take the request sent again");
+    }
 
     /// A preemption signal that lands inside a runtime section is declined
     /// there and sent again shortly (`retry_soon`): the GVThread is frozen

@@ -119,6 +119,19 @@ enum Plan {
     Nothing,
 }
 
+impl Plan {
+    /// When a deadline timer armed now should go off for this plan (`None`:
+    /// not at all). For a caller without evidence (see [`plan`]), a freeze
+    /// means "signal now": the handler weighs it again.
+    fn arm_after(&self) -> Option<Duration> {
+        match *self {
+            Plan::Freeze(_) => Some(Duration::ZERO),
+            Plan::LookAgain(wait) => Some(wait),
+            Plan::Nothing => None,
+        }
+    }
+}
+
 /// Weighs the earliest timer for role `w`, held by `holder`, which runs a
 /// GVThread. `evidence`: the caller runs on `holder`'s thread and may look
 /// at its CPU clock (the handler); otherwise a due timer is enough for
@@ -193,11 +206,7 @@ impl DeadlineArms {
         // outlives the timer thread's use.
         let Some(holder) = (unsafe { w.holder.load(Ordering::Acquire).as_ref() }) else { return };
         let Some(timer) = &holder.deadline_timer else { return };
-        let wait = match plan(sh, w, holder, now, false) {
-            Plan::Freeze(_) => Duration::ZERO,
-            Plan::LookAgain(wait) => wait,
-            Plan::Nothing => return,
-        };
+        let Some(wait) = plan(sh, w, holder, now, false).arm_after() else { return };
         let target = (holder as *const Machine, now + wait);
         if self.last == Some(target) {
             return;
@@ -214,15 +223,8 @@ impl DeadlineArms {
 /// role's previous thread. Async-signal-safe.
 pub(crate) fn arm_for_role(m: &Machine) {
     let Some(timer) = &m.deadline_timer else { return };
-    let w = m.worker();
-    match plan(&m.shared, w, m, Instant::now(), false) {
-        Plan::Freeze(_) => {
-            timer.fire_after(Duration::ZERO);
-        }
-        Plan::LookAgain(wait) => {
-            timer.fire_after(wait);
-        }
-        Plan::Nothing => {}
+    if let Some(wait) = plan(&m.shared, m.worker(), m, Instant::now(), false).arm_after() {
+        timer.fire_after(wait);
     }
 }
 

@@ -242,8 +242,7 @@ impl Timers {
 
 /// Fires the timers due now, from a worker role's scheduler loop (see
 /// `preempt::deadline`): wakes their GVThreads like the timer thread would.
-/// Returns how many it woke.
-pub(crate) fn fire_due(shared: &Shared) -> usize {
+pub(crate) fn fire_due(shared: &Shared) {
     let mut due = [(0u32, 0u32); FIRE_BATCH];
     let mut n = 0;
     // Waits for the lock if need be: its holders never keep it long (the
@@ -256,7 +255,6 @@ pub(crate) fn fire_due(shared: &Shared) -> usize {
     for &(slot, generation) in &due[..n] {
         shared.wake(slot, generation);
     }
-    n
 }
 
 #[cfg(test)]

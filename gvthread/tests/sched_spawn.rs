@@ -230,3 +230,40 @@ fn a_spawner_behind_spinning_gvthreads_is_not_held_for_a_slice_each() {
     // two do.
     assert!(ran_before_release < 200, "{ran_before_release} of {N} started before the spawner finished");
 }
+
+#[test]
+fn a_joiner_of_a_queued_batch_waits_behind_the_whole_batch() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let _w = common::watchdog("a_joiner_of_a_queued_batch_waits_behind_the_whole_batch", Duration::from_secs(120));
+    const N: u64 = 100;
+    // One worker, a time slice far longer than the test (the joiner's wait
+    // behind the batch is bounded by a slice). The joiner spawns N
+    // GVThreads, none of which has run yet, and joins the first: the role
+    // runs the whole batch before the joiner comes back, so the joiner
+    // parks once, not once per GVThread (which took turns with each child:
+    // two had run when the first join returned).
+    let mut rt =
+        gvthread::Runtime::new(gvthread::SchedulerConfig::default().num_workers(1).time_slice(Duration::from_secs(60)));
+    let ran = Arc::new(AtomicU64::new(0));
+    let r = ran.clone();
+    let (after_first, sum) = rt.block_on(move || {
+        let hs: Vec<_> = (0..N)
+            .map(|i| {
+                let r = r.clone();
+                gvthread::spawn(move |_| {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    i
+                })
+            })
+            .collect();
+        let mut hs = hs.into_iter();
+        let first = hs.next().unwrap().join().unwrap();
+        let after_first = r.load(Ordering::SeqCst);
+        let rest: Vec<_> = hs.map(|h| (h.is_finished(), h.join().unwrap())).collect();
+        assert!(rest.iter().all(|&(done, _)| done), "a GVThread of the batch was still unfinished");
+        (after_first, first + rest.iter().map(|&(_, v)| v).sum::<u64>())
+    });
+    assert_eq!(sum, N * (N - 1) / 2);
+    assert_eq!(after_first, N, "the joiner came back before its batch had run");
+    assert_eq!(ran.load(Ordering::SeqCst), N);
+}

@@ -475,6 +475,56 @@ pub(crate) fn help_after_spill() {
     machine::yield_gvthread(m, slot);
 }
 
+/// Parks a GVThread that joins `child`, which has not ended. If `child` has
+/// not started yet and the joiner's role has fresh GVThreads queued, the role
+/// first runs its fresh GVThreads (in the order they were queued) and only
+/// then the joiner, instead of taking turns: a GVThread that spawned a batch
+/// and joins it one by one then parks once for the batch, not once per
+/// GVThread (each join of a child that has not run parked the joiner, and the
+/// child's exit put it back in `runnext`). Bounded like the wait after a
+/// spill (`help_after_spill`): the queued count, at most a time slice, and
+/// not beside hogs or woken GVThreads waiting in the home queue.
+#[track_caller]
+pub(crate) fn park_for_join(child: crate::GVThreadId) {
+    match machine::current_gvthread() {
+        Some((m, slot)) => {
+            run_fresh_first(m, child);
+            park_gvthread(m, slot, Location::caller(), None)
+        }
+        None => std::thread::park(),
+    }
+}
+
+/// The first half of [`park_for_join`]: sets the role's drain if `child` is
+/// unstarted and fresh GVThreads are queued.
+fn run_fresh_first(m: &machine::Machine, child: crate::GVThreadId) {
+    let w = m.worker_ptr();
+    if w.is_null() || m.in_runtime() != 0 {
+        return;
+    }
+    // SAFETY: a non-null role pointer targets an element of the runtime's
+    // worker array, which the machine's `shared` keeps alive.
+    let w = unsafe { &*w };
+    if w.low_priority || w.local.is_empty() || w.drain_local.load(Ordering::Relaxed) != 0 {
+        return;
+    }
+    let sh = &m.shared;
+    let Some(st) = sh.slots.state_if_valid(child.slot()) else { return };
+    let word = st.load(Ordering::Relaxed);
+    if state::generation(word) != child.generation() || word & state::STARTED != 0 || state::kind(word) != state::ACTIVE
+    {
+        return;
+    }
+    // As after a spill: not beside hogs, nor ahead of woken GVThreads.
+    if !w.frozen.is_empty() || !w.preempted.is_empty() || !w.home_queue(crate::Priority::Normal).is_empty() {
+        return;
+    }
+    // The ring's entries and `runnext`.
+    w.drain_local.store(w.local.len() + 1, Ordering::Relaxed);
+    let slice = sh.config.time_slice.as_nanos().min(u64::MAX as u128) as u64;
+    w.drain_until_ns.store(sh.coarse_now().saturating_add(slice), Ordering::Relaxed);
+}
+
 /// Sleeps for at least `d`. Inside a GVThread only the GVThread sleeps (the
 /// timer thread wakes it); elsewhere the OS thread sleeps.
 ///

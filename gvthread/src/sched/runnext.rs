@@ -83,6 +83,14 @@ impl RunNext {
         (got != EMPTY).then_some(got & !MOVABLE)
     }
 
+    /// Whether it holds a movable GVThread (unstarted, or under free
+    /// migration). A hint: the monitor may take it meanwhile.
+    #[inline]
+    pub(crate) fn holds_movable(&self) -> bool {
+        let w = self.0.load(Ordering::Relaxed);
+        w != EMPTY && w & MOVABLE != 0
+    }
+
     /// Whether a GVThread bound to this role waits here (racy hint for
     /// anyone): a wake, unlike an unstarted GVThread, which the monitor may
     /// move to where an idle worker takes it.

@@ -79,7 +79,8 @@ impl Shared {
     pub(crate) fn next_quick(&self, w: &Worker) -> Option<u32> {
         // `runnext` first: without it the full path decides, and looks at
         // the rest only once.
-        if !w.runnext.is_empty() && !w.low_priority && !w.attention.any() {
+        if !w.runnext.is_empty() && !w.low_priority && !w.attention.any() && w.drain_local.load(Ordering::Relaxed) == 0
+        {
             // Only the holding machine touches `ticks`; relaxed is enough.
             let tick = w.ticks.load(Ordering::Relaxed).wrapping_add(1);
             if !tick.is_multiple_of(GLOBAL_CHECK_INTERVAL)
@@ -144,16 +145,22 @@ impl Shared {
                 return Some(s);
             }
         }
-        if let Some(s) = w.runnext.take() {
+        let draining = self.draining(w);
+        if !draining && let Some(s) = w.runnext.take() {
             return Some(s);
         }
         // Bound (woken, yielded) and fresh GVThreads take turns first.
         let home = w.home_queue(Priority::Normal);
-        let local = if self.draining(w) {
+        let local = if draining {
             // A spawner yielded to let its spilled queue run
-            // (`park::help_after_spill`): fresh GVThreads first, the
-            // spilled ones included.
-            w.local.pop().or_else(|| self.take_global_normal(w)).or_else(|| home.pop(links))
+            // (`park::help_after_spill`), or a joiner waits for a GVThread
+            // still queued (`park::park_for_join`): fresh GVThreads first,
+            // the spilled ones included, then `runnext`.
+            w.local
+                .pop()
+                .or_else(|| self.take_global_normal(w))
+                .or_else(|| w.runnext.take())
+                .or_else(|| home.pop(links))
         } else if tick & 1 == 0 {
             home.pop(links).or_else(|| w.local.pop())
         } else {
@@ -319,24 +326,20 @@ impl Shared {
             || (!w.low_priority && self.workers[..self.num_normal_workers].iter().any(|v| !v.local.is_empty()))
     }
 
-    /// Queues a runnable slot and wakes a worker for it if needed. Callable
-    /// from any thread.
-    pub(crate) fn ready(&self, slot: u32, _prio: Priority) {
-        let word = self.slots.state(slot).load(Ordering::Relaxed);
-        debug_assert_eq!(state::kind(word), ACTIVE, "ready() of a non-runnable GVThread");
-        self.ready_word(slot, word);
-    }
-
-    /// [`ready`](Self::ready) with the slot's state word already read.
+    /// Queues a runnable slot (state word `word`) and wakes a worker for it
+    /// if needed. Callable from any thread; `here`: the caller's machine, if
+    /// it read it since its last switch (`None` reads it here).
     ///
     /// On a machine of this runtime it runs as a runtime section: the idle
     /// bookkeeping it may touch takes a lock, which a GVThread frozen by the
     /// preemption handler must never be holding.
-    pub(crate) fn ready_word(&self, slot: u32, word: u64) {
-        self.ready_word_from(slot, word, None);
+    #[inline]
+    pub(crate) fn ready_word_here(&self, slot: u32, word: u64, here: Option<&machine::Machine>) {
+        debug_assert_eq!(state::kind(word), ACTIVE, "ready of a non-runnable GVThread");
+        self.ready_word_from(slot, word, here);
     }
 
-    /// [`ready_word`](Self::ready_word); `here`: the caller's machine, if
+    /// [`ready_word_here`](Self::ready_word_here); `here`: the caller's machine, if
     /// the caller read it (see [`wake_from`](Self::wake_from)).
     ///
     /// Inlined: the common case (a GVThread wakes a Normal one bound to its
@@ -452,6 +455,14 @@ impl Shared {
                     // monitor may move it (see `Worker::has_woken`).
                     if started {
                         w.note_woken();
+                    } else if w.runnext.holds_movable() {
+                        // A fresh GVThread is next already (a burst of
+                        // spawns): this one queues behind it, so a burst
+                        // runs in the order it was spawned, and no spawn
+                        // displaces the one before (an exchange and a state
+                        // read each).
+                        self.push_fresh_local(w, slot);
+                        return;
                     }
                     self.set_runnext(w, slot, true);
                     return;
@@ -494,14 +505,21 @@ impl Shared {
         if state::home(word).is_some() {
             w.push_home(&self.links, Priority::Normal, displaced);
         } else {
-            if w.local.push(displaced, |s| self.global.push(Priority::Normal, s)) {
-                w.spilled.store(true, Ordering::Relaxed);
-            }
-            // Only stealable work is worth waking another worker for; with
-            // a group of one there is nobody else to wake.
-            if self.num_normal_workers > 1 {
-                self.idle.notify_one(&self.workers);
-            }
+            self.push_fresh_local(w, displaced);
+        }
+    }
+
+    /// Queues a Normal GVThread that any role may run in `w`'s ring (held
+    /// by the caller, inside a section), and wakes an idle worker to steal.
+    #[inline]
+    fn push_fresh_local(&self, w: &Worker, slot: u32) {
+        if w.local.push(slot, |s| self.global.push(Priority::Normal, s)) {
+            w.spilled.store(true, Ordering::Relaxed);
+        }
+        // Only stealable work is worth waking another worker for; with a
+        // group of one there is nobody else to wake.
+        if self.num_normal_workers > 1 {
+            self.idle.notify_one(&self.workers);
         }
     }
 

@@ -138,11 +138,13 @@ pub(crate) struct Worker {
     /// Holder only.
     pub(crate) spilled: AtomicBool,
     /// Scheduling decisions left that take fresh GVThreads (the local, then
-    /// the global queue) before the home queue: set by `help_after_spill`,
-    /// so a spawner that yielded resumes behind the fresh GVThreads it
-    /// queued, not in turns with them. Counted down by the holder; cleared
-    /// when a GVThread of this role uses up its time slice (`note_hog`) or
-    /// at `drain_until_ns`, so the spawner waits at most about one slice.
+    /// the global queue) before `runnext` and the home queue: set by
+    /// `help_after_spill`, so a spawner that yielded resumes behind the fresh
+    /// GVThreads it queued, not in turns with them, and by `park_for_join`,
+    /// so a joiner of a GVThread still queued resumes behind the whole batch.
+    /// Counted down by the holder; cleared when a GVThread of this role uses
+    /// up its time slice (`note_hog`) or at `drain_until_ns`, so the waiting
+    /// GVThread waits at most about one slice.
     pub(crate) drain_local: AtomicU32,
     /// Until when (coarse clock, ns) `drain_local` holds: fresh GVThreads
     /// that run long (hogs) do not keep the spawner waiting for a slice

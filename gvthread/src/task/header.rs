@@ -52,13 +52,11 @@ pub(crate) struct WaitInfo {
 }
 
 impl WaitInfo {
-    /// A GVThread spawned now.
-    pub(crate) fn new() -> WaitInfo {
-        WaitInfo {
-            site: AtomicPtr::new(std::ptr::null_mut()),
-            since: AtomicU64::new(crate::util::clock::coarse_nanos()),
-            deadline: AtomicU64::new(0),
-        }
+    /// A GVThread spawned at `now` (`Shared::mono_coarse_now`: no clock
+    /// read on the spawn path).
+    #[inline]
+    pub(crate) fn new(now: u64) -> WaitInfo {
+        WaitInfo { site: AtomicPtr::new(std::ptr::null_mut()), since: AtomicU64::new(now), deadline: AtomicU64::new(0) }
     }
 
     /// The GVThread is about to park at `site`, for at most `timeout`; `now`

@@ -288,7 +288,7 @@ impl<T> JoinHandle<T> {
             if self.state.core.status.load(Ordering::SeqCst) != PENDING {
                 continue;
             }
-            park::park();
+            park::park_for_join(self.id);
         }
     }
 

@@ -32,15 +32,16 @@ const MAX_INLINE_PAYLOAD: usize = 1024;
 /// caller's token, or of the runtime's root token outside GVThreads (called
 /// inside the spawn's runtime section; a caller's lazy token gets its node
 /// here, once).
-fn child_token(shared: &Shared) -> LazyNode {
-    match machine::current_gvthread() {
+/// `here`: the caller's machine (`machine::current()`, read in the spawn).
+fn child_token(shared: &Shared, here: Option<&machine::Machine>) -> LazyNode {
+    match here.map(|m| (m, m.current_slot())) {
         // SAFETY: the running GVThread's header is valid; only it touches its
         // token, and it is running this code.
-        Some((m, slot)) => match unsafe { &*(*m.shared.header(slot)).token.get() } {
+        Some((m, slot)) if slot != machine::NO_GVTHREAD => match unsafe { &*(*m.shared.header(slot)).token.get() } {
             Some(t) => LazyNode::child_of(t),
             None => LazyNode::child_of(&shared.root_token),
         },
-        None => LazyNode::child_of(&shared.root_token),
+        _ => LazyNode::child_of(&shared.root_token),
     }
 }
 
@@ -69,12 +70,14 @@ where
 {
     // Spawning touches the caller's run queue and slot cache: not to be
     // interrupted by a forced preemption.
-    let spawned = machine::in_section(|| {
+    // Read once: nothing in the section switches.
+    let here = machine::current();
+    let spawned = machine::in_section_of(here, || {
         if size_of::<F>() > MAX_INLINE_PAYLOAD || align_of::<F>() > 64 {
             let boxed = Box::new(f);
-            return spawn_inline(shared, opts, boxed);
+            return spawn_inline(shared, here, opts, boxed);
         }
-        spawn_inline(shared, opts, f)
+        spawn_inline(shared, here, opts, f)
     });
     // A loop that only spawns is inside that section most of the time,
     // where the preemption signal declines to freeze it: a safepoint here
@@ -118,8 +121,15 @@ fn take_slot(shared: &Shared, class: StackClass, role: Option<&Worker>) -> Resul
     Ok(a.slot)
 }
 
-/// Spawns `f`, copying it onto the new GVThread's stack.
-fn spawn_inline<F, T>(shared: &Arc<Shared>, opts: SpawnOptions, f: F) -> Result<JoinHandle<T>, SpawnError>
+/// Spawns `f`, copying it onto the new GVThread's stack. `here`: the
+/// caller's machine, if any (read by `spawn_with`, inside whose runtime
+/// section this runs).
+fn spawn_inline<F, T>(
+    shared: &Arc<Shared>,
+    here: Option<&machine::Machine>,
+    opts: SpawnOptions,
+    f: F,
+) -> Result<JoinHandle<T>, SpawnError>
 where
     F: FnOnce(CancellationToken) -> T + Send + 'static,
     T: Send + 'static,
@@ -129,7 +139,7 @@ where
     // reach zero before unmapping stacks, so either it sees this spawn or
     // this spawn sees its flag. On a worker of this runtime, from the role's
     // credits (we are in a runtime section: the role stays ours).
-    let role = match machine::current() {
+    let role = match here {
         Some(m) if std::ptr::eq(&*m.shared, &**shared) && !m.worker_ptr().is_null() => Some(m.worker()),
         _ => None,
     };
@@ -146,7 +156,7 @@ where
     // SAFETY: `role`, if any, is the role this machine holds, and we are in
     // the spawn's runtime section.
     let join =
-        unsafe { JoinState::<T>::create(child_token(shared), Arc::as_ptr(shared), role.map(|w| &w.join_blocks)) };
+        unsafe { JoinState::<T>::create(child_token(shared, here), Arc::as_ptr(shared), role.map(|w| &w.join_blocks)) };
     let token = CancellationToken::lazy(join.erase());
     let st = shared.slots.state(slot);
     let generation = state::generation(st.load(Ordering::Acquire)).wrapping_add(1).max(1);
@@ -171,7 +181,7 @@ where
                 locals: UnsafeCell::new(LocalMap::default()),
                 bound: AtomicPtr::new(ptr::null_mut()),
                 no_preempt: std::cell::Cell::new(0),
-                wait: super::header::WaitInfo::new(),
+                wait: super::header::WaitInfo::new(shared.mono_coarse_now()),
                 name: UnsafeCell::new(opts.name),
             },
         );
@@ -179,8 +189,9 @@ where
     shared.slots.completion(slot).store(JoinState::into_completion(join.clone()), Ordering::Release);
     // Release: the header, payload and frame are written before anyone can
     // see the slot as runnable.
-    st.store(state::spawned(generation, prio as u8), Ordering::Release);
-    shared.ready(slot, prio);
+    let word = state::spawned(generation, prio as u8);
+    st.store(word, Ordering::Release);
+    shared.ready_word_here(slot, word, here);
     Ok(JoinHandle::new(join, GVThreadId::new(slot, generation)))
 }
 

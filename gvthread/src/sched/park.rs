@@ -519,8 +519,13 @@ fn run_fresh_first(m: &machine::Machine, child: crate::GVThreadId) {
     if !w.frozen.is_empty() || !w.preempted.is_empty() || !w.home_queue(crate::Priority::Normal).is_empty() {
         return;
     }
-    // The ring's entries and `runnext`.
-    w.drain_local.store(w.local.len() + 1, Ordering::Relaxed);
+    // The ring's entries, this role's share of the global queue (where the
+    // monitor moves an unstarted `runnext` that waited a tick, and where
+    // spawns from outside go), `runnext`, and the one the joiner's wake
+    // will displace from it.
+    let global = sh.global.len(crate::Priority::Normal) / sh.num_normal_workers.max(1);
+    let share = global.min(crate::sched::queue::CAPACITY as usize / 2) as u32;
+    w.drain_local.store(w.local.len() + share + 2, Ordering::Relaxed);
     let slice = sh.config.time_slice.as_nanos().min(u64::MAX as u128) as u64;
     w.drain_until_ns.store(sh.coarse_now().saturating_add(slice), Ordering::Relaxed);
 }

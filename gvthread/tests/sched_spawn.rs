@@ -277,3 +277,48 @@ fn a_joiner_of_a_queued_batch_waits_behind_the_whole_batch() {
     assert_eq!(unfinished, 0, "GVThreads of the batch were unfinished after the first join");
     assert_eq!(ran.load(Ordering::SeqCst), N);
 }
+
+#[test]
+fn with_one_worker_a_spawned_gvthread_keeps_its_place_in_runnext() {
+    use std::time::Instant;
+    let _w =
+        common::watchdog("with_one_worker_a_spawned_gvthread_keeps_its_place_in_runnext", Duration::from_secs(120));
+    // One worker, no forced preemption, a long time slice: the spawner
+    // keeps the worker for many monitor ticks after spawning. The first
+    // GVThread it spawned waits in `runnext` all that time; with one
+    // ordinary worker nobody else could take it, so the monitor leaves it
+    // there and it runs as soon as the spawner yields (first, or second when
+    // that decision is the one in 61 that looks at the queues first). The
+    // monitor used to move it to the global queue, and it ran behind the
+    // other nine.
+    let mut rt = gvthread::Runtime::new(
+        gvthread::SchedulerConfig::default()
+            .num_workers(1)
+            .time_slice(Duration::from_secs(60))
+            .enable_forced_preempt(false),
+    );
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let o = order.clone();
+    rt.block_on(move || {
+        let hs: Vec<_> = (0..10u32)
+            .map(|i| {
+                let o = o.clone();
+                gvthread::spawn(move |_| o.lock().unwrap().push(i))
+            })
+            .collect();
+        // Hold the worker for many monitor ticks, without a yield point.
+        let until = Instant::now() + Duration::from_millis(50);
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        assert!(o.lock().unwrap().is_empty(), "a GVThread ran while the spawner held the worker");
+        gvthread::yield_now();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    let order = order.lock().unwrap().clone();
+    assert_eq!(order.len(), 10);
+    let first = order.iter().position(|&i| i == 0).unwrap();
+    assert!(first <= 1, "the first GVThread spawned ran {}th: {order:?}", first + 1);
+}

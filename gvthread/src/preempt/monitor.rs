@@ -118,9 +118,15 @@ impl Monitor {
         let mut any_busy = false;
         for (w, watch) in shared.workers.iter().zip(self.watches.iter_mut()) {
             // A GVThread waiting in `runnext` for a whole tick (its worker
-            // kept running another one) becomes stealable: to the global queue.
+            // kept running another one) becomes stealable: to the global
+            // queue. Not with one ordinary worker: nobody else could take it,
+            // and the move would only reorder that worker's queues.
             let runnext = w.runnext.peek();
-            if runnext != u32::MAX && runnext == watch.runnext && shared.evict_runnext(w, runnext) {
+            if runnext != u32::MAX
+                && runnext == watch.runnext
+                && shared.num_normal_workers > 1
+                && shared.evict_runnext(w, runnext)
+            {
                 watch.runnext = u32::MAX;
             } else {
                 watch.runnext = runnext;

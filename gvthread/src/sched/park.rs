@@ -475,8 +475,9 @@ pub(crate) fn help_after_spill() {
     machine::yield_gvthread(m, slot);
 }
 
-/// Parks a GVThread that joins `child`, which has not ended. If `child` has
-/// not started yet and the joiner's role has fresh GVThreads queued, the role
+/// Parks a GVThread that joins `child`, which has not ended. On a runtime
+/// with one ordinary worker, if `child` has not started yet and the
+/// joiner's role has fresh GVThreads queued, the role
 /// first runs its fresh GVThreads (in the order they were queued) and only
 /// then the joiner, instead of taking turns: a GVThread that spawned a batch
 /// and joins it one by one then parks once for the batch, not once per
@@ -509,6 +510,14 @@ fn run_fresh_first(m: &machine::Machine, child: crate::GVThreadId) {
         return;
     }
     let sh = &m.shared;
+    // Only with one ordinary worker. With more, the fresh GVThreads in the
+    // ring are what the other workers steal, and where one first runs binds
+    // it for good: running the ring first starts them all here twice as
+    // fast (children that yield soon after starting were all bound to the
+    // spawner's role beside a loaded host's busy loops).
+    if sh.num_normal_workers > 1 {
+        return;
+    }
     let Some(st) = sh.slots.state_if_valid(child.slot()) else { return };
     let word = st.load(Ordering::Relaxed);
     if state::generation(word) != child.generation() || word & state::STARTED != 0 || state::kind(word) != state::ACTIVE

@@ -6,7 +6,8 @@
 //! inside a runtime section: the last GVThread woken or spawned by the one
 //! running on the role. The only other writer is the preemption monitor,
 //! which moves an **unstarted** GVThread that waited there for a whole tick to
-//! the global queue (where idle workers can take it). A started GVThread is
+//! the global queue (where idle workers can take it; not when the runtime has
+//! one ordinary worker). A started GVThread is
 //! bound to its role (see the module docs of `sched`) and could not run
 //! anywhere else, so the monitor leaves it alone.
 //!

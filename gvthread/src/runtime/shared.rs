@@ -279,11 +279,16 @@ impl Shared {
         self.epoch_mono_ns.wrapping_add(self.coarse_now())
     }
 
+    /// `time_slice` in ns.
+    #[inline]
+    pub(crate) fn time_slice_ns(&self) -> u64 {
+        self.config.time_slice.as_nanos().min(u64::MAX as u128) as u64
+    }
+
     /// Records that the GVThread running on `w` used up its time slice now.
     /// Async-signal-safe.
     pub(crate) fn note_hog(&self, w: &Worker) {
-        let slice = self.config.time_slice.as_nanos().min(u64::MAX as u128) as u64;
-        w.note_hog(self.coarse_now(), slice);
+        w.note_hog(self.coarse_now(), self.time_slice_ns());
     }
 
     /// Advances the coarse clock to `now` (the timer thread).

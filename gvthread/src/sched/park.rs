@@ -451,28 +451,32 @@ pub(crate) fn help_after_spill() {
     if slot == machine::NO_GVTHREAD || m.in_runtime() != 0 || std::thread::panicking() {
         return;
     }
-    // Not while GVThreads of the role use up whole time slices: what it
-    // spawns then runs long anyway (warm slots gain nothing), and the
-    // spawner would wait behind them for a slice each (see
-    // docs/preemption.md, "Where the role goes").
-    if !w.frozen.is_empty() || !w.preempted.is_empty() {
-        return;
-    }
-    // Nor while woken GVThreads wait in the role's home queue, where the
-    // spawner would queue behind them all (a spawner among a hundred
-    // thousand sleepers that wake every millisecond would wait there at
-    // every spill); they keep the worker busy anyway.
-    if !w.home_queue(crate::Priority::Normal).is_empty() {
-        return;
-    }
     // The ring's entries and the half of it that went to the global queue.
-    w.drain_local.store(w.local.len() + crate::sched::queue::CAPACITY / 2 + 1, Ordering::Relaxed);
-    // At most a time slice: GVThreads that run long do not keep it waiting
-    // for a slice each.
-    let sh = &m.shared;
-    let slice = sh.config.time_slice.as_nanos().min(u64::MAX as u128) as u64;
-    w.drain_until_ns.store(sh.coarse_now().saturating_add(slice), Ordering::Relaxed);
-    machine::yield_gvthread(m, slot);
+    if start_drain(&m.shared, w, w.local.len() + crate::sched::queue::CAPACITY / 2 + 1) {
+        machine::yield_gvthread(m, slot);
+    }
+}
+
+/// Makes `w`'s next `decisions` scheduling decisions take fresh GVThreads
+/// first (`Worker::drain_local`), for at most a time slice, so that the
+/// calling GVThread, about to yield or park, resumes behind them. Returns
+/// false, changing nothing, while GVThreads of the role use up whole time
+/// slices: what is queued then runs long anyway (warm slots gain nothing),
+/// and the caller would wait behind them for a slice each (see
+/// docs/preemption.md, "Where the role goes"); nor while woken GVThreads wait
+/// in the role's home queue, where the caller would queue behind them all (a
+/// spawner among a hundred thousand sleepers that wake every millisecond
+/// would wait there at every spill); they keep the worker busy anyway.
+/// Called by `w`'s holder.
+fn start_drain(sh: &Shared, w: &super::worker::Worker, decisions: u32) -> bool {
+    if !w.frozen.is_empty() || !w.preempted.is_empty() || !w.home_queue(crate::Priority::Normal).is_empty() {
+        return false;
+    }
+    w.drain_local.store(decisions, Ordering::Relaxed);
+    // At most a time slice: GVThreads that run long do not keep the caller
+    // waiting for a slice each.
+    w.drain_until_ns.store(sh.coarse_now().saturating_add(sh.time_slice_ns()), Ordering::Relaxed);
+    true
 }
 
 /// Parks a GVThread that joins `child`, which has not ended. On a runtime
@@ -524,19 +528,13 @@ fn run_fresh_first(m: &machine::Machine, child: crate::GVThreadId) {
     {
         return;
     }
-    // As after a spill: not beside hogs, nor ahead of woken GVThreads.
-    if !w.frozen.is_empty() || !w.preempted.is_empty() || !w.home_queue(crate::Priority::Normal).is_empty() {
-        return;
-    }
     // The ring's entries, this role's share of the global queue (where the
     // monitor moves an unstarted `runnext` that waited a tick, and where
     // spawns from outside go), `runnext`, and the one the joiner's wake
     // will displace from it.
     let global = sh.global.len(crate::Priority::Normal) / sh.num_normal_workers.max(1);
     let share = global.min(crate::sched::queue::CAPACITY as usize / 2) as u32;
-    w.drain_local.store(w.local.len() + share + 2, Ordering::Relaxed);
-    let slice = sh.config.time_slice.as_nanos().min(u64::MAX as u128) as u64;
-    w.drain_until_ns.store(sh.coarse_now().saturating_add(slice), Ordering::Relaxed);
+    start_drain(sh, w, w.local.len() + share + 2);
 }
 
 /// Sleeps for at least `d`. Inside a GVThread only the GVThread sleeps (the

@@ -398,12 +398,19 @@ fn go_fairness() {
     }
 }
 
+/// The host's cross-core round trip now (`benches::host`): the 2-worker
+/// rows move with it.
+fn host_line() -> String {
+    format!("host: cross-core round trip {:.0} ns", benches::host::cross_core_round_trip_ns())
+}
+
 fn fairness(quick: bool) {
     let (sleeps, limit) = if quick { (20, Duration::from_millis(200)) } else { (SLEEPS, SPIN_LIMIT) };
     println!(
         "\n(c) fairness, 2 workers: {SPINNERS} spinners without yield points + 1 sleeper doing {sleeps} x 1 ms \
          (spinners and sleeper give up after {limit:?})"
     );
+    println!("{}", host_line());
     print_header("runtime");
     let (late, with_ticker, m) = gvthread_fairness(SchedulerConfig::default(), sleeps, limit);
     print_row("gvthread (defaults)", &late);
@@ -442,6 +449,7 @@ fn fairness(quick: bool) {
     print_header("runtime");
     print_row("gvthread (defaults)", &one_worker_sleeper(sleeps));
     println!("\n(e) channel ping-pong pairs beside CPU hogs (2 s each)");
+    println!("{}", host_line());
     for workers in [1, 2] {
         let (alone, roles_alone) = pairs_beside_hogs(workers, false, Duration::from_secs(2));
         let (beside, roles_beside) = pairs_beside_hogs(workers, true, Duration::from_secs(2));

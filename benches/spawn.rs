@@ -10,7 +10,10 @@
 //! * **batch**: spawn + join in batches of 1,000 on 1 worker: ns per task.
 //!
 //! Every figure comes from a child process (this binary re-executed with
-//! `GVTHREAD_SPAWN_CHILD=...`), median of 3 runs. gvthread runtimes here run
+//! `GVTHREAD_SPAWN_CHILD=...`), median of 3 runs, the runtimes taking
+//! turns (one run of each per round), with the host's cross-core round trip
+//! printed for each round (`benches::host`: on this VM it changes by several
+//! times for seconds at a time, and every runtime's 2-worker figures with it). gvthread runtimes here run
 //! with the default settings (forced preemption on); set
 //! `GVTHREAD_SPAWN_PREEMPT=0` to measure without it.
 //! `GVTHREAD_SPAWN_ROWS=parked,burst,batch` picks sections. One command runs them all:
@@ -197,22 +200,46 @@ fn parse(out: &[u8]) -> Option<Vec<f64>> {
     Some(line.split_whitespace().filter_map(|v| v.parse().ok()).collect())
 }
 
-/// Median of `RUNS` child runs, per column.
-fn median(mut run: impl FnMut() -> Option<Vec<f64>>) -> Option<Vec<f64>> {
-    let mut rows = Vec::new();
+/// A child run of one runtime's workload: its figures, `None` if it failed.
+type Sample<'a> = Box<dyn FnMut() -> Option<Vec<f64>> + 'a>;
+
+/// Runs every workload of `samples` once per round, `RUNS` rounds, taking
+/// turns, and returns each one's median per column (`None` if any of its
+/// runs failed) and the host's cross-core round trip measured before each
+/// round. Taking turns puts every runtime into each host state the rounds
+/// meet (see `benches::host`), where medians of consecutive runs of one
+/// runtime could compare a slow host state against a fast one.
+fn interleaved(samples: &mut [Sample<'_>]) -> (Vec<Option<Vec<f64>>>, Vec<f64>) {
+    let mut rows: Vec<Vec<Option<Vec<f64>>>> = vec![Vec::new(); samples.len()];
+    let mut probes = Vec::new();
     for _ in 0..RUNS {
-        rows.push(run()?);
+        probes.push(benches::host::cross_core_round_trip_ns());
+        for (i, sample) in samples.iter_mut().enumerate() {
+            rows[i].push(sample());
+        }
     }
-    let cols = rows[0].len();
+    (rows.iter().map(|r| median(r)).collect(), probes)
+}
+
+/// Per column, the median of `rows`; `None` if any row is missing.
+fn median(rows: &[Option<Vec<f64>>]) -> Option<Vec<f64>> {
+    let rows: Vec<&Vec<f64>> = rows.iter().map(Option::as_ref).collect::<Option<_>>()?;
+    let cols = rows.first()?.len();
     Some(
         (0..cols)
             .map(|c| {
-                let mut v: Vec<f64> = rows.iter().map(|r| r[c]).collect();
+                let mut v: Vec<f64> = rows.iter().filter_map(|r| r.get(c).copied()).collect();
                 v.sort_by(f64::total_cmp);
                 v[v.len() / 2]
             })
             .collect(),
     )
+}
+
+/// The host probes of a section, for the line under its table.
+fn host_line(probes: &[f64]) -> String {
+    let p: Vec<String> = probes.iter().map(|p| format!("{p:.0}")).collect();
+    format!("host: cross-core round trip before each round, ns: {}", p.join(", "))
 }
 
 fn rust_child(spec: &str) -> Option<Vec<f64>> {
@@ -253,7 +280,7 @@ fn main() {
     let n: usize = std::env::var("GVTHREAD_SPAWN_N").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let ns = n.to_string();
     let _ = std::fs::remove_file(std::env::temp_dir().join("gvthread-bench-spawn-go"));
-    println!("spawn workloads, n = {n}, median of {RUNS} child processes each");
+    println!("spawn workloads, n = {n}, median of {RUNS} child processes each, the runtimes taking turns");
     let rows = std::env::var("GVTHREAD_SPAWN_ROWS").unwrap_or_else(|_| "parked,burst,batch".into());
     if rows.contains("parked") {
         parked_rows(n, &ns);
@@ -267,45 +294,48 @@ fn main() {
 }
 
 fn parked_rows(n: usize, ns: &str) {
-    let gv = median(|| rust_child(&format!("gvthread:parked:{n}")));
-    let gv256 = median(|| rust_child(&format!("gvthread:parked256k:{n}")));
-    let tk = median(|| rust_child(&format!("tokio:parked:{n}")));
-    let go = median(|| go_child(&["parked", ns]));
+    let (r, probes) = interleaved(&mut [
+        Box::new(|| rust_child(&format!("gvthread:parked:{n}"))),
+        Box::new(|| rust_child(&format!("gvthread:parked256k:{n}"))),
+        Box::new(|| go_child(&["parked", ns])),
+        Box::new(|| rust_child(&format!("tokio:parked:{n}"))),
+    ]);
     println!("\n| {n} parked (2 workers) | create ns | resident B | page tables B |");
     println!("|---|---|---|---|");
-    for (name, r) in
-        [("gvthread 16 MiB", &gv), ("gvthread 256 KiB", &gv256), ("go", &go), ("tokio (multi-thread)", &tk)]
-    {
+    for (name, r) in ["gvthread 16 MiB", "gvthread 256 KiB", "go", "tokio (multi-thread)"].iter().zip(&r) {
         println!("| {name} | {} | {} | {} |", fmt(r.as_ref(), 0), fmt(r.as_ref(), 1), fmt(r.as_ref(), 2));
     }
+    println!("{}", host_line(&probes));
 }
 
 fn burst_rows(n: usize, ns: &str) {
-    let gv1 = median(|| rust_child(&format!("gvthread:burst1:{n}")));
-    let gv2 = median(|| rust_child(&format!("gvthread:burst2:{n}")));
-    let go1 = median(|| go_child(&["burst", ns, "1"]));
-    let go2 = median(|| go_child(&["burst", ns, "2"]));
-    let tk1 = median(|| rust_child(&format!("tokio:burst1:{n}")));
+    let (r, probes) = interleaved(&mut [
+        Box::new(|| rust_child(&format!("gvthread:burst1:{n}"))),
+        Box::new(|| go_child(&["burst", ns, "1"])),
+        Box::new(|| rust_child(&format!("tokio:burst1:{n}"))),
+        Box::new(|| rust_child(&format!("gvthread:burst2:{n}"))),
+        Box::new(|| go_child(&["burst", ns, "2"])),
+    ]);
     println!("\n| {n} spawned then joined | first burst ns | second burst ns |");
     println!("|---|---|---|");
-    for (name, r) in [
-        ("gvthread, 1 worker", &gv1),
-        ("go, GOMAXPROCS=1", &go1),
-        ("tokio current-thread", &tk1),
-        ("gvthread, 2 workers", &gv2),
-        ("go, GOMAXPROCS=2", &go2),
-    ] {
+    let names =
+        ["gvthread, 1 worker", "go, GOMAXPROCS=1", "tokio current-thread", "gvthread, 2 workers", "go, GOMAXPROCS=2"];
+    for (name, r) in names.iter().zip(&r) {
         println!("| {name} | {} | {} |", fmt(r.as_ref(), 0), fmt(r.as_ref(), 1));
     }
+    println!("{}", host_line(&probes));
 }
 
 fn batch_rows(n: usize, ns: &str) {
-    let gvb = median(|| rust_child(&format!("gvthread:batch:{n}")));
-    let gob = median(|| go_child(&["batch", ns]));
-    let tkb = median(|| rust_child(&format!("tokio:batch:{n}")));
+    let (r, probes) = interleaved(&mut [
+        Box::new(|| rust_child(&format!("gvthread:batch:{n}"))),
+        Box::new(|| go_child(&["batch", ns])),
+        Box::new(|| rust_child(&format!("tokio:batch:{n}"))),
+    ]);
     println!("\n| spawn+join in batches of 1,000, 1 worker | ns per task |");
     println!("|---|---|");
-    for (name, r) in [("gvthread", &gvb), ("go", &gob), ("tokio current-thread", &tkb)] {
+    for (name, r) in ["gvthread", "go", "tokio current-thread"].iter().zip(&r) {
         println!("| {name} | {} |", fmt(r.as_ref(), 0));
     }
+    println!("{}", host_line(&probes));
 }

@@ -185,15 +185,10 @@ pub(super) struct Chunk {
     pub(super) base: *mut u8,
     pub(super) slot_size: usize,
     pub(super) class: StackClass,
-    /// Per-slot state words (see `task::state`), in [`spread`] order (use
-    /// [`Chunk::state_at`]). They live outside the slots so that stale
-    /// wakers never touch slot memory, and so they survive `MADV_DONTNEED`.
-    states: [AtomicU64; SLOTS_PER_CHUNK],
-    /// Per-slot pointer to the join state of the GVThread in it (type-erased
-    /// `JoinCore`); whoever swaps it out completes the join. In [`spread`]
-    /// order, like every per-slot array here except `compact` (use the
-    /// `*_at` accessors).
-    completions: [AtomicPtr<()>; SLOTS_PER_CHUNK],
+    /// Per-slot state word and completion pointer, in [`spread`] order, like
+    /// every per-slot array here except `compact` (use the `*_at`
+    /// accessors).
+    words: [SlotWords; SLOTS_PER_CHUNK],
     /// Free-stack links (see `memory::stack`).
     next: [AtomicU32; SLOTS_PER_CHUNK],
     /// Pool state of each slot (see the module docs).
@@ -207,6 +202,20 @@ pub(super) struct Chunk {
     /// slot's GVThread holds (written only by that GVThread), in [`spread`]
     /// order (use [`Chunk::exposed_at`]).
     exposed: [AtomicU32; SLOTS_PER_CHUNK],
+}
+
+/// The two words of a slot that a spawn and an exit both write, side by
+/// side: one cache line miss between them, not two (a batch of spawned
+/// GVThreads touches a thousand of each).
+#[repr(C, align(16))]
+struct SlotWords {
+    /// The slot's state word (see `task::state`). It lives outside the slot
+    /// so that stale wakers never touch slot memory, and so it survives
+    /// `MADV_DONTNEED`.
+    state: AtomicU64,
+    /// Pointer to the join state of the GVThread in the slot (type-erased
+    /// `JoinCore`); whoever swaps it out completes the join.
+    completion: AtomicPtr<()>,
 }
 
 /// Where the side-table word of slot `k` of a chunk sits in an array of
@@ -226,7 +235,8 @@ const fn spread(k: usize, per_line: usize) -> usize {
 const _: () = {
     // `spread` is a permutation of 0..SLOTS_PER_CHUNK when the line count
     // divides it.
-    assert!(SLOTS_PER_CHUNK.is_multiple_of(64 / size_of::<AtomicU64>()));
+    assert!(SLOTS_PER_CHUNK.is_multiple_of(64 / size_of::<SlotWords>()));
+    assert!(64 % size_of::<SlotWords>() == 0, "a slot's words never straddle two lines");
     assert!(SLOTS_PER_CHUNK.is_multiple_of(64 / size_of::<AtomicU32>()));
     assert!(SLOTS_PER_CHUNK.is_multiple_of(64 / size_of::<AtomicU8>()));
 };
@@ -239,7 +249,7 @@ impl Chunk {
     /// The state word of slot `k` of this chunk.
     #[inline]
     pub(super) fn state_at(&self, k: usize) -> &AtomicU64 {
-        &self.states[spread(k, 64 / size_of::<AtomicU64>())]
+        &self.words[spread(k, 64 / size_of::<SlotWords>())].state
     }
 
     /// The exposed-stack count of slot `k` of this chunk.
@@ -251,7 +261,7 @@ impl Chunk {
     /// The completion pointer of slot `k` of this chunk.
     #[inline]
     fn completion_at(&self, k: usize) -> &AtomicPtr<()> {
-        &self.completions[spread(k, 64 / size_of::<AtomicPtr<()>>())]
+        &self.words[spread(k, 64 / size_of::<SlotWords>())].completion
     }
 
     /// The free-stack link of slot `k` of this chunk.

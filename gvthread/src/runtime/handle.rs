@@ -14,7 +14,7 @@ use crate::sync::cancel::CancellationToken;
 use crate::task::id::GVThreadId;
 use crate::task::join::JoinHandle;
 use crate::task::priority::Priority;
-use crate::task::spawn::spawn_on as spawn_unchecked;
+use crate::task::spawn::{SpawnOptions, spawn_from_gvthread, spawn_on as spawn_unchecked};
 
 /// A cheap, cloneable reference to a runtime, usable from any thread (async
 /// tasks included) to spawn GVThreads.
@@ -254,10 +254,6 @@ where
     spawn_unchecked(shared, priority, f)
 }
 
-fn current_shared() -> Result<Arc<Shared>, SpawnError> {
-    machine::current_gvthread().map(|(m, _)| m.shared.clone()).ok_or(SpawnError::NoRuntime)
-}
-
 /// Spawns a GVThread on the runtime of the calling GVThread.
 ///
 /// The closure receives the new GVThread's [`CancellationToken`], a child of
@@ -303,7 +299,7 @@ where
     F: FnOnce(CancellationToken) -> T + Send + 'static,
     T: Send + 'static,
 {
-    spawn_on(&current_shared()?, Priority::Normal, f)
+    spawn_from_gvthread(SpawnOptions { prio: Priority::Normal, class: None, name: None }, f)
 }
 
 /// Like [`spawn`], with a scheduling priority.
@@ -316,7 +312,7 @@ where
     F: FnOnce(CancellationToken) -> T + Send + 'static,
     T: Send + 'static,
 {
-    match current_shared().and_then(|s| spawn_on(&s, priority, f)) {
+    match spawn_from_gvthread(SpawnOptions { prio: priority, class: None, name: None }, f) {
         Ok(h) => h,
         Err(e) => panic!("gvthread::spawn_with_priority: {e}"),
     }

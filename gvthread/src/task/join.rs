@@ -38,7 +38,7 @@ use crate::sched::park::{self, Waiter};
 use crate::sync::cancel::LazyNode;
 
 mod refs;
-pub(crate) use refs::{CoreRef, JoinRef};
+pub(crate) use refs::{CoreRef, JoinRef, SpawnRefs};
 
 const PENDING: u8 = 0;
 const DONE: u8 = 1;
@@ -163,15 +163,16 @@ unsafe impl<T: Send> Send for JoinState<T> {}
 
 impl<T> JoinState<T> {
     /// A join state for a GVThread of `runtime` whose token node to be is
-    /// `token`, in a block of `cache` when it fits one.
+    /// `token`, in a block of `cache` when it fits one, and its three
+    /// references (handle, completion, token).
     ///
     /// # Safety
     /// If `cache` is given, the caller holds the role it belongs to, inside
     /// a runtime section.
-    pub(crate) unsafe fn create(token: LazyNode, runtime: *const Shared, cache: Option<&BlockCache>) -> JoinRef<T> {
+    pub(crate) unsafe fn create(token: LazyNode, runtime: *const Shared, cache: Option<&BlockCache>) -> SpawnRefs<T> {
         let state = JoinState {
             core: JoinCore {
-                refs: AtomicUsize::new(1),
+                refs: AtomicUsize::new(3),
                 release: JoinRef::<T>::release,
                 status: AtomicU8::new(PENDING),
                 gv_waiter: AtomicU64::new(0),
@@ -185,7 +186,7 @@ impl<T> JoinState<T> {
             result: UnsafeCell::new(None),
         };
         // SAFETY: forwarded from the caller.
-        unsafe { JoinRef::new(state, cache) }
+        unsafe { JoinRef::new_for_spawn(state, cache) }
     }
 
     /// A type-erased owned reference for the slot's completion pointer.

@@ -68,23 +68,60 @@ where
     F: FnOnce(CancellationToken) -> T + Send + 'static,
     T: Send + 'static,
 {
-    // Spawning touches the caller's run queue and slot cache: not to be
-    // interrupted by a forced preemption.
-    // Read once: nothing in the section switches.
-    let here = machine::current();
-    let spawned = machine::in_section_of(here, || {
+    let spawned = spawn_here(shared, machine::current(), opts, f);
+    after_spawn();
+    spawned
+}
+
+/// Spawns `f` as a GVThread of the runtime of the calling GVThread (its
+/// machine's, read once: no `Arc` clone of the runtime per spawn); refused
+/// in a forked child (see `util::fork`).
+pub(crate) fn spawn_from_gvthread<F, T>(opts: SpawnOptions, f: F) -> Result<JoinHandle<T>, SpawnError>
+where
+    F: FnOnce(CancellationToken) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let spawned = match machine::current_gvthread() {
+        // `m` is not kept past the spawn, which does not switch.
+        Some((m, _)) if crate::util::fork::generation() != m.shared.config.fork_generation => Err(SpawnError::Forked),
+        Some((m, _)) => spawn_here(&m.shared, Some(m), opts, f),
+        None => Err(SpawnError::NoRuntime),
+    };
+    after_spawn();
+    spawned
+}
+
+/// The spawn proper, in a runtime section (spawning touches the caller's
+/// run queue and slot cache: not to be interrupted by a forced
+/// preemption). `here`: the caller's machine, read once by the caller
+/// (nothing in the section switches).
+fn spawn_here<F, T>(
+    shared: &Arc<Shared>,
+    here: Option<&machine::Machine>,
+    opts: SpawnOptions,
+    f: F,
+) -> Result<JoinHandle<T>, SpawnError>
+where
+    F: FnOnce(CancellationToken) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    machine::in_section_of(here, || {
         if size_of::<F>() > MAX_INLINE_PAYLOAD || align_of::<F>() > 64 {
             let boxed = Box::new(f);
             return spawn_inline(shared, here, opts, boxed);
         }
         spawn_inline(shared, here, opts, f)
-    });
-    // A loop that only spawns is inside that section most of the time,
-    // where the preemption signal declines to freeze it: a safepoint here
-    // yields instead, once the monitor asked (its time slice is used up).
+    })
+}
+
+/// After a spawn, outside its section: a loop that only spawns is inside
+/// that section most of the time, where the preemption signal declines to
+/// freeze it, so a safepoint here yields instead once the monitor asked
+/// (its time slice is used up); and a spawner that filled its run queue
+/// helps run it.
+fn after_spawn() {
     crate::preempt::safepoint_check();
     crate::sched::park::help_after_spill();
-    spawned
 }
 
 /// A slot of `class`: the cache of `role` (the role of `shared` the spawner's
@@ -155,9 +192,9 @@ where
     };
     // SAFETY: `role`, if any, is the role this machine holds, and we are in
     // the spawn's runtime section.
-    let join =
+    let refs =
         unsafe { JoinState::<T>::create(child_token(shared, here), Arc::as_ptr(shared), role.map(|w| &w.join_blocks)) };
-    let token = CancellationToken::lazy(join.erase());
+    let token = CancellationToken::lazy(refs.token);
     let st = shared.slots.state(slot);
     let generation = state::generation(st.load(Ordering::Acquire)).wrapping_add(1).max(1);
 
@@ -186,13 +223,13 @@ where
             },
         );
     }
-    shared.slots.completion(slot).store(JoinState::into_completion(join.clone()), Ordering::Release);
+    shared.slots.completion(slot).store(JoinState::into_completion(refs.completion), Ordering::Release);
     // Release: the header, payload and frame are written before anyone can
     // see the slot as runnable.
     let word = state::spawned(generation, prio as u8);
     st.store(word, Ordering::Release);
     shared.ready_word_here(slot, word, here);
-    Ok(JoinHandle::new(join, GVThreadId::new(slot, generation)))
+    Ok(JoinHandle::new(refs.handle, GVThreadId::new(slot, generation)))
 }
 
 /// First function run on a GVThread's stack.

@@ -10,7 +10,9 @@
 //! one (`memory::blocks`), the global allocator otherwise. The counting
 //! follows `std::sync::Arc`: increments are `Relaxed` (a reference is
 //! cloned from a live one), decrements `Release`, and the last one
-//! `Acquire`s every other holder's accesses before the state is dropped.
+//! `Acquire`s every other holder's accesses before the state is dropped. A
+//! new state starts counted three times, for the three references a spawn
+//! makes (`SpawnRefs`): no increment on the spawn path.
 
 use std::alloc::Layout;
 use std::marker::PhantomData;
@@ -37,15 +39,25 @@ unsafe impl<T: Send> Sync for JoinRef<T> {}
 // A pointer: moving it never moves the state.
 impl<T> Unpin for JoinRef<T> {}
 
+/// The three references to a new GVThread's join state: its
+/// [`JoinHandle`](crate::JoinHandle)'s, its slot's completion pointer's, and
+/// its cancellation token's.
+pub(crate) struct SpawnRefs<T> {
+    pub(crate) handle: JoinRef<T>,
+    pub(crate) completion: JoinRef<T>,
+    pub(crate) token: CoreRef,
+}
+
 impl<T> JoinRef<T> {
-    /// Moves `state` to the heap with a count of one: into a recycled
-    /// block when it fits one, from `cache` if given.
+    /// Moves `state` (whose count says 3) to the heap, into a recycled
+    /// block when it fits one, from `cache` if given, and returns its three
+    /// references: one count written, not three atomic increments.
     ///
     /// # Safety
     /// If `cache` is given, the caller holds the role it belongs to, inside
     /// a runtime section.
-    pub(super) unsafe fn new(state: JoinState<T>, cache: Option<&BlockCache>) -> JoinRef<T> {
-        debug_assert_eq!(state.core.refs.load(Ordering::Relaxed), 1);
+    pub(super) unsafe fn new_for_spawn(state: JoinState<T>, cache: Option<&BlockCache>) -> SpawnRefs<T> {
+        debug_assert_eq!(state.core.refs.load(Ordering::Relaxed), 3);
         let layout = Layout::new::<JoinState<T>>();
         let p: NonNull<JoinState<T>> = if blocks::fits(layout) {
             // SAFETY: forwarded from the caller.
@@ -57,7 +69,11 @@ impl<T> JoinRef<T> {
         };
         // SAFETY: fresh memory, large and aligned enough for the state.
         unsafe { p.write(state) };
-        JoinRef { ptr: p, _owns: PhantomData }
+        SpawnRefs {
+            handle: JoinRef { ptr: p, _owns: PhantomData },
+            completion: JoinRef { ptr: p, _owns: PhantomData },
+            token: CoreRef(p.cast()),
+        }
     }
 
     /// Gives up the reference as a raw pointer (to `JoinCore`, its prefix).
@@ -76,16 +92,10 @@ impl<T> JoinRef<T> {
         JoinRef { ptr: unsafe { NonNull::new_unchecked(p.cast()) }, _owns: PhantomData }
     }
 
-    /// An erased reference to the same state.
-    pub(crate) fn erase(&self) -> CoreRef {
-        self.core.refs.fetch_add(1, Ordering::Relaxed);
-        CoreRef(self.ptr.cast())
-    }
-
     /// Drops the state and frees its memory (the last reference is gone).
     ///
     /// # Safety
-    /// `core` is the prefix of a `JoinState<T>` made by [`new`](Self::new)
+    /// `core` is the prefix of a `JoinState<T>` made by [`new_for_spawn`](Self::new_for_spawn)
     /// whose count reached zero.
     pub(super) unsafe fn release(core: NonNull<JoinCore>) {
         let p = core.cast::<JoinState<T>>();
@@ -95,7 +105,7 @@ impl<T> JoinRef<T> {
         if blocks::fits(layout) {
             free_block(p.cast());
         } else {
-            // SAFETY: allocated by `new` from the global allocator with `layout`.
+            // SAFETY: allocated by `new_for_spawn` from the global allocator with `layout`.
             unsafe { std::alloc::dealloc(p.as_ptr().cast(), layout) };
         }
     }

@@ -33,7 +33,11 @@
 //!   / 2 hogs): round trips beside the hogs as a share of alone; targets
 //!   ≥ 50% and ≥ 75%. Started GVThreads stay on their role, so with 2
 //!   workers the figure depends on where each pair and hog started: the
-//!   roles the pairs ran on are printed with it.
+//!   roles the pairs ran on are printed with it, and the 2-worker figure is
+//!   also given against twice the 1-worker pair alone (each pair with a
+//!   worker to itself; the run alone may have started both pairs on one
+//!   role, which halves its figure). The host's cross-core round trip
+//!   (`benches::host`) is printed before (c) and (e).
 //!
 //! Criterion cannot report percentiles, so (b) and (c) are plain timed
 //! sections printed after criterion's output. Run with
@@ -450,13 +454,26 @@ fn fairness(quick: bool) {
     print_row("gvthread (defaults)", &one_worker_sleeper(sleeps));
     println!("\n(e) channel ping-pong pairs beside CPU hogs (2 s each)");
     println!("{}", host_line());
+    // The 1-worker pair alone: the reference for "each pair with a worker
+    // to itself" (a 2-worker run alone may start both pairs on one role).
+    let mut one_pair_alone = 0;
     for workers in [1, 2] {
         let (alone, roles_alone) = pairs_beside_hogs(workers, false, Duration::from_secs(2));
         let (beside, roles_beside) = pairs_beside_hogs(workers, true, Duration::from_secs(2));
+        if workers == 1 {
+            one_pair_alone = alone;
+        }
         println!(
             "{workers} worker(s), {workers} pair(s), {workers} hog(s): {beside} round trips beside the hogs, {alone} alone ({:.1}%); pairs' roles: {roles_beside:?} beside, {roles_alone:?} alone",
             100.0 * beside as f64 / alone as f64
         );
+        if workers > 1 && one_pair_alone > 0 {
+            let own = workers as u64 * one_pair_alone;
+            println!(
+                "  against {workers} x the 1-worker pair alone (each pair with a worker to itself, {own}): {:.1}%",
+                100.0 * beside as f64 / own as f64
+            );
+        }
     }
 }
 

@@ -53,6 +53,14 @@ fn child() -> i32 {
             return 2;
         }
     }
+    // So is spawning through a Builder.
+    match gvthread::Builder::new().name("in-child".into()).spawn(|_| ()) {
+        Err(gvthread::SpawnError::Forked) => {}
+        other => {
+            eprintln!("child: Builder::spawn gave {other:?}");
+            return 6;
+        }
+    }
     // Parking panics with the reason instead of hanging.
     match quiet(|| gvthread::sleep(Duration::from_millis(1))) {
         Some(msg) if msg.contains("before fork()") => {}

@@ -14,7 +14,7 @@ use crate::sync::cancel::CancellationToken;
 use crate::task::id::GVThreadId;
 use crate::task::join::JoinHandle;
 use crate::task::priority::Priority;
-use crate::task::spawn::{SpawnOptions, spawn_from_gvthread, spawn_on as spawn_unchecked};
+use crate::task::spawn::{SpawnOptions, spawn_from_gvthread, spawn_on};
 
 /// A cheap, cloneable reference to a runtime, usable from any thread (async
 /// tasks included) to spawn GVThreads.
@@ -239,19 +239,6 @@ impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle").field("live_gvthreads", &self.live_gvthreads()).finish()
     }
-}
-
-/// Spawns on `shared`, unless this process is a fork of the one that built
-/// it (see `util::fork`).
-fn spawn_on<F, T>(shared: &Arc<Shared>, priority: Priority, f: F) -> Result<JoinHandle<T>, SpawnError>
-where
-    F: FnOnce(CancellationToken) -> T + Send + 'static,
-    T: Send + 'static,
-{
-    if crate::util::fork::generation() != shared.config.fork_generation {
-        return Err(SpawnError::Forked);
-    }
-    spawn_unchecked(shared, priority, f)
 }
 
 /// Spawns a GVThread on the runtime of the calling GVThread.

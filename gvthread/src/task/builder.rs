@@ -1,15 +1,11 @@
 //! `Builder`: spawn options in the shape of `std::thread::Builder`.
 
-use std::sync::Arc;
-
 use super::join::JoinHandle;
 use super::priority::Priority;
-use super::spawn::{SpawnOptions, spawn_with};
+use super::spawn::{SpawnOptions, spawn_from_gvthread, spawn_with};
 use crate::memory::{MAX_SLOT, StackClass};
 use crate::runtime::error::SpawnError;
 use crate::runtime::handle::Handle;
-use crate::runtime::shared::Shared;
-use crate::sched::machine;
 use crate::sync::cancel::CancellationToken;
 
 /// Options for one spawn: name, stack size, priority. Shaped like
@@ -87,8 +83,7 @@ impl Builder {
         F: FnOnce(CancellationToken) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let shared = machine::current_gvthread().map(|(m, _)| m.shared.clone()).ok_or(SpawnError::NoRuntime)?;
-        self.spawn_shared(&shared, f)
+        spawn_from_gvthread(self.options()?, f)
     }
 
     /// Spawns on the runtime of `handle`, from any thread.
@@ -97,21 +92,17 @@ impl Builder {
         F: FnOnce(CancellationToken) -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.spawn_shared(&handle.shared, f)
+        spawn_with(&handle.shared, self.options()?, f)
     }
 
-    fn spawn_shared<F, T>(self, shared: &Arc<Shared>, f: F) -> Result<JoinHandle<T>, SpawnError>
-    where
-        F: FnOnce(CancellationToken) -> T + Send + 'static,
-        T: Send + 'static,
-    {
+    /// The spawn options collected, the stack size rounded up to its class.
+    fn options(self) -> Result<SpawnOptions, SpawnError> {
         let class = match self.stack_size {
             None => None,
             Some(bytes) => {
                 Some(StackClass::for_size(bytes).ok_or(SpawnError::StackSize { requested: bytes, max: MAX_SLOT })?)
             }
         };
-        let opts = SpawnOptions { prio: self.priority, class, name: self.name.map(String::into_boxed_str) };
-        spawn_with(shared, opts, f)
+        Ok(SpawnOptions { prio: self.priority, class, name: self.name.map(String::into_boxed_str) })
     }
 }

@@ -172,7 +172,7 @@ impl<T> JoinState<T> {
     pub(crate) unsafe fn create(token: LazyNode, runtime: *const Shared, cache: Option<&BlockCache>) -> SpawnRefs<T> {
         let state = JoinState {
             core: JoinCore {
-                refs: AtomicUsize::new(3),
+                refs: AtomicUsize::new(refs::SPAWN_REFS),
                 release: JoinRef::<T>::release,
                 status: AtomicU8::new(PENDING),
                 gv_waiter: AtomicU64::new(0),

@@ -74,8 +74,7 @@ where
 }
 
 /// Spawns `f` as a GVThread of the runtime of the calling GVThread (its
-/// machine's, read once: no `Arc` clone of the runtime per spawn); refused
-/// in a forked child (see `util::fork`).
+/// machine's, read once: no `Arc` clone of the runtime per spawn).
 pub(crate) fn spawn_from_gvthread<F, T>(opts: SpawnOptions, f: F) -> Result<JoinHandle<T>, SpawnError>
 where
     F: FnOnce(CancellationToken) -> T + Send + 'static,
@@ -83,7 +82,6 @@ where
 {
     let spawned = match machine::current_gvthread() {
         // `m` is not kept past the spawn, which does not switch.
-        Some((m, _)) if crate::util::fork::generation() != m.shared.config.fork_generation => Err(SpawnError::Forked),
         Some((m, _)) => spawn_here(&m.shared, Some(m), opts, f),
         None => Err(SpawnError::NoRuntime),
     };
@@ -93,8 +91,9 @@ where
 
 /// The spawn proper, in a runtime section (spawning touches the caller's
 /// run queue and slot cache: not to be interrupted by a forced
-/// preemption). `here`: the caller's machine, read once by the caller
-/// (nothing in the section switches).
+/// preemption); refused in a fork of the process that built the runtime
+/// (see `util::fork`). `here`: the caller's machine, read once by the
+/// caller (nothing in the section switches).
 fn spawn_here<F, T>(
     shared: &Arc<Shared>,
     here: Option<&machine::Machine>,
@@ -105,6 +104,9 @@ where
     F: FnOnce(CancellationToken) -> T + Send + 'static,
     T: Send + 'static,
 {
+    if crate::util::fork::generation() != shared.config.fork_generation {
+        return Err(SpawnError::Forked);
+    }
     machine::in_section_of(here, || {
         if size_of::<F>() > MAX_INLINE_PAYLOAD || align_of::<F>() > 64 {
             let boxed = Box::new(f);
@@ -129,7 +131,7 @@ fn after_spawn() {
 /// slots remain). Inside the spawn's runtime section.
 fn take_slot(shared: &Shared, class: StackClass, role: Option<&Worker>) -> Result<u32, AllocError> {
     let cached = match role {
-        // SAFETY: `spawn_with` runs this inside a runtime section, on the
+        // SAFETY: `spawn_here` runs this inside a runtime section, on the
         // machine holding `role`, whose cache this is.
         Some(w) if class == shared.config.stack_class() => unsafe {
             // Empty: a batch from the depot (slots freed by other roles).
@@ -159,8 +161,8 @@ fn take_slot(shared: &Shared, class: StackClass, role: Option<&Worker>) -> Resul
 }
 
 /// Spawns `f`, copying it onto the new GVThread's stack. `here`: the
-/// caller's machine, if any (read by `spawn_with`, inside whose runtime
-/// section this runs).
+/// caller's machine, if any (read by `spawn_here`'s caller; this runs in
+/// `spawn_here`'s runtime section).
 fn spawn_inline<F, T>(
     shared: &Arc<Shared>,
     here: Option<&machine::Machine>,

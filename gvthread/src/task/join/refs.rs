@@ -11,8 +11,8 @@
 //! follows `std::sync::Arc`: increments are `Relaxed` (a reference is
 //! cloned from a live one), decrements `Release`, and the last one
 //! `Acquire`s every other holder's accesses before the state is dropped. A
-//! new state starts counted three times, for the three references a spawn
-//! makes (`SpawnRefs`): no increment on the spawn path.
+//! new state starts counted [`SPAWN_REFS`] times, for the three references
+//! a spawn makes (`SpawnRefs`): no increment on the spawn path.
 
 use std::alloc::Layout;
 use std::marker::PhantomData;
@@ -39,6 +39,9 @@ unsafe impl<T: Send> Sync for JoinRef<T> {}
 // A pointer: moving it never moves the state.
 impl<T> Unpin for JoinRef<T> {}
 
+/// The count a new join state starts with: one per field of [`SpawnRefs`].
+pub(super) const SPAWN_REFS: usize = 3;
+
 /// The three references to a new GVThread's join state: its
 /// [`JoinHandle`](crate::JoinHandle)'s, its slot's completion pointer's, and
 /// its cancellation token's.
@@ -49,7 +52,7 @@ pub(crate) struct SpawnRefs<T> {
 }
 
 impl<T> JoinRef<T> {
-    /// Moves `state` (whose count says 3) to the heap, into a recycled
+    /// Moves `state` (whose count says [`SPAWN_REFS`]) to the heap, into a recycled
     /// block when it fits one, from `cache` if given, and returns its three
     /// references: one count written, not three atomic increments.
     ///
@@ -57,7 +60,7 @@ impl<T> JoinRef<T> {
     /// If `cache` is given, the caller holds the role it belongs to, inside
     /// a runtime section.
     pub(super) unsafe fn new_for_spawn(state: JoinState<T>, cache: Option<&BlockCache>) -> SpawnRefs<T> {
-        debug_assert_eq!(state.core.refs.load(Ordering::Relaxed), 3);
+        debug_assert_eq!(state.core.refs.load(Ordering::Relaxed), SPAWN_REFS);
         let layout = Layout::new::<JoinState<T>>();
         let p: NonNull<JoinState<T>> = if blocks::fits(layout) {
             // SAFETY: forwarded from the caller.

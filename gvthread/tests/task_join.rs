@@ -220,3 +220,57 @@ fn a_detached_result_is_dropped_though_its_token_lives_on() {
     assert_eq!(kept.lock().unwrap().len(), 100);
     assert!(kept.lock().unwrap().iter().all(|t| !t.is_cancelled()));
 }
+
+#[test]
+fn joiners_of_every_kind_wake_while_the_gvthread_still_runs() {
+    // The join state keeps only a GVThread joiner of its own runtime in
+    // place; the others (an OS thread, a GVThread of another runtime) get
+    // a waiter slot boxed by the first of them. Each joins a GVThread that
+    // is still blocked, so it must register and be woken.
+    let _w = common::watchdog("joiners_of_every_kind_wake_while_the_gvthread_still_runs", Duration::from_secs(60));
+    let rt = common::rt(2);
+    let other = common::rt(1);
+    for round in 0..20u64 {
+        let (go_tx, go_rx) = gvthread::channel::<u64>(1);
+        let h = rt.handle().spawn(move |_| go_rx.recv().unwrap() * 2);
+        // An OS thread joins (the boxed slot).
+        let (go2_tx, go2_rx) = gvthread::channel::<u64>(1);
+        let h2 = rt.handle().spawn(move |_| go2_rx.recv().unwrap() + 1);
+        let os = std::thread::spawn(move || h2.join().unwrap());
+        // A GVThread of another runtime joins (the boxed slot too: its
+        // (slot, generation) means nothing to the joinee's runtime).
+        let foreign = other.handle().spawn(move |_| h.join().unwrap());
+        std::thread::sleep(Duration::from_millis(2));
+        go_tx.send(round).unwrap();
+        go2_tx.send(round).unwrap();
+        assert_eq!(foreign.join().unwrap(), round * 2);
+        assert_eq!(os.join().unwrap(), round + 1);
+    }
+}
+
+#[test]
+fn racing_cancels_make_one_token_node() {
+    // Four OS threads cancel one GVThread's token at once: each needs the
+    // token's node, made on first need, so they race to publish it. The
+    // GVThread waits on its token and must see the cancellation.
+    let _w = common::watchdog("racing_cancels_make_one_token_node", Duration::from_secs(60));
+    let rt = common::rt(2);
+    for _ in 0..50 {
+        let h = Arc::new(rt.handle().spawn(|t| gvthread::sleep_or_cancelled(Duration::from_secs(30), &t).is_err()));
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let cancellers: Vec<_> = (0..4)
+            .map(|_| {
+                let (h, b) = (h.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    b.wait();
+                    h.cancel();
+                })
+            })
+            .collect();
+        for c in cancellers {
+            c.join().unwrap();
+        }
+        let h = Arc::into_inner(h).expect("every canceller is done with the handle");
+        assert!(h.join().unwrap(), "the sleep returned early, cancelled");
+    }
+}

@@ -49,8 +49,9 @@
 
 use std::fmt;
 use std::panic::{RefUnwindSafe, UnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use super::select::{self, SelectArm, SelectCtx};
@@ -154,29 +155,49 @@ const _: () = {
 };
 
 /// The node of a GVThread's token, made on first need (see "Lazy nodes").
+///
+/// Two words, as it sits in every join state: the parent's node, and the
+/// node once made (boxed, so that a reference to its `Arc` can be handed
+/// out; only tokens that are cancelled, waited for or given children pay
+/// for the box).
 pub(crate) struct LazyNode {
-    node: OnceLock<Arc<Node>>,
+    /// Null until made; then a `Box<Arc<Node>>` (from `Box::into_raw`),
+    /// published by a compare-exchange and never replaced.
+    node: AtomicPtr<Arc<Node>>,
     parent: Arc<Node>,
 }
 
 impl LazyNode {
     /// A token node to be, a child of `parent`'s.
     pub(crate) fn child_of(parent: &CancellationToken) -> LazyNode {
-        LazyNode { node: OnceLock::new(), parent: parent.node().clone() }
+        LazyNode { node: AtomicPtr::new(ptr::null_mut()), parent: parent.node().clone() }
     }
 
-    /// The node, made now if it was not yet.
+    /// The node, if made (Acquire: its contents are visible).
+    fn made(&self) -> Option<&Arc<Node>> {
+        // SAFETY: a non-null pointer is a box published by `get` and freed
+        // only when `self` is dropped.
+        unsafe { self.node.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// The node, made now if it was not yet. Lock-free: racing makers
+    /// compare-exchange, and the loser frees its own.
     fn get(&self) -> &Arc<Node> {
-        if let Some(n) = self.node.get() {
+        if let Some(n) = self.made() {
             return n;
         }
-        let made = Arc::new(Node::new(Some(self.parent.clone())));
-        // A runtime section: `set` excludes other setters while it moves
-        // the value in, and a GVThread frozen there would stall them. The
-        // loser's node is dropped outside it.
-        let lost = in_section(|| self.node.set(made).err());
-        drop(lost);
-        self.node.get().expect("gvthread: a token's node was set just now")
+        let made = Box::into_raw(Box::new(Arc::new(Node::new(Some(self.parent.clone())))));
+        match self.node.compare_exchange(ptr::null_mut(), made, Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: published just now; freed only with `self`.
+            Ok(_) => unsafe { &*made },
+            Err(theirs) => {
+                // SAFETY: `made` was never published, so it is still ours.
+                drop(unsafe { Box::from_raw(made) });
+                // SAFETY: `theirs` is the published box (never null here),
+                // freed only with `self`.
+                unsafe { &*theirs }
+            }
+        }
     }
 
     /// Cancels the token.
@@ -186,7 +207,18 @@ impl LazyNode {
 
     fn is_cancelled(&self) -> bool {
         // No node yet: never cancelled itself, so it is as its parent is.
-        is_cancelled_node(self.node.get().unwrap_or(&self.parent))
+        is_cancelled_node(self.made().unwrap_or(&self.parent))
+    }
+}
+
+impl Drop for LazyNode {
+    fn drop(&mut self) {
+        let p = *self.node.get_mut();
+        if !p.is_null() {
+            // SAFETY: a published box, owned by `self`, which nobody else
+            // can reach any more.
+            drop(unsafe { Box::from_raw(p) });
+        }
     }
 }
 

@@ -11,15 +11,26 @@
 //! A GVThread of the same runtime waits through `gv_waiter`, one atomic word
 //! holding its (slot, generation): registering is a store, completing is a
 //! swap, and the wake goes through the completer's runtime (the joinee's,
-//! which is the joiner's), so no reference is cloned or freed per join.
+//! which is the joiner's: the handle knows the joinee's runtime, and the
+//! GVThread completing its own join runs on it), so no reference is cloned
+//! or freed per join.
 //! The joiner stores its word and then reads `status`; the completer stores
 //! `status` and then swaps the word out; both pairs are `SeqCst`, so either
 //! the joiner sees `DONE` or the completer sees the joiner (Dekker). Other
 //! joiners (OS threads, async tasks, GVThreads of another runtime) use the
-//! `waiter` slot under its lock, and raise `has_waiter` (SeqCst) before they
-//! read `status` (SeqCst): the completer looks at `waiter` only when it sees
-//! the flag after storing `DONE`, so an exit nobody waits for by those means
-//! (the common case) takes no lock.
+//! `waiter` slot under its lock (a box made by the first of them), and raise
+//! `has_waiter` (SeqCst) before they read `status` (SeqCst): the completer
+//! looks at `waiter` only when it sees the flag after storing `DONE`, so an
+//! exit nobody waits for by those means (the common case) takes no lock and
+//! no box.
+//!
+//! # Size
+//!
+//! Every spawn makes a join state and a burst may keep a million of them,
+//! so the state of a small result fits one 64-byte block
+//! (`memory::blocks`): a 32-bit count with the three flags beside it, no
+//! runtime pointer (the handle keeps it), one function for both erased
+//! operations, the waiter slot out of line, and a two-word token node.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
@@ -28,7 +39,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use super::id::GVThreadId;
@@ -44,33 +55,52 @@ const PENDING: u8 = 0;
 const DONE: u8 = 1;
 const TAKEN: u8 = 2;
 
-// The join states of the common results (none, a word, a `String` or `Vec`)
-// fit one recycled block: one spawn, no trip to the C allocator
-// (`memory::blocks`).
+// The join states of the common results fit a recycled block: one spawn,
+// no trip to the C allocator (`memory::blocks`); none, a word or a pointer
+// in a small one (one cache line's worth), a `String` or `Vec` in a large one.
 const _: () = {
-    use crate::memory::blocks::fits;
+    use crate::memory::blocks::BlockSize;
     use std::alloc::Layout;
-    assert!(fits(Layout::new::<JoinState<()>>()));
-    assert!(fits(Layout::new::<JoinState<u64>>()));
-    assert!(fits(Layout::new::<JoinState<String>>()));
+    const fn size_for<T>() -> Option<BlockSize> {
+        BlockSize::for_layout(Layout::new::<JoinState<T>>())
+    }
+    assert!(matches!(size_for::<()>(), Some(BlockSize::Small)));
+    assert!(matches!(size_for::<u64>(), Some(BlockSize::Small)));
+    assert!(matches!(size_for::<Box<u8>>(), Some(BlockSize::Small)));
+    assert!(matches!(size_for::<String>(), Some(BlockSize::Large)));
+    assert!(std::mem::size_of::<JoinCore>() == 48);
     assert!(std::mem::size_of::<JoinError>() == std::mem::size_of::<usize>());
 };
 
+/// A runtime's identity: the address of its shared state, compared and
+/// never dereferenced (a plain integer, so a handle stays `Send` and
+/// `Sync`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RuntimeAddr(usize);
+
+impl RuntimeAddr {
+    fn of(shared: &Shared) -> RuntimeAddr {
+        RuntimeAddr(std::ptr::from_ref(shared) as usize)
+    }
+}
+
+/// What the erased operation of a join state does (see `JoinCore::op`).
+#[derive(Clone, Copy)]
+pub(crate) enum CoreOp {
+    /// The last reference is gone: drop the state and free its memory.
+    Release,
+    /// Complete the join with `JoinError::Cancelled` and drop the owned
+    /// completion reference (shutdown abandons the GVThread).
+    Abandon,
+}
+
 /// The type-independent prefix of a `JoinState<T>` (`repr(Rust)`: the
-/// compiler packs the flags together, which keeps the state of a small `T`
-/// within one 128-byte block, see `memory::blocks`).
+/// compiler packs the count and the flags into one word, which keeps the
+/// state of a small `T` within one 64-byte block, see "Size").
 pub(crate) struct JoinCore {
     /// References held (see `refs`).
-    refs: AtomicUsize,
-    /// Drops the whole state and frees it (made for the right `T`).
-    release: unsafe fn(NonNull<JoinCore>),
+    refs: AtomicU32,
     status: AtomicU8,
-    /// A joining GVThread of the joinee's runtime: `slot << 32 | generation`
-    /// (0: none; generations are never 0).
-    gv_waiter: AtomicU64,
-    /// The joinee's runtime (identity only, never dereferenced).
-    runtime: *const Shared,
-    waiter: Mutex<Option<Waiter>>,
     /// Set once a waiter was stored in `waiter` (see the module docs).
     has_waiter: AtomicBool,
     /// Set when the JoinHandle is dropped unjoined: whoever of the handle
@@ -78,9 +108,27 @@ pub(crate) struct JoinCore {
     /// `DONE` to `TAKEN` exchange decides), so a token clone that keeps
     /// the state alive does not keep the result too.
     detached: AtomicBool,
+    /// A joining GVThread of the joinee's runtime: `slot << 32 | generation`
+    /// (0: none; generations are never 0).
+    gv_waiter: AtomicU64,
+    /// The erased operations, made for the right `T` at creation.
+    op: unsafe fn(NonNull<JoinCore>, CoreOp),
+    /// Other joiners' slot: null until the first of them boxes one (see
+    /// the module docs); freed with the state.
+    waiter: AtomicPtr<Mutex<Option<Waiter>>>,
     /// The GVThread's cancellation token's node, made on first need.
     token: LazyNode,
-    abandon_fn: unsafe fn(*const JoinCore),
+}
+
+impl Drop for JoinCore {
+    fn drop(&mut self) {
+        let w = *self.waiter.get_mut();
+        if !w.is_null() {
+            // SAFETY: boxed by `waiter_slot` and published once; nobody else
+            // holds a reference to the state any more.
+            drop(unsafe { Box::from_raw(w) });
+        }
+    }
 }
 
 impl JoinCore {
@@ -91,18 +139,40 @@ impl JoinCore {
     pub(crate) unsafe fn abandon(p: *const JoinCore) {
         // SAFETY: `p` points at a live JoinCore by the caller's contract; the
         // function pointer was set for the right `T` at creation.
-        unsafe { ((*p).abandon_fn)(p) }
+        unsafe { ((*p).op)(NonNull::new_unchecked(p.cast_mut()), CoreOp::Abandon) }
+    }
+
+    /// The slot of joiners that are not GVThreads of the joinee's runtime,
+    /// boxed by the first of them.
+    fn waiter_slot(&self) -> &Mutex<Option<Waiter>> {
+        let p = self.waiter.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: published by a compare-exchange below, freed only with
+            // the state, which our caller's reference keeps alive.
+            return unsafe { &*p };
+        }
+        let made = Box::into_raw(Box::new(Mutex::new(None)));
+        match self.waiter.compare_exchange(std::ptr::null_mut(), made, Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: published just now; freed only with the state.
+            Ok(_) => unsafe { &*made },
+            Err(theirs) => {
+                // SAFETY: `made` was never published, so it is still ours.
+                drop(unsafe { Box::from_raw(made) });
+                // SAFETY: as for the load above.
+                unsafe { &*theirs }
+            }
+        }
     }
 
     fn is_done(&self) -> bool {
         self.status.load(Ordering::Acquire) != PENDING
     }
 
-    /// Registers the calling GVThread if it belongs to the joinee's runtime
-    /// (the atomic path, see the module docs); false otherwise.
-    fn register_gvthread(&self) -> bool {
+    /// Registers the calling GVThread if it belongs to `runtime`, the
+    /// joinee's (the atomic path, see the module docs); false otherwise.
+    fn register_gvthread(&self, runtime: RuntimeAddr) -> bool {
         let Some((m, slot)) = crate::sched::machine::current_gvthread() else { return false };
-        if !std::ptr::eq(&*m.shared, self.runtime) {
+        if RuntimeAddr::of(&m.shared) != runtime {
             return false;
         }
         let generation = crate::task::state::generation(m.shared.slots.state(slot).load(Ordering::Relaxed));
@@ -111,18 +181,16 @@ impl JoinCore {
     }
 
     /// Wakes the joiner registered in `gv_waiter`, if any. Called by the
-    /// completer after publishing `DONE`.
-    fn wake_gvthread(&self) {
+    /// completer after publishing `DONE`: the GVThread itself at its exit
+    /// (`own_exit`: it runs on a machine of its runtime, where any
+    /// `gv_waiter` belongs), or shutdown, whose joiners of this runtime are
+    /// being unwound anyway.
+    fn wake_gvthread(&self, own_exit: bool) {
         let w = self.gv_waiter.swap(0, Ordering::SeqCst);
-        if w == 0 {
+        if w == 0 || !own_exit {
             return;
         }
-        // The completer runs on a machine of the joinee's runtime (a
-        // GVThread's exit); at shutdown (no machine) joiners of this runtime
-        // are being unwound anyway.
-        if let Some(m) = crate::sched::machine::current()
-            && std::ptr::eq(&*m.shared, self.runtime)
-        {
+        if let Some(m) = crate::sched::machine::current() {
             // With our machine: a joiner bound to our role goes to its
             // `runnext` by the inline path.
             m.shared.wake_from((w >> 32) as u32, w as u32, Some(m));
@@ -132,8 +200,9 @@ impl JoinCore {
     /// Registers `w` to be woken at completion (replacing an older waiter).
     fn register(&self, w: Waiter) {
         // The replaced waiter (if any) is dropped outside the section.
+        let slot = self.waiter_slot();
         let _old = crate::sched::machine::in_section(|| {
-            let mut slot = self.waiter.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
             let old = match &*slot {
                 Some(old) if old.same(&w) => None,
                 _ => slot.replace(w),
@@ -152,8 +221,7 @@ pub(crate) struct JoinState<T> {
     result: UnsafeCell<Option<Result<T, JoinError>>>,
 }
 
-// SAFETY: `runtime` is only compared, never dereferenced. `result` is
-// written once by the completer (the unique owner of the
+// SAFETY: `result` is written once by the completer (the unique owner of the
 // completion reference) before `status` is set with Release, and read only by
 // the JoinHandle's owner after observing it with Acquire; T: Send is enough
 // for the value to move between threads that way.
@@ -162,26 +230,24 @@ unsafe impl<T: Send> Sync for JoinState<T> {}
 unsafe impl<T: Send> Send for JoinState<T> {}
 
 impl<T> JoinState<T> {
-    /// A join state for a GVThread of `runtime` whose token node to be is
-    /// `token`, in a block of `cache` when it fits one, and its three
-    /// references (handle, completion, token).
+    /// A join state for a GVThread whose token node to be is `token`, in a
+    /// block of `cache` when it fits one, and its three references (handle,
+    /// completion, token).
     ///
     /// # Safety
     /// If `cache` is given, the caller holds the role it belongs to, inside
     /// a runtime section.
-    pub(crate) unsafe fn create(token: LazyNode, runtime: *const Shared, cache: Option<&BlockCache>) -> SpawnRefs<T> {
+    pub(crate) unsafe fn create(token: LazyNode, cache: Option<&BlockCache>) -> SpawnRefs<T> {
         let state = JoinState {
             core: JoinCore {
-                refs: AtomicUsize::new(refs::SPAWN_REFS),
-                release: JoinRef::<T>::release,
+                refs: AtomicU32::new(refs::SPAWN_REFS),
                 status: AtomicU8::new(PENDING),
-                gv_waiter: AtomicU64::new(0),
-                runtime,
-                waiter: Mutex::new(None),
                 has_waiter: AtomicBool::new(false),
                 detached: AtomicBool::new(false),
+                gv_waiter: AtomicU64::new(0),
+                op: Self::op_erased,
+                waiter: AtomicPtr::new(std::ptr::null_mut()),
                 token,
-                abandon_fn: Self::abandon_erased,
             },
             result: UnsafeCell::new(None),
         };
@@ -204,18 +270,20 @@ impl<T> JoinState<T> {
     }
 
     /// Stores the result and wakes the joiner. Called once, by the owner of
-    /// the completion reference.
-    pub(crate) fn complete(this: JoinRef<T>, result: Result<T, JoinError>) {
+    /// the completion reference: the GVThread at its exit (`own_exit`), or
+    /// shutdown.
+    pub(crate) fn complete(this: JoinRef<T>, result: Result<T, JoinError>, own_exit: bool) {
         // SAFETY: only the completer writes `result`, once, before publishing
         // DONE; the reader waits for DONE.
         unsafe { *this.result.get() = Some(result) };
         // SeqCst: pairs with the joiner's store of `gv_waiter` (module docs).
         this.core.status.store(DONE, Ordering::SeqCst);
-        this.core.wake_gvthread();
-        // SeqCst: pairs with `register`'s store of `has_waiter`.
+        this.core.wake_gvthread(own_exit);
+        // SeqCst: pairs with `register`'s store of `has_waiter`, made after
+        // the slot was boxed (so this finds the box, and boxes nothing).
         if this.core.has_waiter.load(Ordering::SeqCst) {
-            let w =
-                crate::sched::machine::in_section(|| this.core.waiter.lock().unwrap_or_else(|e| e.into_inner()).take());
+            let slot = this.core.waiter_slot();
+            let w = crate::sched::machine::in_section(|| slot.lock().unwrap_or_else(|e| e.into_inner()).take());
             if let Some(w) = w {
                 w.wake();
             }
@@ -236,11 +304,22 @@ impl<T> JoinState<T> {
         }
     }
 
-    unsafe fn abandon_erased(p: *const JoinCore) {
-        // SAFETY: `p` is the `core` field at offset 0 of a `#[repr(C)]`
-        // JoinState<T> whose reference the caller owns.
-        let this = unsafe { Self::from_completion(p as *mut ()) };
-        Self::complete(this, Err(JoinError::cancelled()));
+    /// The erased operations (`JoinCore::op`).
+    ///
+    /// # Safety
+    /// `core` is the `core` field (at offset 0 of the `#[repr(C)]` state) of
+    /// a `JoinState<T>` of this `T`. `Release`: its count reached zero.
+    /// `Abandon`: the caller owns its completion reference and gives it up.
+    unsafe fn op_erased(core: NonNull<JoinCore>, op: CoreOp) {
+        match op {
+            // SAFETY: forwarded from the caller.
+            CoreOp::Release => unsafe { JoinRef::<T>::release(core) },
+            CoreOp::Abandon => {
+                // SAFETY: forwarded from the caller.
+                let this = unsafe { Self::from_completion(core.as_ptr().cast()) };
+                Self::complete(this, Err(JoinError::cancelled()), false);
+            }
+        }
     }
 }
 
@@ -263,11 +342,13 @@ impl<T> JoinState<T> {
 pub struct JoinHandle<T> {
     state: JoinRef<T>,
     id: GVThreadId,
+    /// The joinee's runtime (see the module docs).
+    runtime: RuntimeAddr,
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(state: JoinRef<T>, id: GVThreadId) -> JoinHandle<T> {
-        JoinHandle { state, id }
+    pub(crate) fn new(state: JoinRef<T>, id: GVThreadId, runtime: &Shared) -> JoinHandle<T> {
+        JoinHandle { state, id, runtime: RuntimeAddr::of(runtime) }
     }
 
     /// Waits for the GVThread to end and returns its result; `Err` if it
@@ -282,7 +363,7 @@ impl<T> JoinHandle<T> {
             if let Some(r) = self.try_take() {
                 return r;
             }
-            if !self.state.core.register_gvthread() {
+            if !self.state.core.register_gvthread(self.runtime) {
                 self.state.core.register(Waiter::current());
             }
             // SeqCst: pairs with the completer's store of DONE.

@@ -194,8 +194,7 @@ where
     };
     // SAFETY: `role`, if any, is the role this machine holds, and we are in
     // the spawn's runtime section.
-    let refs =
-        unsafe { JoinState::<T>::create(child_token(shared, here), Arc::as_ptr(shared), role.map(|w| &w.join_blocks)) };
+    let refs = unsafe { JoinState::<T>::create(child_token(shared, here), role.map(|w| &w.join_blocks)) };
     let token = CancellationToken::lazy(refs.token);
     let st = shared.slots.state(slot);
     let generation = state::generation(st.load(Ordering::Acquire)).wrapping_add(1).max(1);
@@ -231,7 +230,7 @@ where
     let word = state::spawned(generation, prio as u8);
     st.store(word, Ordering::Release);
     shared.ready_word_here(slot, word, here);
-    Ok(JoinHandle::new(refs.handle, GVThreadId::new(slot, generation)))
+    Ok(JoinHandle::new(refs.handle, GVThreadId::new(slot, generation), shared))
 }
 
 /// First function run on a GVThread's stack.
@@ -294,7 +293,7 @@ fn finish<T: Send + 'static>(result: Result<T, JoinError>) -> ! {
         } else {
             // SAFETY: swapped out of the pool just now, so we own it.
             let join = unsafe { JoinState::<T>::from_completion(completion) };
-            JoinState::complete(join, result);
+            JoinState::complete(join, result, true);
         }
     }));
     if done.is_err() {

@@ -4,15 +4,18 @@
 //! slot's completion pointer and the GVThread's cancellation token (which
 //! keeps its node there, see `sync::cancel`). The count lives in the
 //! type-independent prefix (`JoinCore`), so a token can hold an erased
-//! reference ([`CoreRef`]); the last reference runs `JoinCore::release`,
-//! made for the right `T` at creation, which drops the state and frees its
-//! memory: a recycled block of the freeing role's cache when the state fits
-//! one (`memory::blocks`), the global allocator otherwise. The counting
-//! follows `std::sync::Arc`: increments are `Relaxed` (a reference is
-//! cloned from a live one), decrements `Release`, and the last one
-//! `Acquire`s every other holder's accesses before the state is dropped. A
-//! new state starts counted [`SPAWN_REFS`] times, for the three references
-//! a spawn makes (`SpawnRefs`): no increment on the spawn path.
+//! reference ([`CoreRef`]); the last reference runs the state's erased
+//! operation (`JoinCore::op`, made for the right `T` at creation), which
+//! drops the state and frees its memory: a recycled block of the freeing
+//! role's cache when the state fits one (`memory::blocks`), the global
+//! allocator otherwise. The counting follows `std::sync::Arc`: increments
+//! are `Relaxed` (a reference is cloned from a live one), decrements
+//! `Release`, and the last one `Acquire`s every other holder's accesses
+//! before the state is dropped; the count is 32 bits wide, and an increment
+//! past [`MAX_REFS`] aborts the process, as `Arc` does past `isize::MAX`
+//! (only leaked token clones could get there). A new state starts counted
+//! [`SPAWN_REFS`] times, for the three references a spawn makes
+//! (`SpawnRefs`): no increment on the spawn path.
 
 use std::alloc::Layout;
 use std::marker::PhantomData;
@@ -20,8 +23,8 @@ use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::atomic::{self, Ordering};
 
-use super::{JoinCore, JoinState};
-use crate::memory::blocks::{self, BlockCache};
+use super::{CoreOp, JoinCore, JoinState};
+use crate::memory::blocks::{self, BlockCache, BlockSize};
 use crate::sched::machine;
 
 /// A counted reference to a `JoinState<T>` (`Arc<JoinState<T>>`, in effect).
@@ -40,7 +43,18 @@ unsafe impl<T: Send> Sync for JoinRef<T> {}
 impl<T> Unpin for JoinRef<T> {}
 
 /// The count a new join state starts with: one per field of [`SpawnRefs`].
-pub(super) const SPAWN_REFS: usize = 3;
+pub(super) const SPAWN_REFS: u32 = 3;
+
+/// Counts past this abort the process (see the module docs).
+const MAX_REFS: u32 = u32::MAX / 2;
+
+/// Counts one more reference to `core`'s state (cloned from a live one).
+fn add_ref(core: &JoinCore) {
+    if core.refs.fetch_add(1, Ordering::Relaxed) > MAX_REFS {
+        // Like `Arc`: a count that could wrap would free a state in use.
+        std::process::abort();
+    }
+}
 
 /// The three references to a new GVThread's join state: its
 /// [`JoinHandle`](crate::JoinHandle)'s, its slot's completion pointer's, and
@@ -62,9 +76,9 @@ impl<T> JoinRef<T> {
     pub(super) unsafe fn new_for_spawn(state: JoinState<T>, cache: Option<&BlockCache>) -> SpawnRefs<T> {
         debug_assert_eq!(state.core.refs.load(Ordering::Relaxed), SPAWN_REFS);
         let layout = Layout::new::<JoinState<T>>();
-        let p: NonNull<JoinState<T>> = if blocks::fits(layout) {
+        let p: NonNull<JoinState<T>> = if let Some(size) = BlockSize::for_layout(layout) {
             // SAFETY: forwarded from the caller.
-            unsafe { blocks::allocate(cache) }.cast()
+            unsafe { blocks::allocate(size, cache) }.cast()
         } else {
             // SAFETY: a join state has a non-zero size.
             let p = unsafe { std::alloc::alloc(layout) };
@@ -105,8 +119,8 @@ impl<T> JoinRef<T> {
         // SAFETY: no reference remains, so nobody else touches the state.
         unsafe { p.drop_in_place() };
         let layout = Layout::new::<JoinState<T>>();
-        if blocks::fits(layout) {
-            free_block(p.cast());
+        if let Some(size) = BlockSize::for_layout(layout) {
+            free_block(p.cast(), size);
         } else {
             // SAFETY: allocated by `new_for_spawn` from the global allocator with `layout`.
             unsafe { std::alloc::dealloc(p.as_ptr().cast(), layout) };
@@ -114,26 +128,26 @@ impl<T> JoinRef<T> {
     }
 }
 
-/// Frees a block into the cache of the role the calling machine holds, if
-/// any (any runtime's: blocks are interchangeable).
-fn free_block(b: NonNull<u8>) {
+/// Frees a block of `size` into the cache of the role the calling machine
+/// holds, if any (any runtime's: blocks are interchangeable).
+fn free_block(b: NonNull<u8>, size: BlockSize) {
     match machine::current() {
         Some(m) => {
             // A section: the role (and its cache) stays this machine's.
             m.enter();
             // SAFETY: a non-null role pointer targets a live `Worker`; we hold
             // the role, inside a section; `b` came from `blocks::allocate`.
-            unsafe { blocks::free(b, m.worker_ptr().as_ref().map(|w| &w.join_blocks)) };
+            unsafe { blocks::free(b, size, m.worker_ptr().as_ref().map(|w| &w.join_blocks)) };
             m.leave();
         }
         // SAFETY: `b` came from `blocks::allocate`; no cache given.
-        None => unsafe { blocks::free(b, None) },
+        None => unsafe { blocks::free(b, size, None) },
     }
 }
 
 impl<T> Clone for JoinRef<T> {
     fn clone(&self) -> Self {
-        self.core.refs.fetch_add(1, Ordering::Relaxed);
+        add_ref(&self.core);
         JoinRef { ptr: self.ptr, _owns: PhantomData }
     }
 }
@@ -166,9 +180,9 @@ unsafe fn drop_ref(core: NonNull<JoinCore>) {
     }
     // Acquire: every other holder's accesses happen before the release.
     atomic::fence(Ordering::Acquire);
-    let release = c.release;
-    // SAFETY: the count reached zero; `release` was made for this state's T.
-    unsafe { release(core) }
+    let op = c.op;
+    // SAFETY: the count reached zero; `op` was made for this state's T.
+    unsafe { op(core, CoreOp::Release) }
 }
 
 /// An erased counted reference to a join state (held by the GVThread's
@@ -200,7 +214,7 @@ impl CoreRef {
 impl Clone for CoreRef {
     fn clone(&self) -> Self {
         // SAFETY: our reference keeps the state alive.
-        unsafe { self.0.as_ref() }.refs.fetch_add(1, Ordering::Relaxed);
+        add_ref(unsafe { self.0.as_ref() });
         CoreRef(self.0)
     }
 }

@@ -183,10 +183,9 @@ unsafe fn find_guard(addr: usize) -> Option<Overflow> {
                 let name = if crate::task::state::kind(word) == crate::task::state::FREE {
                     None
                 } else {
-                    let top = base + (k + 1) * slot_size;
                     // SAFETY: the slot is in use (its state word says so), so
                     // its header was written at spawn and is mapped.
-                    unsafe { crate::task::header::name_at_top(top as *const u8) }
+                    unsafe { crate::task::header::name_at_top(chunk.slot_top(k)) }
                 };
                 return Some(Overflow { slot, generation: crate::task::state::generation(word), slot_size, name });
             }

@@ -31,6 +31,24 @@
 //! spawn's runtime section, and nothing under that lock allocates or blocks
 //! on anything a frozen GVThread can hold) and installs their guards without
 //! it.
+//!
+//! # Staggered stack tops
+//!
+//! A stack does not start at the very end of its slot but [`top_offset`]
+//! below it: slot `k` of a chunk starts `k % n` pages lower, with `n` up to
+//! 64 colours (a slot of 16 MiB or more; fewer for smaller slots, so that
+//! at most 1/64 of a slot goes unused; none for 256 KiB and less). Slots of
+//! a large class are 16 MiB apart, so without it every stack top would sit
+//! at the same offset in its page-table page and at the same low address
+//! bits: the page-table entries of a thousand GVThreads in flight competed
+//! for the same few sets of the second-level cache, and their translations
+//! for one set of the TLB, and every switch to a GVThread of a batch of
+//! 1,000 walked the page tables from the third-level cache (spawn + join in
+//! batches of 1,000: about 180 ns per task, 145 with the tops staggered;
+//! `docs/benchmarks.md`). The pages above a top are never touched (no
+//! memory), and the top page stays in the page-table page it shares with
+//! the slot's end (for large classes, the next slot's guard page: the
+//! offset stays below the 1 MiB a chunk is shifted by, see `memory`).
 
 use std::fmt;
 use std::io;
@@ -290,6 +308,32 @@ impl Chunk {
     pub(super) fn slot_base(&self, k: usize) -> *mut u8 {
         self.base.wrapping_add(k * self.slot_size)
     }
+
+    /// Where the stack of slot `k` starts (its header just below): the end
+    /// of the slot, less the slot's [`top_offset`]. Async-signal-safe.
+    #[inline]
+    pub(super) fn slot_top(&self, k: usize) -> *mut u8 {
+        self.base.wrapping_add((k + 1) * self.slot_size - top_offset(self.slot_size, k))
+    }
+}
+
+/// How far below the end of its slot the stack of slot `k` (of a chunk of
+/// `slot_size` slots) starts: `k % n` pages, `n` the number of colours, so
+/// that neighbouring slots' tops fall on different pages of their
+/// page-table pages (see "Staggered stack tops").
+#[inline]
+pub(super) const fn top_offset(slot_size: usize, k: usize) -> usize {
+    // Slot sizes are powers of two, so the number of colours is one too: a
+    // mask, not a division (this is on every switch's path).
+    let colours = slot_size / (64 * PAGE_SIZE);
+    let colours = if colours > 64 {
+        64
+    } else if colours == 0 {
+        1
+    } else {
+        colours
+    };
+    (k & (colours - 1)) * PAGE_SIZE
 }
 
 const CHUNK_STRUCT_BYTES: usize = size_of::<Chunk>().next_multiple_of(PAGE_SIZE);
@@ -522,10 +566,11 @@ impl SlotPool {
         self.chunk(slot).slot_base(slot as usize % SLOTS_PER_CHUNK)
     }
 
-    /// One past the highest address of `slot`.
+    /// Where `slot`'s stack starts: one past the highest address it uses
+    /// (its header just below), up to 1/64 of the slot below the slot's end
+    /// (see "Staggered stack tops").
     pub(crate) fn top(&self, slot: u32) -> *mut u8 {
-        let c = self.chunk(slot);
-        c.slot_base(slot as usize % SLOTS_PER_CHUNK).wrapping_add(c.slot_size)
+        self.chunk(slot).slot_top(slot as usize % SLOTS_PER_CHUNK)
     }
 
     /// The stack size class of `slot`.
@@ -538,7 +583,7 @@ impl SlotPool {
     #[inline]
     pub(crate) fn locate(&self, slot: u32) -> SlotAt {
         let (c, k) = self.chunk_and_index(slot);
-        let top = c.slot_base(k).wrapping_add(c.slot_size);
+        let top = c.slot_top(k);
         SlotAt { state: c.state_at(k), header: top.wrapping_sub(HEADER_SIZE).cast() }
     }
 
@@ -630,7 +675,7 @@ impl SlotPool {
     #[inline]
     fn prefetch_for_spawn(&self, slot: u32) {
         let (c, k) = self.chunk_and_index(slot);
-        arch::prefetch(c.slot_base(k).wrapping_add(c.slot_size - HEADER_SIZE));
+        arch::prefetch(c.slot_top(k).wrapping_sub(HEADER_SIZE));
         arch::prefetch(std::ptr::from_ref(c.next_at(k)).cast());
         arch::prefetch(std::ptr::from_ref(c.state_at(k)).cast());
     }
@@ -799,6 +844,38 @@ impl Drop for SlotPool {
                 }
                 os::unreserve(p.cast(), CHUNK_STRUCT_BYTES);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::class::{MAX_SLOT, MIN_SLOT};
+
+    #[test]
+    fn stack_tops_are_staggered_within_the_slot_and_its_page_table_page() {
+        let mut size = MIN_SLOT;
+        while size <= MAX_SLOT {
+            let offsets: Vec<usize> = (0..SLOTS_PER_CHUNK).map(|k| top_offset(size, k)).collect();
+            let max = *offsets.iter().max().unwrap();
+            assert!(max <= size / 64, "{size}: at most 1/64 of the slot unused");
+            assert!(offsets.iter().all(|o| o % PAGE_SIZE == 0), "{size}: tops on page boundaries");
+            if size >= CHUNK_ALIGN {
+                // The top page stays within the 1 MiB below the slot's end,
+                // in the page-table page shared with the next slot's guard.
+                assert!(max + PAGE_SIZE <= CHUNK_OFFSET_LARGE, "{size}");
+            }
+            let colours = offsets.iter().collect::<std::collections::HashSet<_>>().len();
+            match size {
+                s if s <= 256 << 10 => assert_eq!(colours, 1, "{size}: small slots are not staggered"),
+                s if s >= 16 << 20 => assert_eq!(colours, 64, "{size}"),
+                _ => assert!(colours > 1, "{size}"),
+            }
+            if colours > 1 {
+                assert!(offsets.windows(2).all(|w| w[0] != w[1]), "{size}: neighbours differ");
+            }
+            size *= 2;
         }
     }
 }

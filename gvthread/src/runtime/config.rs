@@ -256,7 +256,9 @@ impl SchedulerConfig {
     /// Default stack size of the runtime's GVThreads, in bytes (default
     /// 16 MiB; [`Builder::stack_size`](crate::Builder::stack_size) sets it
     /// per spawn). Rounded up to a size class: a power of two from 16 KiB to
-    /// 512 MiB, whose slot includes one 4 KiB guard page. Physical memory is
+    /// 512 MiB, whose slot includes one 4 KiB guard page (and, from 512 KiB
+    /// up, up to 1/64 of the slot above the stack's start: stack tops are
+    /// staggered over the caches). Physical memory is
     /// used only as deep as a stack grows; smaller classes save address space
     /// and page tables (below 2 MiB several idle stacks share a page-table
     /// page).

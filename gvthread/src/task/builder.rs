@@ -12,7 +12,9 @@ use crate::sync::cancel::CancellationToken;
 /// [`std::thread::Builder`].
 ///
 /// The stack size is rounded up to a size class (a power of two from
-/// 16 KiB to 512 MiB; the class's slot includes one 4 KiB guard page).
+/// 16 KiB to 512 MiB; the class's slot includes one 4 KiB guard page, and
+/// from 512 KiB up the stack may start up to 1/64 of the slot below its end,
+/// which spreads the stack tops of neighbouring slots over the caches).
 /// Only address space is rounded: physical pages are used as the stack
 /// grows, so a small class saves page tables and address space, not the
 /// pages a shallow GVThread touches. Classes below 2 MiB pack several

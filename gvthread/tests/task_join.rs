@@ -274,3 +274,24 @@ fn racing_cancels_make_one_token_node() {
         assert!(h.join().unwrap(), "the sleep returned early, cancelled");
     }
 }
+
+#[test]
+fn foreign_joins_race_the_completion() {
+    // No pause this time: the joiner boxes its waiter slot and raises the
+    // flag while the GVThread may be completing on another core, so every
+    // interleaving of registration and completion gets its turns.
+    let _w = common::watchdog("foreign_joins_race_the_completion", Duration::from_secs(120));
+    let rt = common::rt(2);
+    let other = common::rt(1);
+    for i in 0..3_000u64 {
+        let h = rt.handle().spawn(move |_| i);
+        assert_eq!(h.join().unwrap(), i, "joined from an OS thread");
+    }
+    let h = rt.handle();
+    let sum = other
+        .handle()
+        .spawn(move |_| (0..3_000u64).map(|i| h.spawn(move |_| i).join().unwrap()).sum::<u64>())
+        .join()
+        .unwrap();
+    assert_eq!(sum, (0..3_000u64).sum::<u64>(), "joined from a GVThread of another runtime");
+}

@@ -34,8 +34,8 @@
 //!
 //! # Staggered stack tops
 //!
-//! A stack does not start at the very end of its slot but [`top_offset`]
-//! below it: slot `k` of a chunk starts `k % n` pages lower, with `n` up to
+//! A stack does not start at the very end of its slot but some pages below
+//! it (`Chunk::slot_top`): slot `k` of a chunk starts `k % n` pages lower, with `n` up to
 //! 64 colours (a slot of 16 MiB or more; fewer for smaller slots, so that
 //! at most 1/64 of a slot goes unused; none for 256 KiB and less). Slots of
 //! a large class are 16 MiB apart, so without it every stack top would sit
@@ -202,6 +202,9 @@ impl SlotCache {
 pub(super) struct Chunk {
     pub(super) base: *mut u8,
     pub(super) slot_size: usize,
+    /// `colour_mask(slot_size)`, kept so that finding a stack's top (on
+    /// every switch) takes a mask, not the arithmetic that makes it.
+    colour_mask: usize,
     pub(super) class: StackClass,
     /// Per-slot state word and completion pointer, in [`spread`] order, like
     /// every per-slot array here except `compact` (use the `*_at`
@@ -310,21 +313,19 @@ impl Chunk {
     }
 
     /// Where the stack of slot `k` starts (its header just below): the end
-    /// of the slot, less the slot's [`top_offset`]. Async-signal-safe.
+    /// of the slot, less `k % n` pages for `n` colours (see "Staggered stack
+    /// tops"). Async-signal-safe.
     #[inline]
     pub(super) fn slot_top(&self, k: usize) -> *mut u8 {
-        self.base.wrapping_add((k + 1) * self.slot_size - top_offset(self.slot_size, k))
+        self.base.wrapping_add((k + 1) * self.slot_size - (k & self.colour_mask) * PAGE_SIZE)
     }
 }
 
-/// How far below the end of its slot the stack of slot `k` (of a chunk of
-/// `slot_size` slots) starts: `k % n` pages, `n` the number of colours, so
-/// that neighbouring slots' tops fall on different pages of their
-/// page-table pages (see "Staggered stack tops").
-#[inline]
-pub(super) const fn top_offset(slot_size: usize, k: usize) -> usize {
-    // Slot sizes are powers of two, so the number of colours is one too: a
-    // mask, not a division (this is on every switch's path).
+/// The number of staggered tops (colours) of slots of `slot_size`, less
+/// one: up to 64, at most one page per 64 of the slot (see "Staggered stack
+/// tops"). Slot sizes are powers of two, so the number is one too, and this
+/// is a mask.
+const fn colour_mask(slot_size: usize) -> usize {
     let colours = slot_size / (64 * PAGE_SIZE);
     let colours = if colours > 64 {
         64
@@ -333,7 +334,17 @@ pub(super) const fn top_offset(slot_size: usize, k: usize) -> usize {
     } else {
         colours
     };
-    (k & (colours - 1)) * PAGE_SIZE
+    colours - 1
+}
+
+/// How far below the end of its slot the stack of slot `k` (of a chunk of
+/// `slot_size` slots) starts: `k % n` pages, `n` the number of colours, so
+/// that neighbouring slots' tops fall on different pages of their
+/// page-table pages (see "Staggered stack tops"). What `Chunk::slot_top`
+/// subtracts (with the mask it keeps), for the tests.
+#[cfg(test)]
+const fn top_offset(slot_size: usize, k: usize) -> usize {
+    (k & colour_mask(slot_size)) * PAGE_SIZE
 }
 
 const CHUNK_STRUCT_BYTES: usize = size_of::<Chunk>().next_multiple_of(PAGE_SIZE);
@@ -764,11 +775,12 @@ impl SlotPool {
             }
         };
         // SAFETY: `meta` is a fresh zeroed mapping large enough for a Chunk;
-        // zero is a valid value of every atomic array, and the three plain
+        // zero is a valid value of every atomic array, and the four plain
         // fields are written before the chunk is published.
         unsafe {
             ptr::addr_of_mut!((*meta).base).write(base);
             ptr::addr_of_mut!((*meta).slot_size).write(slot_size);
+            ptr::addr_of_mut!((*meta).colour_mask).write(colour_mask(slot_size));
             ptr::addr_of_mut!((*meta).class).write(class);
         }
         self.table.chunks[index].store(meta, Ordering::Release);

@@ -35,17 +35,17 @@
 //! # Staggered stack tops
 //!
 //! A stack does not start at the very end of its slot but some pages below
-//! it (`Chunk::slot_top`): slot `k` of a chunk starts `k % n` pages lower, with `n` up to
-//! 64 colours (a slot of 16 MiB or more; fewer for smaller slots, so that
-//! at most 1/64 of a slot goes unused; none for 256 KiB and less). Slots of
-//! a large class are 16 MiB apart, so without it every stack top would sit
-//! at the same offset in its page-table page and at the same low address
-//! bits: the page-table entries of a thousand GVThreads in flight competed
-//! for the same few sets of the second-level cache, and their translations
-//! for one set of the TLB, and every switch to a GVThread of a batch of
-//! 1,000 walked the page tables from the third-level cache (spawn + join in
-//! batches of 1,000: about 180 ns per task, 145 with the tops staggered;
-//! `docs/benchmarks.md`). The pages above a top are never touched (no
+//! it (`Chunk::slot_top`): slot `k` of a chunk starts `k % n` pages lower,
+//! with `n` up to 64 colours (a slot of 16 MiB or more; fewer for smaller
+//! slots, so that at most 1/64 of a slot goes unused; none for 256 KiB and
+//! less). Slots of a large class are 16 MiB apart, so without it every
+//! stack top would sit at the same offset in its page-table page and at the
+//! same low address bits: the page-table entries of a thousand GVThreads in
+//! flight competed for the same few sets of the second-level cache, and
+//! their translations for one set of the TLB, and every switch to a
+//! GVThread of a batch of 1,000 walked the page tables from the third-level
+//! cache (spawn + join in batches of 1,000: about 180 ns per task, 150 with
+//! the tops staggered; `docs/benchmarks.md`). The pages above a top are never touched (no
 //! memory), and the top page stays in the page-table page it shares with
 //! the slot's end (for large classes, the next slot's guard page: the
 //! offset stays below the 1 MiB a chunk is shifted by, see `memory`).

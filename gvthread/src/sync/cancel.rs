@@ -49,8 +49,7 @@
 
 use std::fmt;
 use std::panic::{RefUnwindSafe, UnwindSafe};
-use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -58,6 +57,7 @@ use super::select::{self, SelectArm, SelectCtx};
 use super::waitq::{WaitId, WaitQueue};
 use crate::sched::machine::in_section;
 use crate::task::join::CoreRef;
+use crate::util::lazy_box::LazyBox;
 
 struct Node {
     cancelled: AtomicBool,
@@ -157,47 +157,23 @@ const _: () = {
 /// The node of a GVThread's token, made on first need (see "Lazy nodes").
 ///
 /// Two words, as it sits in every join state: the parent's node, and the
-/// node once made (boxed, so that a reference to its `Arc` can be handed
-/// out; only tokens that are cancelled, waited for or given children pay
-/// for the box).
+/// node once made (boxed: only tokens that are cancelled, waited for or
+/// given children pay for the box).
 pub(crate) struct LazyNode {
-    /// Null until made; then a `Box<Arc<Node>>` (from `Box::into_raw`),
-    /// published by a compare-exchange and never replaced.
-    node: AtomicPtr<Arc<Node>>,
+    node: LazyBox<Arc<Node>>,
     parent: Arc<Node>,
 }
 
 impl LazyNode {
     /// A token node to be, a child of `parent`'s.
     pub(crate) fn child_of(parent: &CancellationToken) -> LazyNode {
-        LazyNode { node: AtomicPtr::new(ptr::null_mut()), parent: parent.node().clone() }
+        LazyNode { node: LazyBox::new(), parent: parent.node().clone() }
     }
 
-    /// The node, if made (Acquire: its contents are visible).
-    fn made(&self) -> Option<&Arc<Node>> {
-        // SAFETY: a non-null pointer is a box published by `get` and freed
-        // only when `self` is dropped.
-        unsafe { self.node.load(Ordering::Acquire).as_ref() }
-    }
-
-    /// The node, made now if it was not yet. Lock-free: racing makers
-    /// compare-exchange, and the loser frees its own.
+    /// The node, made now if it was not yet (never waits for another
+    /// maker: see `LazyBox`).
     fn get(&self) -> &Arc<Node> {
-        if let Some(n) = self.made() {
-            return n;
-        }
-        let made = Box::into_raw(Box::new(Arc::new(Node::new(Some(self.parent.clone())))));
-        match self.node.compare_exchange(ptr::null_mut(), made, Ordering::AcqRel, Ordering::Acquire) {
-            // SAFETY: published just now; freed only with `self`.
-            Ok(_) => unsafe { &*made },
-            Err(theirs) => {
-                // SAFETY: `made` was never published, so it is still ours.
-                drop(unsafe { Box::from_raw(made) });
-                // SAFETY: `theirs` is the published box (never null here),
-                // freed only with `self`.
-                unsafe { &*theirs }
-            }
-        }
+        self.node.get_or_make(|| Arc::new(Node::new(Some(self.parent.clone()))))
     }
 
     /// Cancels the token.
@@ -207,18 +183,7 @@ impl LazyNode {
 
     fn is_cancelled(&self) -> bool {
         // No node yet: never cancelled itself, so it is as its parent is.
-        is_cancelled_node(self.made().unwrap_or(&self.parent))
-    }
-}
-
-impl Drop for LazyNode {
-    fn drop(&mut self) {
-        let p = *self.node.get_mut();
-        if !p.is_null() {
-            // SAFETY: a published box, owned by `self`, which nobody else
-            // can reach any more.
-            drop(unsafe { Box::from_raw(p) });
-        }
+        is_cancelled_node(self.node.get().unwrap_or(&self.parent))
     }
 }
 

@@ -39,7 +39,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use super::id::GVThreadId;
@@ -47,6 +47,7 @@ use crate::memory::blocks::BlockCache;
 use crate::runtime::shared::Shared;
 use crate::sched::park::{self, Waiter};
 use crate::sync::cancel::LazyNode;
+use crate::util::lazy_box::LazyBox;
 
 mod refs;
 pub(crate) use refs::{CoreRef, JoinRef, SpawnRefs};
@@ -113,22 +114,11 @@ pub(crate) struct JoinCore {
     gv_waiter: AtomicU64,
     /// The erased operations, made for the right `T` at creation.
     op: unsafe fn(NonNull<JoinCore>, CoreOp),
-    /// Other joiners' slot: null until the first of them boxes one (see
-    /// the module docs); freed with the state.
-    waiter: AtomicPtr<Mutex<Option<Waiter>>>,
+    /// Other joiners' slot, boxed by the first of them (see the module
+    /// docs).
+    waiter: LazyBox<Mutex<Option<Waiter>>>,
     /// The GVThread's cancellation token's node, made on first need.
     token: LazyNode,
-}
-
-impl Drop for JoinCore {
-    fn drop(&mut self) {
-        let w = *self.waiter.get_mut();
-        if !w.is_null() {
-            // SAFETY: boxed by `waiter_slot` and published once; nobody else
-            // holds a reference to the state any more.
-            drop(unsafe { Box::from_raw(w) });
-        }
-    }
 }
 
 impl JoinCore {
@@ -145,23 +135,7 @@ impl JoinCore {
     /// The slot of joiners that are not GVThreads of the joinee's runtime,
     /// boxed by the first of them.
     fn waiter_slot(&self) -> &Mutex<Option<Waiter>> {
-        let p = self.waiter.load(Ordering::Acquire);
-        if !p.is_null() {
-            // SAFETY: published by a compare-exchange below, freed only with
-            // the state, which our caller's reference keeps alive.
-            return unsafe { &*p };
-        }
-        let made = Box::into_raw(Box::new(Mutex::new(None)));
-        match self.waiter.compare_exchange(std::ptr::null_mut(), made, Ordering::AcqRel, Ordering::Acquire) {
-            // SAFETY: published just now; freed only with the state.
-            Ok(_) => unsafe { &*made },
-            Err(theirs) => {
-                // SAFETY: `made` was never published, so it is still ours.
-                drop(unsafe { Box::from_raw(made) });
-                // SAFETY: as for the load above.
-                unsafe { &*theirs }
-            }
-        }
+        self.waiter.get_or_make(|| Mutex::new(None))
     }
 
     fn is_done(&self) -> bool {
@@ -246,7 +220,7 @@ impl<T> JoinState<T> {
                 detached: AtomicBool::new(false),
                 gv_waiter: AtomicU64::new(0),
                 op: Self::op_erased,
-                waiter: AtomicPtr::new(std::ptr::null_mut()),
+                waiter: LazyBox::new(),
                 token,
             },
             result: UnsafeCell::new(None),

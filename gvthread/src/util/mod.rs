@@ -3,6 +3,7 @@
 pub(crate) mod clock;
 pub(crate) mod fork;
 pub(crate) mod futex;
+pub(crate) mod lazy_box;
 pub(crate) mod rand;
 pub(crate) mod signal;
 pub(crate) mod slice;
